@@ -1,0 +1,137 @@
+"""load: a checkpoint file becomes a timm model plus what we know about it.
+
+    read (safe) -> unwrap -> detect family & layout -> remap to timm keys -> infer arch
+    -> build timm model (deploy form if the file is reparameterized) -> strict load
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import timm
+import torch
+
+from ..errors import BadInput
+from . import fastvit as _fastvit  # noqa: F401  (registers the family)
+from .family import FAMILIES, Family, Layout, StateDict, all_variants, family_of_arch
+from .infer import compare, name_hint, rank_candidates, signature
+from .model import LoadedModel
+from .preprocessing import Preprocessing
+from .read import RawCheckpoint, read_checkpoint
+from .unwrap import Unwrapped, unwrap
+
+__all__ = ["load_checkpoint", "LoadedModel", "Preprocessing", "FAMILIES", "all_variants",
+           "family_of_arch", "build_model"]
+
+
+def load_checkpoint(path: Path, *, arch: str | None = None, image_size: int | None = None) -> LoadedModel:
+    raw = read_checkpoint(Path(path))
+    family, layout, unwrapped = _detect(raw)
+    state = layout.to_timm(unwrapped.state)
+    _check_finite(state)
+    fused = family.is_fused(state)
+    num_classes = _num_classes(family, state)
+    arch, arch_from = _choose_arch(family, state, raw.path.name, num_classes=num_classes,
+                                   fused=fused, requested=arch)
+    model = build_model(arch, num_classes=num_classes, fused=fused)
+    _load_strict(model, state, arch)
+    synthetic = unwrapped.extras.get("effconvert") or _safetensors_synthetic(raw)
+    label = layout.label if layout.fused is not None or not fused else f"{layout.label}-reparam"
+    return LoadedModel(
+        model=model, arch=arch, family=family.name, checkpoint=raw.path, sha256=raw.sha256,
+        source_layout=label, fused_on_load=fused, num_classes=num_classes,
+        preprocessing=Preprocessing.from_timm(arch, image_size=image_size),
+        wrapper=unwrapped.wrapper, arch_from=arch_from, synthetic=synthetic,
+    )
+
+
+def build_model(arch: str, *, num_classes: int = 1000, fused: bool = False) -> torch.nn.Module:
+    family = family_of_arch(arch)
+    if family is None:
+        raise BadInput(f"unknown architecture {arch!r}",
+                       hint=f"supported: {', '.join(all_variants())}")
+    kwargs = dict(family.fused_build_kwargs) if fused else {}
+    model = timm.create_model(arch, pretrained=False, num_classes=num_classes, **kwargs)
+    return model.eval()
+
+
+def _detect(raw: RawCheckpoint) -> tuple[Family, Layout, Unwrapped]:
+    for family in FAMILIES.values():
+        unwrapped = unwrap(raw.content, embedded_prefixes=family.embedded_prefixes)
+        for layout in family.layouts:
+            if layout.matches(unwrapped.state):
+                return family, layout, unwrapped
+    unwrapped = unwrap(raw.content)
+    example = ", ".join(list(unwrapped.state)[:3])
+    known = "; ".join(f"{f.name} ({', '.join(l.label for l in f.layouts)})" for f in FAMILIES.values())
+    raise BadInput(f"{raw.path.name}: no supported model layout recognised (keys like {example})",
+                   hint=f"supported families and layouts: {known}")
+
+
+def _check_finite(state: StateDict) -> None:
+    bad = [k for k, v in state.items() if v.is_floating_point() and not torch.isfinite(v).all()]
+    if bad:
+        raise BadInput(f"checkpoint has NaN/Inf values in {len(bad)} tensors (e.g. {bad[0]})",
+                       hint="the training run diverged or the file is damaged")
+
+
+def _num_classes(family: Family, state: StateDict) -> int:
+    weight = state.get(f"{family.classifier}.weight")
+    return int(weight.shape[0]) if weight is not None else 0
+
+
+def _choose_arch(family: Family, state: StateDict, filename: str, *, num_classes: int,
+                 fused: bool, requested: str | None) -> tuple[str, str]:
+    if requested is not None:
+        if requested not in family.variants:
+            other = family_of_arch(requested)
+            where = f"a {other.name} architecture" if other else "not a supported architecture"
+            raise BadInput(f"--arch {requested} is {where}, but the checkpoint is {family.name}",
+                           hint=f"{family.name} variants: {', '.join(family.variants)}")
+        mismatch = rank_candidates(family, state, num_classes=num_classes, fused=fused,
+                                   candidates=[requested])[0]
+        if mismatch.count:
+            raise BadInput(f"checkpoint does not fit --arch {requested}: {mismatch.describe()}",
+                           hint=_best_guess_hint(family, state, num_classes, fused))
+        return requested, "--arch"
+    ranked = rank_candidates(family, state, num_classes=num_classes, fused=fused)
+    exact = [m.arch for m in ranked if m.count == 0]
+    if len(exact) == 1:
+        return exact[0], "keys"
+    if len(exact) > 1:
+        hinted = [a for a in name_hint(filename, exact)]
+        if hinted:
+            return hinted[0], "keys+filename"
+        raise BadInput(f"checkpoint matches several architectures: {', '.join(exact)}",
+                       hint="choose one with --arch")
+    closest = ranked[:3]
+    listing = "; ".join(f"{m.arch}: {m.count} differences" for m in closest)
+    raise BadInput(
+        f"no {family.name} variant matches this checkpoint (closest: {closest[0].arch}: "
+        f"{closest[0].describe()})",
+        hint=f"candidates: {listing}; pass --arch to force one",
+    )
+
+
+def _best_guess_hint(family: Family, state: StateDict, num_classes: int, fused: bool) -> str:
+    ranked = rank_candidates(family, state, num_classes=num_classes, fused=fused)
+    exact = [m.arch for m in ranked if m.count == 0]
+    if exact:
+        return f"the keys match {', '.join(exact)}"
+    return f"closest: {', '.join(m.arch for m in ranked[:3])}"
+
+
+def _load_strict(model: torch.nn.Module, state: StateDict, arch: str) -> None:
+    expected = {k: tuple(v.shape) for k, v in model.state_dict().items()}
+    mismatch = compare(arch, expected, state)
+    if mismatch.count:
+        raise BadInput(f"checkpoint does not load strictly into {arch}: {mismatch.describe()}")
+    model.load_state_dict(state, strict=True)
+    model.float().eval()
+
+
+def _safetensors_synthetic(raw: RawCheckpoint) -> dict | None:
+    if raw.file_metadata.get("effconvert.synthetic") == "true":
+        return {"seed": raw.file_metadata.get("effconvert.seed"),
+                "arch": raw.file_metadata.get("effconvert.arch")}
+    return None

@@ -1,0 +1,69 @@
+"""What the loader knows about a model family: its variants and the checkpoint layouts it reads.
+
+A family module (fastvit.py, ...) builds one `Family` row and registers it; the loader only reads
+this table, so adding a family never touches the loading logic.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable, Mapping
+
+import torch
+
+StateDict = dict[str, torch.Tensor]
+
+
+@dataclass(frozen=True)
+class Layout:
+    """One way a family's checkpoints are written (timm's, or the original authors')."""
+
+    name: str                                        # CLI name: timm, apple, apple-fused, ...
+    label: str                                       # reported as model.source_layout
+    fused: bool | None                               # None: either form (decided by the keys)
+    matches: Callable[[Mapping[str, torch.Tensor]], bool]
+    to_timm: Callable[[StateDict], StateDict]
+    from_timm: Callable[[StateDict], StateDict]
+
+
+@dataclass(frozen=True)
+class Family:
+    name: str
+    variants: tuple[str, ...]                        # timm model names
+    layouts: tuple[Layout, ...]                      # tried in order; the first that matches wins
+    is_fused: Callable[[Mapping[str, torch.Tensor]], bool]  # on timm keys
+    fused_build_kwargs: Mapping[str, object] = field(default_factory=dict)
+    # Prefixes under which the image model sits inside a larger checkpoint (e.g. MobileCLIP).
+    embedded_prefixes: tuple[str, ...] = ()
+    classifier: str = "head.fc"                      # timm name of the final Linear
+
+    def layout(self, name: str) -> Layout:
+        for layout in self.layouts:
+            if layout.name == name:
+                return layout
+        names = ", ".join(l.name for l in self.layouts)
+        raise KeyError(f"{self.name} has no layout {name!r} (choose from: {names})")
+
+
+FAMILIES: dict[str, Family] = {}
+
+
+def register_family(family: Family) -> Family:
+    if family.name in FAMILIES:
+        raise KeyError(f"family {family.name!r} is already registered")
+    clash = {v for f in FAMILIES.values() for v in f.variants} & set(family.variants)
+    if clash:
+        raise KeyError(f"variants already registered by another family: {sorted(clash)}")
+    FAMILIES[family.name] = family
+    return family
+
+
+def family_of_arch(arch: str) -> Family | None:
+    for family in FAMILIES.values():
+        if arch in family.variants:
+            return family
+    return None
+
+
+def all_variants() -> list[str]:
+    return [v for f in FAMILIES.values() for v in f.variants]

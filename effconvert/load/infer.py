@@ -1,0 +1,72 @@
+"""Architecture inference: which variant's parameter shapes does a (timm-keyed) state dict match?
+
+Each candidate is built on the meta device (no memory, no init cost) with the checkpoint's class
+count, and its {name: shape} signature compared with the checkpoint's. Exact matches win; the file
+name only breaks ties. Comparing every shape, not a few hand-picked keys, means a depth, width,
+attention-stage or MLP-ratio difference can never be mistaken for another variant.
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+from typing import Mapping, Sequence
+
+import timm
+import torch
+
+from .family import Family
+
+Signature = dict[str, tuple[int, ...]]
+
+
+@dataclass(frozen=True)
+class Mismatch:
+    arch: str
+    missing: tuple[str, ...]       # in the model, not in the checkpoint
+    unexpected: tuple[str, ...]    # in the checkpoint, not in the model
+    wrong_shape: tuple[str, ...]   # "key: checkpoint (a, b) vs model (c, d)"
+
+    @property
+    def count(self) -> int:
+        return len(self.missing) + len(self.unexpected) + len(self.wrong_shape)
+
+    def describe(self, examples: int = 3) -> str:
+        parts = []
+        for label, keys in (("missing", self.missing), ("unexpected", self.unexpected),
+                            ("wrong shape", self.wrong_shape)):
+            if keys:
+                shown = ", ".join(keys[:examples]) + (", ..." if len(keys) > examples else "")
+                parts.append(f"{len(keys)} {label} (e.g. {shown})")
+        return "; ".join(parts) or "none"
+
+
+@functools.lru_cache(maxsize=None)
+def signature(arch: str, num_classes: int, fused: bool, fused_kwargs: tuple = ()) -> Signature:
+    kwargs = dict(fused_kwargs) if fused else {}
+    with torch.device("meta"):
+        model = timm.create_model(arch, pretrained=False, num_classes=num_classes, **kwargs)
+    return {k: tuple(v.shape) for k, v in model.state_dict().items()}
+
+
+def compare(arch: str, expected: Signature, state: Mapping[str, torch.Tensor]) -> Mismatch:
+    missing = tuple(k for k in expected if k not in state)
+    unexpected = tuple(k for k in state if k not in expected)
+    wrong = tuple(f"{k}: checkpoint {tuple(state[k].shape)} vs model {expected[k]}"
+                  for k in expected if k in state and tuple(state[k].shape) != expected[k])
+    return Mismatch(arch, missing, unexpected, wrong)
+
+
+def rank_candidates(family: Family, state: Mapping[str, torch.Tensor], *, num_classes: int,
+                    fused: bool, candidates: Sequence[str] | None = None) -> list[Mismatch]:
+    """Every candidate with its mismatch against the checkpoint, best first."""
+    fused_kwargs = tuple(sorted(family.fused_build_kwargs.items()))
+    results = [compare(arch, signature(arch, num_classes, fused, fused_kwargs), state)
+               for arch in (candidates or family.variants)]
+    return sorted(results, key=lambda m: m.count)
+
+
+def name_hint(filename: str, variants: Sequence[str]) -> list[str]:
+    """Variants named in the file name, longest name first (fastvit_sa12 before fastvit_s12...)."""
+    stem = filename.lower().replace("-", "_")
+    return sorted((v for v in variants if v in stem), key=len, reverse=True)
