@@ -1,0 +1,182 @@
+"""Command line: parse options, call the pipeline, render with rich. No logic lives here.
+
+    effconvert CHECKPOINT [--target ...] [--quant ...] [options]   (the `convert` command)
+    effconvert demo | inspect PATH | make-checkpoint ARCH -o FILE
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import traceback
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from .errors import EffconvertError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                  help="Efficient vision transformer checkpoint -> phone-ready artifact + parity report.")
+err = Console(stderr=True, highlight=False)
+out = Console(highlight=False)
+INTERNAL_ERROR_EXIT = 4
+SUBCOMMANDS = ("convert", "demo", "inspect", "make-checkpoint")
+
+
+def _fail(exc: BaseException, debug: bool) -> None:
+    if debug:
+        traceback.print_exception(exc, file=sys.stderr)
+    if isinstance(exc, EffconvertError):
+        err.print(f"[bold red]error:[/] {exc.message}", soft_wrap=True)
+        if exc.hint:
+            err.print(f"[dim]hint:[/] {exc.hint}", soft_wrap=True)
+        raise typer.Exit(code=exc.exit_code) from None
+    first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    err.print(f"[bold red]internal error:[/] {type(exc).__name__}: {first[:300]}", soft_wrap=True)
+    err.print("[dim]hint:[/] this is a bug in effconvert; rerun with --debug for the traceback",
+              soft_wrap=True)
+    raise typer.Exit(code=INTERNAL_ERROR_EXIT) from None
+
+
+@app.command("convert")
+def convert_cmd(
+    checkpoint: Path = typer.Argument(..., help="Checkpoint: .pth, .pth.tar, .pt or .safetensors"),
+    target: List[str] = typer.Option(["onnx"], "--target", "-t", help="onnx | all (repeatable)"),
+    quant: List[str] = typer.Option(["fp32"], "--quant", "-q", help="fp32 (repeatable)"),
+    arch: Optional[str] = typer.Option(None, help="Architecture override, e.g. fastvit_s12"),
+    image_size: Optional[int] = typer.Option(None, help="Input resolution (default: the model's)"),
+    out_dir: Optional[Path] = typer.Option(None, "--out", "-o", help="Output folder"),
+    samples: int = typer.Option(32, help="Validation inputs"),
+    val: Optional[Path] = typer.Option(None, help="Folder of validation images"),
+    gate: Optional[str] = typer.Option(None, help="Override gates, e.g. psnr=40,top1=0.995"),
+    labels: Optional[Path] = typer.Option(None, help="Labels file, one per line"),
+    no_fuse: bool = typer.Option(False, "--no-fuse", help="Convert the unfused model"),
+    no_validate: bool = typer.Option(False, "--no-validate", help="Skip runtime parity"),
+    dynamic_batch: bool = typer.Option(False, "--dynamic-batch", help="ONNX: dynamic batch axis"),
+    as_json: bool = typer.Option(False, "--json", help="Print report.json to stdout"),
+    debug: bool = typer.Option(False, "--debug", help="Show tracebacks"),
+) -> None:
+    """Convert CHECKPOINT, validate every artifact on its runtime, write report.json."""
+    from .pipeline import Request, run
+
+    request = Request(checkpoint, tuple(target), tuple(quant), out_dir, arch, image_size, samples,
+                      val, gate, not no_fuse, not no_validate, labels, dynamic_batch)
+    try:
+        with err.status("converting...") as status:
+            outcome = run(request, on_step=lambda step, msg: _step(status, step, msg))
+    except Exception as exc:  # noqa: BLE001 - every error becomes one line + an exit code
+        _fail(exc, debug)
+    _render(outcome.report, outcome.report_path)
+    if as_json:
+        out.print_json(json.dumps(outcome.report, allow_nan=True))
+    raise typer.Exit(code=outcome.exit_code)
+
+
+def _step(status, step: str, message: str) -> None:
+    err.print(f"[green]✓[/] {step:<9} {message}", soft_wrap=True)
+    status.update(f"{step}: {message}")
+
+
+def _render(report: dict, report_path: Path) -> None:
+    fusion = report["fusion"]
+    table = Table(title=f"{report['model']['arch']} — {report['model']['weights']}", title_justify="left")
+    for col in ("target", "quant", "size", "runtime", "max rel", "PSNR dB", "top-1", "verdict"):
+        table.add_column(col, justify="right" if col in ("size", "max rel", "PSNR dB", "top-1") else "left")
+    for a in report["artifacts"]:
+        p = a.get("parity", {})
+        if a.get("error"):
+            verdict = f"[red]conversion failed[/]: {a['error']}"
+        elif p.get("skipped"):
+            verdict = "[yellow]not validated[/]"
+        else:
+            verdict = "[green]passed[/]" if p.get("passed") else "[red]FAILED[/] " + "; ".join(p.get("failures", []))
+        table.add_row(a["target"], a["quant"],
+                      f"{a['size_bytes'] / 1e6:.1f} MB" if a.get("size_bytes") else "-",
+                      a.get("runtime", "-"), _num(p.get("max_rel_err"), "{:.1e}"),
+                      _num(p.get("psnr_db"), "{:.1f}"), _num(p.get("top1_agreement"), "{:.3f}"), verdict)
+    err.print(table)
+    fused = "skipped" if fusion.get("skipped") else f"max rel err {fusion['max_rel_err']:.1e} ({'passed' if fusion['passed'] else 'FAILED'})"
+    err.print(f"fusion proof: {fused}")
+    err.print(f"report: {report_path}")
+
+
+def _num(value, fmt: str) -> str:
+    return "-" if value is None else fmt.format(value)
+
+
+@app.command("demo")
+def demo_cmd(
+    out_dir: Path = typer.Option(Path("effconvert-out/demo"), "--out", "-o", help="Output folder"),
+    debug: bool = typer.Option(False, "--debug"),
+) -> None:
+    """Built-in default: a make-checkpoint FastViT-S12 in Apple's released layout, converted."""
+    from .synth.checkpoint import make_checkpoint
+    from .pipeline import Request, run
+
+    try:
+        ckpt = out_dir / "fastvit_s12.pth.tar"
+        err.print(f"writing a synthetic FastViT-S12 checkpoint (Apple layout): {ckpt}")
+        make_checkpoint("fastvit_s12", ckpt, layout="apple", seed=0)
+        with err.status("converting...") as status:
+            outcome = run(Request(ckpt, ("all",), ("fp32",), out_dir),
+                          on_step=lambda step, msg: _step(status, step, msg))
+    except Exception as exc:  # noqa: BLE001
+        _fail(exc, debug)
+    _render(outcome.report, outcome.report_path)
+    for artifact in outcome.artifacts:
+        err.print(f"artifact: {artifact.path}")
+    raise typer.Exit(code=outcome.exit_code)
+
+
+@app.command("make-checkpoint")
+def make_checkpoint_cmd(
+    arch: str = typer.Argument(..., help="timm name, e.g. fastvit_s12"),
+    output: Path = typer.Option(..., "--output", "-o", help="File to write (.pth, .pth.tar, .safetensors)"),
+    layout: str = typer.Option("timm", help="timm | apple | apple-fused"),
+    seed: int = typer.Option(0, help="Seed; the same seed writes the same weights"),
+    debug: bool = typer.Option(False, "--debug"),
+) -> None:
+    """Write a deterministic checkpoint whose numbers behave like a trained model's (not trained)."""
+    from .synth.checkpoint import make_checkpoint
+
+    try:
+        made = make_checkpoint(arch, output, layout=layout, seed=seed)
+    except Exception as exc:  # noqa: BLE001
+        _fail(exc, debug)
+    err.print(f"wrote {made.path} ({made.arch}, {made.layout} layout, seed {made.seed}): "
+              f"logit std {made.stats.logit_std:.2f}, {made.stats.distinct_top1} distinct top-1 classes "
+              f"over {made.stats.images} images — synthetic, not a trained model")
+
+
+@app.command("inspect")
+def inspect_cmd(
+    path: Path = typer.Argument(..., help="A checkpoint or an artifact (.onnx)"),
+    debug: bool = typer.Option(False, "--debug"),
+) -> None:
+    """What a checkpoint or artifact holds."""
+    from .inspect import inspect_path
+
+    try:
+        rows = inspect_path(path)
+    except Exception as exc:  # noqa: BLE001
+        _fail(exc, debug)
+    table = Table(show_header=False, title=str(path), title_justify="left")
+    table.add_column(style="bold")
+    table.add_column()
+    for key, value in rows:
+        table.add_row(key, value)
+    out.print(table)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Console entry point: `effconvert CKPT ...` means `effconvert convert CKPT ...`."""
+    app(args=with_default_command(sys.argv[1:] if argv is None else argv), prog_name="effconvert")
+
+
+def with_default_command(args: list[str]) -> list[str]:
+    if args and args[0] not in SUBCOMMANDS and args[0] not in ("--help", "-h"):
+        return ["convert", *args]
+    return list(args)

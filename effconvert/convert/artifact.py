@@ -1,0 +1,34 @@
+"""An artifact on disk, as the next stage sees it: plain data, no converter objects."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+@dataclass
+class Artifact:
+    target: str
+    quant: str
+    path: Path
+    convert_s: float
+    input_layout: str = "nchw"                 # nchw | nhwc | image
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def size_bytes(self) -> int:
+        if self.path.is_dir():
+            return sum(p.stat().st_size for p in self.path.rglob("*") if p.is_file())
+        return self.path.stat().st_size
+
+    @property
+    def sha256(self) -> str:
+        """Of the file, or of a package folder's files in path order (names included)."""
+        digest = hashlib.sha256()
+        files = sorted(p for p in self.path.rglob("*") if p.is_file()) if self.path.is_dir() else [self.path]
+        for f in files:
+            if self.path.is_dir():
+                digest.update(str(f.relative_to(self.path)).encode())
+            digest.update(f.read_bytes())
+        return digest.hexdigest()

@@ -1,0 +1,62 @@
+"""ONNX: torch.onnx (dynamo exporter) at a stated opset -> onnxsim -> onnx.checker, metadata inside.
+
+Input `input` NCHW float32 (normalised), output `logits`. Batch 1 unless dynamic_batch.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import warnings
+from pathlib import Path
+
+import torch
+
+from ..atomic import atomic_path
+from ..errors import ConversionFailed
+
+OPSET = 18       # the dynamo exporter's native opset; ONNX Runtime 1.17+ and mobile ORT run it
+
+
+def export_onnx(model: torch.nn.Module, sample: torch.Tensor, out: Path, *,
+                metadata: dict[str, str], dynamic_batch: bool = False) -> None:
+    import onnx
+    import onnxsim
+
+    dynamic_shapes = {"x": {0: torch.export.Dim("batch", min=1, max=1024)}} if dynamic_batch else None
+    try:
+        with _quiet():
+            program = torch.onnx.export(model.eval(), (sample,), dynamo=True, opset_version=OPSET,
+                                        input_names=["input"], output_names=["logits"],
+                                        dynamic_shapes=dynamic_shapes, verbose=False)
+        proto = program.model_proto
+    except Exception as exc:  # the exporter raises many types; the message names the failing op
+        raise ConversionFailed(f"ONNX export failed: {_first_line(exc)}") from exc
+    try:
+        simplified, ok = onnxsim.simplify(proto)
+        if ok:
+            proto = simplified
+    except Exception:  # onnxsim is an optimisation: the unsimplified graph is still valid
+        pass
+    proto.doc_string = f"effconvert {metadata.get('effconvert.arch', '')} {metadata.get('effconvert.quant', '')}"
+    del proto.metadata_props[:]
+    for key, value in metadata.items():
+        proto.metadata_props.add(key=key, value=value)
+    try:
+        onnx.checker.check_model(proto, full_check=True)
+    except Exception as exc:
+        raise ConversionFailed(f"exported ONNX model failed onnx.checker: {_first_line(exc)}") from exc
+    with atomic_path(out) as tmp:
+        onnx.save(proto, str(tmp))
+
+
+@contextlib.contextmanager
+def _quiet():
+    with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
+        warnings.simplefilter("ignore")
+        yield
+
+
+def _first_line(exc: BaseException) -> str:
+    lines = [l for l in str(exc).splitlines() if l.strip()]
+    return (lines[0] if lines else type(exc).__name__)[:300]

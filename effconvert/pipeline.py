@@ -1,0 +1,157 @@
+"""The stages in order — the only place that knows the order.
+
+    check options -> load -> inputs + reference -> fuse (+ proof) -> per (target, quant):
+    convert -> validate -> report.json
+
+Options are refused before anything is loaded or written (exit 2, nothing on disk); artifacts and
+the report are each written atomically. Progress goes through `on_step`, so this module has no UI.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import torch
+
+from .convert import Artifact, ModelInfo, check_request, convert
+from .errors import BadInput, ConversionFailed, EffconvertError
+from .fuse import fuse_model
+from .labels import labels_for
+from .load import LoadedModel, load_checkpoint
+from .report import SCHEMA, versions, write_report
+from .validate import Validation, gate_for, input_set, parse_gate, validate_artifact
+
+StepCallback = Callable[[str, str], None]          # (step, message)
+
+PROOF_SAMPLES = 8
+REFERENCE_BATCH = 8
+
+
+@dataclass(frozen=True)
+class Request:
+    checkpoint: Path
+    targets: tuple[str, ...] = ("onnx",)
+    quants: tuple[str, ...] = ("fp32",)
+    out_dir: Path | None = None
+    arch: str | None = None
+    image_size: int | None = None
+    samples: int = 32
+    val_dir: Path | None = None
+    gate: str | None = None
+    fuse: bool = True
+    validate: bool = True
+    labels_file: Path | None = None
+    dynamic_batch: bool = False
+
+
+@dataclass
+class Outcome:
+    report: dict[str, Any]
+    report_path: Path
+    out_dir: Path
+    artifacts: list[Artifact] = field(default_factory=list)
+
+    @property
+    def exit_code(self) -> int:
+        if any(a.get("error") for a in self.report["artifacts"]):
+            return ConversionFailed.exit_code
+        return 0 if self.report["passed"] else 1
+
+
+def default_out_dir(checkpoint: Path) -> Path:
+    name = checkpoint.name
+    for suffix in (".pth.tar", ".safetensors", ".pth", ".pt", ".tar", ".bin", ".ckpt"):
+        if name.endswith(suffix):
+            name = name[: -len(suffix)]
+            break
+    return Path("effconvert-out") / name
+
+
+def run(request: Request, on_step: StepCallback = lambda step, msg: None) -> Outcome:
+    pairs = check_request(list(request.targets), list(request.quants))
+    if request.gate:
+        parse_gate(request.gate)                                   # refuse a bad --gate up front
+    started = time.perf_counter()
+
+    loaded = load_checkpoint(request.checkpoint, arch=request.arch, image_size=request.image_size)
+    on_step("load", f"{loaded.arch} from {loaded.source_layout} layout ({loaded.params / 1e6:.1f}M params)")
+    labels, labels_source = labels_for(loaded.num_classes, request.labels_file)
+
+    inputs = input_set(loaded.preprocessing, samples=request.samples, folder=request.val_dir)
+    reference = _logits(loaded.model, inputs.inputs)
+    on_step("inputs", f"{len(inputs.inputs)} inputs: {inputs.source}")
+
+    proof_inputs = inputs.inputs[:PROOF_SAMPLES]
+    if len(proof_inputs) < PROOF_SAMPLES:
+        proof_inputs = input_set(loaded.preprocessing, samples=PROOF_SAMPLES).inputs
+    fused = fuse_model(loaded.model, inputs=torch.from_numpy(proof_inputs), enabled=request.fuse)
+    on_step("fuse", "skipped (--no-fuse)" if fused.proof.skipped else
+            f"{fused.proof.modules_fused} modules fused, max rel err {fused.proof.max_rel_err:.1e}")
+
+    out_dir = Path(request.out_dir) if request.out_dir else default_out_dir(loaded.checkpoint)
+    info = _model_info(loaded, labels, labels_source)
+    sample = torch.from_numpy(inputs.inputs[:1])
+    entries, artifacts = [], []
+    for target, quant in pairs:
+        entry, artifact = _build_one(fused.model, info, target, quant, out_dir, sample, request,
+                                     inputs, reference, on_step)
+        entries.append(entry)
+        if artifact is not None:
+            artifacts.append(artifact)
+
+    report = {
+        "schema": SCHEMA,
+        "passed": fused.proof.passed and all(e["parity"]["passed"] for e in entries if "parity" in e)
+                  and not any(e.get("error") for e in entries),
+        "model": loaded.report_dict(),
+        "fusion": {**fused.proof.report_dict(), "steps": fused.steps},
+        "inputs": {"source": inputs.source, "samples": int(len(inputs.inputs))},
+        "artifacts": entries,
+        "labels": {"source": labels_source, "count": len(labels)},
+        "versions": versions(),
+        "timings_s": {"total": round(time.perf_counter() - started, 3)},
+    }
+    report_path = write_report(report, out_dir)
+    return Outcome(report, report_path, out_dir, artifacts)
+
+
+def _build_one(model, info, target, quant, out_dir, sample, request, inputs, reference, on_step):
+    entry: dict[str, Any] = {"target": target, "quant": quant}
+    try:
+        artifact = convert(model, info, target=target, quant=quant, out_dir=out_dir, sample=sample,
+                           options={"dynamic_batch": request.dynamic_batch})
+    except ConversionFailed as exc:
+        entry.update(error=exc.message, path=None)
+        on_step("convert", f"{target} {quant}: FAILED {exc.message}")
+        return entry, None
+    entry.update(path=artifact.path.name, size_bytes=artifact.size_bytes, sha256=artifact.sha256,
+                 timings_s={"convert": round(artifact.convert_s, 3)}, notes=artifact.notes)
+    on_step("convert", f"{artifact.path.name} ({artifact.size_bytes / 1e6:.1f} MB)")
+    gate = gate_for(quant, request.gate)
+    if not request.validate:
+        entry.update(runtime="unvalidated",
+                     parity={"passed": True, "skipped": True, "thresholds": gate.as_dict()})
+        return entry, artifact
+    validation: Validation = validate_artifact(artifact, inputs, reference, gate=gate)
+    entry.update(runtime=validation.runtime, parity=validation.report_dict())
+    entry["timings_s"]["validate"] = round(validation.validate_s, 3)
+    verdict = "passed" if validation.passed else "FAILED " + "; ".join(validation.failures)
+    on_step("validate", f"{artifact.path.name} on {validation.runtime}: {verdict}")
+    return entry, artifact
+
+
+@torch.no_grad()
+def _logits(model: torch.nn.Module, inputs: np.ndarray) -> np.ndarray:
+    batches = [model(torch.from_numpy(inputs[i:i + REFERENCE_BATCH])).numpy()
+               for i in range(0, len(inputs), REFERENCE_BATCH)]
+    return np.concatenate(batches)
+
+
+def _model_info(loaded: LoadedModel, labels: list[str], labels_source: str) -> ModelInfo:
+    note = loaded.report_dict()["weights"]
+    return ModelInfo(loaded.arch, loaded.checkpoint.name, loaded.sha256, loaded.source_layout,
+                     loaded.num_classes, loaded.preprocessing, tuple(labels), labels_source, note)

@@ -1,0 +1,105 @@
+"""Give a freshly built timm model numbers that behave like a trained model's.
+
+A fresh timm FastViT has layer scales of 1e-5, identity BN statistics and a near-zero head: its
+logits are ~0.003 and barely depend on the input, so any parity number measured on it is
+meaningless (every runtime "agrees" on a constant). Here, deterministically from a seed:
+  1. conv/linear weights: variance-preserving (fan-in) normal draws; biases small;
+  2. BN affine and layer scales: spread around values seen in trained checkpoints (not init);
+  3. BN running statistics: re-estimated on natural-looking images (cumulative average over
+     train-mode passes), so eval-mode activations are normalised like a trained network's;
+  4. head: scaled so logits are O(1) with a top-1 class that varies across inputs.
+The result is not a trained model and every report on it says so.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..load.preprocessing import Preprocessing
+from .images import natural_images
+
+LAYER_SCALE_RANGE = (0.05, 0.5)       # trained FastViT layer scales sit roughly here
+BN_GAMMA_RANGE = (0.5, 1.5)
+TARGET_LOGIT_STD = 3.0                # spread of a trained ImageNet head's logits
+BN_ESTIMATE_IMAGES = 32
+
+
+@dataclass(frozen=True)
+class WeightStats:
+    logit_std: float
+    distinct_top1: int                # over `images` inputs
+    images: int
+
+
+@torch.no_grad()
+def make_realistic(model: nn.Module, preprocessing: Preprocessing, *, seed: int) -> WeightStats:
+    gen = torch.Generator().manual_seed(seed)
+    _randomise_parameters(model, gen)
+    inputs = _inputs(preprocessing, BN_ESTIMATE_IMAGES, seed)
+    _estimate_bn_statistics(model, inputs)
+    features = model.forward_head(model.forward_features(inputs), pre_logits=True)
+    classifier = model.get_classifier()
+    _calibrate_head(classifier, features, gen)
+    logits = classifier(features)
+    return WeightStats(float(logits.std()), int(logits.argmax(-1).unique().numel()), len(inputs))
+
+
+def _inputs(preprocessing: Preprocessing, n: int, seed: int) -> torch.Tensor:
+    from PIL import Image
+
+    h, w = preprocessing.size
+    raw = natural_images(n, (int(h * 1.15), int(w * 1.15)), seed=10_000 + seed)
+    pixels = np.stack([preprocessing.pixels(Image.fromarray(img)) for img in raw])
+    return torch.from_numpy(preprocessing.normalize(pixels))
+
+
+def _uniform(shape, lo: float, hi: float, gen: torch.Generator) -> torch.Tensor:
+    return lo + (hi - lo) * torch.rand(shape, generator=gen)
+
+
+def _randomise_parameters(model: nn.Module, gen: torch.Generator) -> None:
+    for name, module in model.named_modules():
+        if isinstance(module, (nn.Conv2d, nn.Linear)):
+            fan_in = module.weight[0].numel()
+            module.weight.copy_(torch.randn(module.weight.shape, generator=gen) / math.sqrt(fan_in))
+            if module.bias is not None:
+                module.bias.copy_(torch.randn(module.bias.shape, generator=gen) * 0.02)
+        elif isinstance(module, nn.modules.batchnorm._BatchNorm) and module.affine:
+            module.weight.copy_(_uniform(module.weight.shape, *BN_GAMMA_RANGE, gen))
+            module.bias.copy_(torch.randn(module.bias.shape, generator=gen) * 0.1)
+        elif isinstance(module, nn.LayerNorm) and module.elementwise_affine:
+            module.weight.copy_(_uniform(module.weight.shape, *BN_GAMMA_RANGE, gen))
+            module.bias.copy_(torch.randn(module.bias.shape, generator=gen) * 0.1)
+    for name, param in model.named_parameters():
+        if "layer_scale" in name or name.endswith(".gamma") or name.endswith(".ls"):
+            param.copy_(_uniform(param.shape, *LAYER_SCALE_RANGE, gen))
+
+
+def _estimate_bn_statistics(model: nn.Module, inputs: torch.Tensor, batch: int = 16) -> None:
+    bns = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    for bn in bns:
+        bn.reset_running_stats()
+        bn.momentum = None                      # cumulative average over all batches
+    model.train()
+    for start in range(0, len(inputs), batch):
+        model(inputs[start:start + batch])
+    for bn in bns:
+        bn.momentum = 0.1
+    model.eval()
+
+
+def _calibrate_head(classifier: nn.Module, features: torch.Tensor, gen: torch.Generator) -> None:
+    """Random directions, scaled to TARGET_LOGIT_STD over these inputs, centred by the bias."""
+    if not isinstance(classifier, nn.Linear):
+        return
+    weight = torch.randn(classifier.weight.shape, generator=gen)
+    spread = (features - features.mean(0, keepdim=True)) @ weight.T
+    weight *= TARGET_LOGIT_STD / max(float(spread.std()), 1e-6)
+    classifier.weight.copy_(weight)
+    bias = -(weight @ features.mean(0)) + torch.randn(classifier.bias.shape, generator=gen) * 0.5
+    classifier.bias.copy_(bias)

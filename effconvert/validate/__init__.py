@@ -1,0 +1,52 @@
+"""validate: run every artifact on a real runtime and compare it with the PyTorch reference.
+
+A parity number is only ever computed from outputs the runtime produced for the artifact on disk.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..convert.artifact import Artifact
+from .gates import DEFAULT_GATES, Gate, gate_for, parse_gate
+from .inputs import InputSet, input_set
+from .metrics import Parity, parity
+from .runtimes import Runtime, RuntimeUnavailable, runtime_for
+
+__all__ = ["Validation", "validate_artifact", "input_set", "InputSet", "Gate", "gate_for",
+           "parse_gate", "DEFAULT_GATES", "Parity", "parity"]
+
+
+@dataclass
+class Validation:
+    runtime: str                          # what executed the artifact, or "unvalidated"
+    passed: bool
+    parity: Parity | None
+    gate: Gate
+    failures: list[str] = field(default_factory=list)
+    validate_s: float = 0.0
+    outputs: np.ndarray | None = None     # the artifact's logits, for plots
+
+    def report_dict(self) -> dict:
+        body = {"passed": self.passed, "thresholds": self.gate.as_dict(), "failures": self.failures}
+        if self.parity is not None:
+            body.update(self.parity.as_dict())
+        return body
+
+
+def validate_artifact(artifact: Artifact, inputs: InputSet, reference: np.ndarray, *,
+                      gate: Gate) -> Validation:
+    start = time.perf_counter()
+    try:
+        runtime: Runtime = runtime_for(artifact)
+    except RuntimeUnavailable as exc:
+        return Validation("unvalidated", False, None, gate, [exc.message],
+                          time.perf_counter() - start)
+    outputs = runtime.run(inputs.inputs)
+    measured = parity(outputs, reference)
+    failures = gate.check(measured)
+    return Validation(runtime.name, not failures, measured, gate, failures,
+                      time.perf_counter() - start, outputs)

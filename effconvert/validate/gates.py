@@ -1,0 +1,65 @@
+"""Parity gates: the thresholds an artifact must meet, per quant mode, overridable by `--gate`.
+
+All thresholds in one visible table; a gate is never widened silently.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields, replace
+
+from ..errors import BadInput
+from .metrics import Parity
+
+
+@dataclass(frozen=True)
+class Gate:
+    max_rel: float | None = None        # max_rel_err <= this
+    psnr: float | None = None           # psnr_db >= this
+    top1: float | None = None           # top1_agreement >= this
+    cosine: float | None = None         # cosine >= this
+
+    def check(self, p: Parity) -> list[str]:
+        """Failed conditions, as readable strings (empty = passed)."""
+        failed = []
+        if self.max_rel is not None and not p.max_rel_err <= self.max_rel:
+            failed.append(f"max_rel_err {p.max_rel_err:.2e} > {self.max_rel:g}")
+        if self.psnr is not None and not p.psnr_db >= self.psnr:
+            failed.append(f"psnr_db {p.psnr_db:.1f} < {self.psnr:g}")
+        if self.top1 is not None and not p.top1_agreement >= self.top1:
+            failed.append(f"top1_agreement {p.top1_agreement:.3f} < {self.top1:g}")
+        if self.cosine is not None and not p.cosine >= self.cosine:
+            failed.append(f"cosine {p.cosine:.6f} < {self.cosine:g}")
+        return failed
+
+    def as_dict(self) -> dict:
+        names = {"max_rel": "max_rel_err", "psnr": "psnr_db", "top1": "top1_agreement", "cosine": "cosine"}
+        return {names[f.name]: getattr(self, f.name) for f in fields(self) if getattr(self, f.name) is not None}
+
+
+DEFAULT_GATES: dict[str, Gate] = {
+    "fp32": Gate(max_rel=1e-4),
+    "fp16": Gate(psnr=35.0, top1=0.99),
+    "int8-weights": Gate(psnr=30.0, top1=0.95),
+    "int8": Gate(psnr=25.0, top1=0.90),
+}
+
+
+def gate_for(quant: str, override: str | None = None) -> Gate:
+    gate = DEFAULT_GATES[quant]
+    return replace(gate, **parse_gate(override)) if override else gate
+
+
+def parse_gate(text: str) -> dict[str, float]:
+    """'psnr=40,top1=0.995' -> {'psnr': 40.0, 'top1': 0.995}."""
+    known = [f.name for f in fields(Gate)]
+    values = {}
+    for item in filter(None, (s.strip() for s in text.split(","))):
+        name, _, value = item.partition("=")
+        if name not in known:
+            raise BadInput(f"unknown gate {name!r} in --gate {text!r}", hint=f"gates: {', '.join(known)}")
+        try:
+            values[name] = float(value)
+        except ValueError:
+            raise BadInput(f"gate {name} needs a number, got {value!r}",
+                           hint="e.g. --gate psnr=40,top1=0.995") from None
+    return values

@@ -1,0 +1,56 @@
+"""Parity metrics of an artifact's outputs against the PyTorch reference, on the same inputs."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Parity:
+    samples: int
+    max_abs_err: float
+    max_rel_err: float          # max|out - ref| / max|ref| over the batch (design.md)
+    mean_abs_err: float
+    cosine: float               # over the whole batch, flattened
+    min_sample_cosine: float    # the worst single input
+    psnr_db: float              # 20 log10(range(ref) / rmse)
+    top1_agreement: float
+    top5_overlap: float
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def parity(out: np.ndarray, ref: np.ndarray) -> Parity:
+    if out.shape != ref.shape:
+        raise ValueError(f"output shape {out.shape} differs from reference {ref.shape}")
+    out, ref = out.astype(np.float64), ref.astype(np.float64)
+    diff = np.abs(out - ref)
+    scale = np.abs(ref).max()
+    mse = float(np.mean((out - ref) ** 2))
+    peak = float(ref.max() - ref.min())
+    psnr = float("inf") if mse == 0 else 20 * np.log10(peak / np.sqrt(mse))
+    k = min(5, ref.shape[-1])
+    top_out = np.argsort(-out, axis=-1)[:, :k]
+    top_ref = np.argsort(-ref, axis=-1)[:, :k]
+    overlap = np.mean([len(set(a) & set(b)) / k for a, b in zip(top_out, top_ref)])
+    return Parity(
+        samples=len(ref),
+        max_abs_err=float(diff.max()),
+        max_rel_err=float(diff.max() / scale) if scale > 0 else float(diff.max() > 0) * float("inf"),
+        mean_abs_err=float(diff.mean()),
+        cosine=_cosine(out.ravel(), ref.ravel()),
+        min_sample_cosine=min(_cosine(a, b) for a, b in zip(out, ref)),
+        psnr_db=float(psnr),
+        top1_agreement=float(np.mean(top_out[:, 0] == top_ref[:, 0])),
+        top5_overlap=float(overlap),
+    )
+
+
+def _cosine(a: np.ndarray, b: np.ndarray) -> float:
+    na, nb = np.linalg.norm(a), np.linalg.norm(b)
+    if na == 0 or nb == 0:
+        return float(na == nb)
+    return float(np.dot(a, b) / (na * nb))
