@@ -45,10 +45,12 @@ def fuse_model(reference: nn.Module, *, inputs: torch.Tensor, enabled: bool = Tr
         raise ValueError(f"the fusion proof needs at least {MIN_PROOF_SAMPLES} inputs")
     fused = copy.deepcopy(reference).eval().double()
     with torch.no_grad():
-        steps = {"reparameterize": reparameterize_counted(fused), "fold_bn": fold_batchnorms(fused)}
+        reparameterized = reparameterize_counted(fused)
+        absorbed_bn = fold_batchnorms(fused)
+    steps = {"reparameterize": reparameterized, "fold_bn": len(absorbed_bn)}
     fused = fused.float().eval()
     proof = prove(reference.eval(), fused, inputs.float(), modules_fused=sum(steps.values()),
-                  tolerance=tolerance)
+                  altered=frozenset(absorbed_bn), tolerance=tolerance)
     if not proof.passed:
         where = f"; first divergent module: {proof.first_divergent}" if proof.first_divergent else ""
         raise ParityFailed(

@@ -49,10 +49,11 @@ def _after_bn(bn: _BN) -> nn.Module:
     return nn.Sequential(*rest) if rest else nn.Identity()
 
 
-def fold_batchnorms(model: nn.Module) -> int:
-    """Fold every BN that follows a conv/linear, in place; return how many were folded."""
-    folded = 0
-    for module in list(model.modules()):
+def fold_batchnorms(model: nn.Module) -> list[str]:
+    """Fold every BN that follows a conv/linear, in place; return the names of the layers that
+    absorbed one (their own outputs now differ from before, by design: they include the BN)."""
+    folded: list[str] = []
+    for prefix, module in list(model.named_modules()):
         kind = type(module).__name__
         if kind not in _CONV_BN_CONTAINERS:
             continue
@@ -60,10 +61,14 @@ def fold_batchnorms(model: nn.Module) -> int:
         if isinstance(conv, _LINEAR_LIKE) and isinstance(bn, _BN) and _applies_conv_then_bn(module):
             fold_into(conv, bn)
             module.bn = _after_bn(bn)
-            folded += 1
+            folded.append(_join(prefix, "conv"))
         if isinstance(module, nn.Sequential):
-            folded += _fold_sequential_pairs(module)
+            folded += [_join(prefix, name) for name in _fold_sequential_pairs(module)]
     return folded
+
+
+def _join(prefix: str, name: str) -> str:
+    return f"{prefix}.{name}" if prefix else name
 
 
 def _applies_conv_then_bn(module: nn.Module) -> bool:
@@ -74,13 +79,13 @@ def _applies_conv_then_bn(module: nn.Module) -> bool:
     return aa is None or isinstance(aa, nn.Identity)
 
 
-def _fold_sequential_pairs(seq: nn.Sequential) -> int:
-    folded = 0
+def _fold_sequential_pairs(seq: nn.Sequential) -> list[str]:
+    folded = []
     names = list(seq._modules)
     for first, second in zip(names, names[1:]):
         layer, bn = seq._modules[first], seq._modules[second]
         if isinstance(layer, _LINEAR_LIKE) and isinstance(bn, _BN):
             fold_into(layer, bn)
             seq._modules[second] = _after_bn(bn)
-            folded += 1
+            folded.append(first)
     return folded

@@ -1,0 +1,78 @@
+"""Shared fixtures. Realistic (make-checkpoint) models are costly to build (BN statistics are
+re-estimated on 32 images), so each (arch, seed) is built once per test session."""
+
+from __future__ import annotations
+
+import copy
+import functools
+from pathlib import Path
+
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from effconvert.cli import app, with_default_command
+from effconvert.load import Preprocessing
+from effconvert.validate import input_set
+
+
+@functools.lru_cache(maxsize=None)
+def _realistic(arch: str, seed: int):
+    from effconvert.synth.checkpoint import realistic_model
+
+    return realistic_model(arch, seed=seed)
+
+
+@pytest.fixture(scope="session")
+def realistic():
+    """realistic(arch, seed=0) -> (a private copy of the model, WeightStats)."""
+    def get(arch: str, seed: int = 0):
+        model, stats = _realistic(arch, seed)
+        return copy.deepcopy(model), stats
+    return get
+
+
+@functools.lru_cache(maxsize=None)
+def _inputs(arch: str, n: int) -> torch.Tensor:
+    return torch.from_numpy(input_set(Preprocessing.from_timm(arch), samples=n).inputs)
+
+
+@pytest.fixture(scope="session")
+def inputs():
+    """inputs(arch, n) -> n preprocessed natural-looking images for that arch."""
+    return _inputs
+
+
+@pytest.fixture(scope="session")
+def checkpoints(tmp_path_factory, realistic):
+    """checkpoints(arch, layout) -> path of a make-checkpoint file, written once per session."""
+    from effconvert.synth.checkpoint import write_state
+    from effconvert.fuse import reparameterize
+    from effconvert.load import family_of_arch
+
+    root = tmp_path_factory.mktemp("ckpt")
+    made: dict[tuple[str, str, str], Path] = {}
+
+    def get(arch: str, layout: str = "apple", suffix: str = ".pth.tar") -> Path:
+        key = (arch, layout, suffix)
+        if key not in made:
+            model, _ = realistic(arch)
+            target = family_of_arch(arch).layout(layout)
+            if target.fused:
+                model = reparameterize(model)
+            path = root / f"{arch}_{layout}{suffix}"
+            write_state(path, target.from_timm(model.state_dict()),
+                        {"synthetic": True, "arch": arch, "seed": 0, "layout": layout})
+            made[key] = path
+        return made[key]
+    return get
+
+
+@pytest.fixture()
+def cli():
+    """cli(*args) -> click Result, with the same default-command rule as the console script."""
+    runner = CliRunner()
+
+    def invoke(*args: str):
+        return runner.invoke(app, with_default_command([str(a) for a in args]))
+    return invoke

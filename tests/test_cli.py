@@ -1,0 +1,185 @@
+"""The command line end to end: real conversion, real runtime, report.json to the contract, and
+every error path's exit code (2 bad input, 1 failed gate, 3 conversion) with no traceback."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import onnx
+import pytest
+import torch
+
+from effconvert.fuse import FUSION_TOLERANCE
+
+
+def _report(out_dir):
+    return json.loads((out_dir / "report.json").read_text())
+
+
+def test_make_checkpoint_then_convert_to_onnx(tmp_path, cli):
+    """The foundation issue's acceptance, through the CLI."""
+    ckpt = tmp_path / "fastvit_s12.pth"
+    result = cli("make-checkpoint", "fastvit_s12", "--layout", "apple", "-o", ckpt)
+    assert result.exit_code == 0, result.output
+    out = tmp_path / "out"
+    result = cli(ckpt, "--target", "onnx", "--quant", "fp32", "--out", out)
+    assert result.exit_code == 0, result.output
+    report = _report(out)
+    assert report["schema"] == "effconvert.report/1" and report["passed"] is True
+    model = report["model"]
+    assert model["arch"] == "fastvit_s12" and model["source_layout"] == "apple-ml-fastvit"
+    assert model["input_size"] == [3, 256, 256] and model["params"] > 8_000_000
+    assert "not a trained model" in model["weights"]
+    assert report["fusion"]["passed"] and report["fusion"]["max_rel_err"] <= FUSION_TOLERANCE
+    [artifact] = report["artifacts"]
+    assert artifact["runtime"] == "onnxruntime"
+    parity = artifact["parity"]
+    assert parity["passed"] and parity["samples"] == 32
+    assert parity["max_rel_err"] <= 1e-5 and parity["top1_agreement"] == 1.0
+    assert (out / artifact["path"]).stat().st_size == artifact["size_bytes"]
+    meta = {p.key: p.value for p in onnx.load(str(out / artifact["path"])).metadata_props}
+    assert meta["effconvert.arch"] == "fastvit_s12"
+    assert meta["effconvert.checkpoint_sha256"] == model["sha256"]
+    assert json.loads(meta["effconvert.std"]) == [0.229, 0.224, 0.225]
+    assert len(json.loads(meta["effconvert.labels"])) == 1000
+    assert not [p for p in out.iterdir() if p.name.startswith(".")], "temporary files left behind"
+
+
+def test_failed_gate_exits_1_and_keeps_the_artifact(tmp_path, cli, checkpoints):
+    out = tmp_path / "out"
+    result = cli(checkpoints("fastvit_t8"), "--out", out, "--samples", "8", "--gate", "max_rel=1e-12")
+    assert result.exit_code == 1, result.output
+    report = _report(out)
+    assert report["passed"] is False
+    [artifact] = report["artifacts"]
+    assert artifact["parity"]["passed"] is False and "max_rel_err" in artifact["parity"]["failures"][0]
+    assert (out / artifact["path"]).exists()
+
+
+def test_json_flag_and_no_fuse(tmp_path, cli, checkpoints):
+    out = tmp_path / "out"
+    result = cli(checkpoints("fastvit_t8", "timm"), "--out", out, "--samples", "8", "--no-fuse", "--json")
+    assert result.exit_code == 0, result.output
+    assert '"schema": "effconvert.report/1"' in result.stdout
+    report = _report(out)
+    assert report["fusion"]["skipped"] is True and report["artifacts"][0]["parity"]["passed"]
+
+
+def _no_traceback(result):
+    assert "Traceback" not in result.output, result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit)
+
+
+@pytest.mark.parametrize("content", [b"", os.urandom(2048), b"PK\x03\x04garbage"],
+                         ids=["empty", "random-bytes", "bad-zip"])
+def test_unreadable_files_exit_2_and_write_nothing(tmp_path, cli, content):
+    ckpt = tmp_path / "model.pth"
+    ckpt.write_bytes(content)
+    out = tmp_path / "out"
+    result = cli(ckpt, "--out", out)
+    assert result.exit_code == 2, result.output
+    assert "error:" in result.output
+    _no_traceback(result)
+    assert not out.exists()
+
+
+def test_truncated_checkpoint_exits_2(tmp_path, cli, checkpoints):
+    good = checkpoints("fastvit_t8")
+    ckpt = tmp_path / "fastvit_t8.pth.tar"
+    ckpt.write_bytes(good.read_bytes()[: good.stat().st_size * 2 // 3])
+    result = cli(ckpt, "--out", tmp_path / "out")
+    assert result.exit_code == 2, result.output
+    _no_traceback(result)
+    assert not (tmp_path / "out").exists()
+
+
+def test_malicious_checkpoint_exits_2_and_runs_nothing(tmp_path, cli):
+    marker = tmp_path / "pwned"
+
+    class Payload:
+        def __reduce__(self):
+            return (os.system, (f"touch {marker}",))
+
+    ckpt = tmp_path / "evil.pth"
+    torch.save({"state_dict": Payload()}, ckpt)
+    result = cli(ckpt, "--out", tmp_path / "out")
+    assert result.exit_code == 2, result.output
+    assert "arbitrary unpickling" in result.output
+    _no_traceback(result)
+    assert not marker.exists() and not (tmp_path / "out").exists()
+
+
+def test_wrong_arch_exits_2(tmp_path, cli, checkpoints):
+    result = cli(checkpoints("fastvit_t8"), "--arch", "fastvit_sa12", "--out", tmp_path / "out")
+    assert result.exit_code == 2, result.output
+    assert "does not fit --arch fastvit_sa12" in result.output
+    _no_traceback(result)
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--target", "caffe"], "unknown target"),
+    (["--quant", "int4"], "unknown quant"),
+    (["--gate", "speed=3"], "unknown gate"),
+    (["--samples", "0"], "--samples must be at least 1"),
+])
+def test_bad_options_exit_2_before_anything_is_written(tmp_path, cli, checkpoints, args, message):
+    result = cli(checkpoints("fastvit_t8"), "--out", tmp_path / "out", *args)
+    assert result.exit_code == 2, result.output
+    assert message in result.output
+    _no_traceback(result)
+    assert not (tmp_path / "out").exists()
+
+
+def test_missing_checkpoint_exits_2(tmp_path, cli):
+    result = cli(tmp_path / "nope.pth")
+    assert result.exit_code == 2 and "not found" in result.output
+
+
+def test_inspect_checkpoint_and_artifact(tmp_path, cli, checkpoints):
+    result = cli("inspect", checkpoints("fastvit_sa12", "apple-fused"))
+    assert result.exit_code == 0, result.output
+    assert "fastvit_sa12" in result.output and "apple-ml-fastvit-reparam" in result.output
+    out = tmp_path / "out"
+    assert cli(checkpoints("fastvit_t8"), "--out", out, "--samples", "8").exit_code == 0
+    result = cli("inspect", out / "fastvit_t8_fp32.onnx")
+    assert result.exit_code == 0, result.output
+    assert "input [1, 3, 256, 256]" in result.output and "Conv" in result.output
+
+
+def test_make_checkpoint_is_deterministic_and_realistic(tmp_path, cli):
+    a, b, c = (tmp_path / n for n in ("a.pth", "b.pth", "c.pth"))
+    for path, seed in ((a, "3"), (b, "3"), (c, "4")):
+        result = cli("make-checkpoint", "fastvit_t8", "-o", path, "--seed", seed)
+        assert result.exit_code == 0, result.output
+    sa, sb, sc = (torch.load(p, weights_only=True)["state_dict"] for p in (a, b, c))
+    assert all(torch.equal(sa[k], sb[k]) for k in sa)
+    assert not all(torch.equal(sa[k], sc[k]) for k in sa)
+    from effconvert.load import load_checkpoint
+    from effconvert.validate import input_set
+
+    loaded = load_checkpoint(a)
+    x = torch.from_numpy(input_set(loaded.preprocessing, samples=32, seed=7).inputs)
+    with torch.no_grad():
+        logits = loaded.model(x)
+    # A fresh timm FastViT gives logits ~0.003 and one top-1 class for every input.
+    assert 1.0 < logits.std() < 10.0
+    assert logits.argmax(-1).unique().numel() >= 8
+    gammas = [v for k, v in sa.items() if "layer_scale" in k]
+    assert min(float(g.min()) for g in gammas) > 1e-3
+
+
+def test_make_checkpoint_rejects_unknown_arch_and_layout(tmp_path, cli):
+    result = cli("make-checkpoint", "resnet50", "-o", tmp_path / "x.pth")
+    assert result.exit_code == 2 and "unknown architecture" in result.output
+    result = cli("make-checkpoint", "fastvit_t8", "--layout", "snap", "-o", tmp_path / "x.pth")
+    assert result.exit_code == 2 and "no layout 'snap'" in result.output
+    assert not (tmp_path / "x.pth").exists()
+
+
+def test_demo(tmp_path, cli):
+    result = cli("demo", "--out", tmp_path / "demo")
+    assert result.exit_code == 0, result.output
+    report = _report(tmp_path / "demo")
+    assert report["model"]["source_layout"] == "apple-ml-fastvit" and report["passed"]

@@ -1,0 +1,61 @@
+"""Metrics, gates and inputs: known answers."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from effconvert.errors import BadInput
+from effconvert.load import Preprocessing
+from effconvert.validate import Gate, gate_for, input_set, parity, parse_gate
+
+
+def test_identical_outputs():
+    ref = np.random.default_rng(0).normal(size=(4, 10))
+    p = parity(ref.copy(), ref)
+    assert p.max_abs_err == 0 and p.max_rel_err == 0 and math.isinf(p.psnr_db)
+    assert p.cosine == pytest.approx(1.0) and p.top1_agreement == 1.0 and p.top5_overlap == 1.0
+
+
+def test_known_errors():
+    ref = np.array([[0.0, 1.0, 4.0], [2.0, -4.0, 1.0]])
+    out = ref + np.array([[0.0, 0.0, 0.5], [0.0, 0.0, 0.0]])
+    p = parity(out, ref)
+    assert p.max_abs_err == 0.5 and p.max_rel_err == pytest.approx(0.5 / 4.0)
+    rmse = math.sqrt(0.25 / 6)
+    assert p.psnr_db == pytest.approx(20 * math.log10(8.0 / rmse))
+    swapped = ref[:, ::-1].copy()
+    assert parity(swapped, ref).top1_agreement == 0.0
+
+
+def test_gates():
+    p = parity(np.array([[1.0, 2.0]]), np.array([[1.0, 2.1]]))
+    assert Gate(max_rel=1e-4).check(p) and not Gate(max_rel=0.1).check(p)
+    assert gate_for("fp16") == Gate(psnr=35.0, top1=0.99)
+    assert gate_for("fp16", "psnr=40,top1=0.995") == Gate(psnr=40.0, top1=0.995)
+    assert parse_gate("max_rel=1e-5") == {"max_rel": 1e-5}
+    with pytest.raises(BadInput, match="needs a number"):
+        parse_gate("psnr=high")
+
+
+def test_builtin_inputs_are_distinct_and_preprocessed():
+    pre = Preprocessing.from_timm("fastvit_t8")
+    s = input_set(pre, samples=6)
+    assert s.pixels.shape == (6, 256, 256, 3) and s.pixels.dtype == np.uint8
+    assert s.inputs.shape == (6, 3, 256, 256) and s.inputs.dtype == np.float32
+    assert len({p.tobytes() for p in s.pixels}) == 6
+    np.testing.assert_allclose(s.inputs[0, 1, 0, 0], (s.pixels[0, 0, 0, 1] / 255 - 0.456) / 0.224, rtol=1e-5)
+
+
+def test_image_folder_inputs(tmp_path):
+    from PIL import Image
+
+    for i in range(3):
+        Image.new("RGB", (400, 300), (i * 40, 100, 200)).save(tmp_path / f"{i}.png")
+    pre = Preprocessing.from_timm("fastvit_t8")
+    s = input_set(pre, samples=10, folder=tmp_path)
+    assert s.inputs.shape == (3, 3, 256, 256)
+    with pytest.raises(BadInput, match="no images"):
+        input_set(pre, samples=2, folder=tmp_path / "empty" if (tmp_path / "empty").mkdir() is None else None)
