@@ -44,8 +44,8 @@ def _fail(exc: BaseException, debug: bool) -> None:
 @app.command("convert")
 def convert_cmd(
     checkpoint: Path = typer.Argument(..., help="Checkpoint: .pth, .pth.tar, .pt or .safetensors"),
-    target: List[str] = typer.Option(["onnx"], "--target", "-t", help="onnx | all (repeatable)"),
-    quant: List[str] = typer.Option(["fp32"], "--quant", "-q", help="fp32 (repeatable)"),
+    target: List[str] = typer.Option(["coreml"], "--target", "-t", help="coreml | tflite | onnx | all (repeatable)"),
+    quant: List[str] = typer.Option(["fp32"], "--quant", "-q", help="fp32 | fp16 (repeatable)"),
     arch: Optional[str] = typer.Option(None, help="Architecture override, e.g. fastvit_s12"),
     image_size: Optional[int] = typer.Option(None, help="Input resolution (default: the model's)"),
     out_dir: Optional[Path] = typer.Option(None, "--out", "-o", help="Output folder"),
@@ -56,6 +56,9 @@ def convert_cmd(
     no_fuse: bool = typer.Option(False, "--no-fuse", help="Convert the unfused model"),
     no_validate: bool = typer.Option(False, "--no-validate", help="Skip runtime parity"),
     dynamic_batch: bool = typer.Option(False, "--dynamic-batch", help="ONNX: dynamic batch axis"),
+    layout: str = typer.Option("nhwc", help="TFLite input layout: nhwc | nchw"),
+    ios: int = typer.Option(16, help="Core ML minimum iOS: 16 | 17 | 18"),
+    input_kind: str = typer.Option("image", "--input", help="Core ML input: image | tensor"),
     as_json: bool = typer.Option(False, "--json", help="Print report.json to stdout"),
     debug: bool = typer.Option(False, "--debug", help="Show tracebacks"),
 ) -> None:
@@ -63,7 +66,8 @@ def convert_cmd(
     from .pipeline import Request, run
 
     request = Request(checkpoint, tuple(target), tuple(quant), out_dir, arch, image_size, samples,
-                      val, gate, not no_fuse, not no_validate, labels, dynamic_batch)
+                      val, gate, not no_fuse, not no_validate, labels, dynamic_batch, layout, ios,
+                      input_kind)
     try:
         with err.status("converting...") as status:
             outcome = run(request, on_step=lambda step, msg: _step(status, step, msg))
@@ -85,12 +89,17 @@ def _render(report: dict, report_path: Path) -> None:
     table = Table(title=f"{report['model']['arch']} — {report['model']['weights']}", title_justify="left")
     for col in ("target", "quant", "size", "runtime", "max rel", "PSNR dB", "top-1", "verdict"):
         table.add_column(col, justify="right" if col in ("size", "max rel", "PSNR dB", "top-1") else "left")
+    notes = []
     for a in report["artifacts"]:
         p = a.get("parity", {})
         if a.get("error"):
-            verdict = f"[red]conversion failed[/]: {a['error']}"
+            verdict = "[red]conversion failed[/]"
+            notes.append(f"{a['target']} {a['quant']}: {a['error']}")
         elif p.get("skipped"):
+            verdict = "[yellow]not validated[/] (--no-validate)"
+        elif a.get("runtime") == "unvalidated":
             verdict = "[yellow]not validated[/]"
+            notes.append(f"{a['target']} {a['quant']}: {'; '.join(p.get('failures', []))}")
         else:
             verdict = "[green]passed[/]" if p.get("passed") else "[red]FAILED[/] " + "; ".join(p.get("failures", []))
         table.add_row(a["target"], a["quant"],
@@ -98,6 +107,8 @@ def _render(report: dict, report_path: Path) -> None:
                       a.get("runtime", "-"), _num(p.get("max_rel_err"), "{:.1e}"),
                       _num(p.get("psnr_db"), "{:.1f}"), _num(p.get("top1_agreement"), "{:.3f}"), verdict)
     err.print(table)
+    for note in dict.fromkeys(notes):
+        err.print(f"[yellow]note:[/] {note}", soft_wrap=True)
     fused = "skipped" if fusion.get("skipped") else f"max rel err {fusion['max_rel_err']:.1e} ({'passed' if fusion['passed'] else 'FAILED'})"
     err.print(f"fusion proof: {fused}")
     err.print(f"report: {report_path}")

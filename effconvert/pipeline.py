@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from .convert import Artifact, ModelInfo, check_request, convert
-from .errors import BadInput, ConversionFailed, EffconvertError
+from .errors import ConversionFailed
 from .fuse import fuse_model
 from .labels import labels_for
 from .load import LoadedModel, load_checkpoint
@@ -45,7 +45,14 @@ class Request:
     fuse: bool = True
     validate: bool = True
     labels_file: Path | None = None
-    dynamic_batch: bool = False
+    dynamic_batch: bool = False          # onnx
+    layout: str = "nhwc"                 # tflite input layout
+    ios: int = 16                        # coreml minimum deployment target
+    input_kind: str = "image"            # coreml input: image | tensor
+
+    def converter_options(self) -> dict[str, Any]:
+        return {"dynamic_batch": self.dynamic_batch, "layout": self.layout, "ios": self.ios,
+                "input_kind": self.input_kind}
 
 
 @dataclass
@@ -123,12 +130,13 @@ def _build_one(model, info, target, quant, out_dir, sample, request, inputs, ref
     entry: dict[str, Any] = {"target": target, "quant": quant}
     try:
         artifact = convert(model, info, target=target, quant=quant, out_dir=out_dir, sample=sample,
-                           options={"dynamic_batch": request.dynamic_batch})
+                           options=request.converter_options())
     except ConversionFailed as exc:
         entry.update(error=exc.message, path=None)
         on_step("convert", f"{target} {quant}: FAILED {exc.message}")
         return entry, None
     entry.update(path=artifact.path.name, size_bytes=artifact.size_bytes, sha256=artifact.sha256,
+                 input_layout=artifact.input_layout,
                  timings_s={"convert": round(artifact.convert_s, 3)}, notes=artifact.notes)
     on_step("convert", f"{artifact.path.name} ({artifact.size_bytes / 1e6:.1f} MB)")
     gate = gate_for(quant, request.gate)
@@ -140,7 +148,8 @@ def _build_one(model, info, target, quant, out_dir, sample, request, inputs, ref
     entry.update(runtime=validation.runtime, parity=validation.report_dict())
     entry["timings_s"]["validate"] = round(validation.validate_s, 3)
     verdict = "passed" if validation.passed else "FAILED " + "; ".join(validation.failures)
-    on_step("validate", f"{artifact.path.name} on {validation.runtime}: {verdict}")
+    where = f"on {validation.runtime}" if validation.parity is not None else "not validated"
+    on_step("validate", f"{artifact.path.name} {where}: {verdict}")
     return entry, artifact
 
 

@@ -1,13 +1,13 @@
 """convert: a fused model becomes artifacts on disk, one per (target, quant).
 
-| target | quant modes | artifact      | runtime used to validate                         |
-|--------|-------------|---------------|--------------------------------------------------|
-| onnx   | fp32        | .onnx         | ONNX Runtime (CPU)                               |
-| coreml | (targets issue) .mlpackage | MIL executor on Linux, Core ML on macOS |
-| tflite | (targets issue) .tflite    | LiteRT interpreter (XNNPACK)            |
+| target | quant modes | artifact    | input                        | runtime used to validate            |
+|--------|-------------|-------------|------------------------------|-------------------------------------|
+| coreml | fp32, fp16  | .mlpackage  | RGB image 0-255 (or tensor)  | Core ML on macOS; unvalidated on Linux until the MIL executor |
+| tflite | fp32, fp16  | .tflite     | float NHWC, normalised       | LiteRT interpreter (XNNPACK)        |
+| onnx   | fp32, fp16  | .onnx       | float NCHW, normalised       | ONNX Runtime (CPU)                  |
 
-The table below (TARGETS) is the single source for option validation: a target/quant pair not in
-it is refused before anything is loaded.
+TARGETS is the single source for option validation: a target/quant pair not in it is refused
+before anything is loaded. Every artifact embeds provenance, preprocessing and labels.
 """
 
 from __future__ import annotations
@@ -31,17 +31,38 @@ class Target:
     name: str
     suffix: str
     quants: tuple[str, ...]
-    build: Callable[..., None]          # (model, sample, out, *, metadata, options) -> None
+    input_layout: Callable[[dict], str]  # options -> "image" | "nchw" | "nhwc"
+    build: Callable[..., list[str]]      # (model, info, sample, out, *, quant, metadata, options) -> notes
 
 
-def _build_onnx(model, sample, out, *, metadata, options):
+def _build_onnx(model, info, sample, out, *, quant, metadata, options):
     from .onnx import export_onnx
 
-    export_onnx(model, sample, out, metadata=metadata, dynamic_batch=options.get("dynamic_batch", False))
+    export_onnx(model, sample, out, quant=quant, metadata=metadata,
+                dynamic_batch=options.get("dynamic_batch", False))
+    return []
+
+
+def _build_tflite(model, info, sample, out, *, quant, metadata, options):
+    from .tflite import export_tflite
+
+    export_tflite(model, sample, out, quant=quant, metadata=metadata, layout=options.get("layout", "nhwc"))
+    return []
+
+
+def _build_coreml(model, info, sample, out, *, quant, metadata, options):
+    from .coreml import export_coreml
+
+    return export_coreml(model, info.preprocessing, info.labels, out, metadata=metadata, quant=quant,
+                         ios=options.get("ios", 16), input_kind=options.get("input_kind", "image"),
+                         fp32_ops=options.get("fp32_ops", ()))
 
 
 TARGETS: dict[str, Target] = {t.name: t for t in (
-    Target("onnx", ".onnx", ("fp32",), _build_onnx),
+    Target("coreml", ".mlpackage", ("fp32", "fp16"),
+           lambda o: "image" if o.get("input_kind", "image") == "image" else "nchw", _build_coreml),
+    Target("tflite", ".tflite", ("fp32", "fp16"), lambda o: o.get("layout", "nhwc"), _build_tflite),
+    Target("onnx", ".onnx", ("fp32", "fp16"), lambda o: "nchw", _build_onnx),
 )}
 ALL_QUANTS = ("fp32", "fp16", "int8-weights", "int8")
 
@@ -72,8 +93,9 @@ def artifact_name(arch: str, target: str, quant: str) -> str:
 def convert(model: torch.nn.Module, info: ModelInfo, *, target: str, quant: str, out_dir: Path,
             sample: torch.Tensor, options: dict | None = None) -> Artifact:
     spec = TARGETS[target]
+    options = options or {}
     out = Path(out_dir) / artifact_name(info.arch, target, quant)
     start = time.perf_counter()
-    spec.build(model, sample, out, metadata=provenance(info, target=target, quant=quant),
-               options=options or {})
-    return Artifact(target, quant, out, time.perf_counter() - start)
+    notes = spec.build(model, info, sample, out, quant=quant,
+                       metadata=provenance(info, target=target, quant=quant), options=options)
+    return Artifact(target, quant, out, time.perf_counter() - start, spec.input_layout(options), list(notes))

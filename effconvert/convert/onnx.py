@@ -5,39 +5,39 @@ Input `input` NCHW float32 (normalised), output `logits`. Batch 1 unless dynamic
 
 from __future__ import annotations
 
-import contextlib
-import io
-import warnings
 from pathlib import Path
 
 import torch
 
 from ..atomic import atomic_path
 from ..errors import ConversionFailed
+from .quiet import first_line, quiet
 
 OPSET = 18       # the dynamo exporter's native opset; ONNX Runtime 1.17+ and mobile ORT run it
 
 
-def export_onnx(model: torch.nn.Module, sample: torch.Tensor, out: Path, *,
+def export_onnx(model: torch.nn.Module, sample: torch.Tensor, out: Path, *, quant: str,
                 metadata: dict[str, str], dynamic_batch: bool = False) -> None:
     import onnx
     import onnxsim
 
     dynamic_shapes = {"x": {0: torch.export.Dim("batch", min=1, max=1024)}} if dynamic_batch else None
     try:
-        with _quiet():
+        with quiet():
             program = torch.onnx.export(model.eval(), (sample,), dynamo=True, opset_version=OPSET,
                                         input_names=["input"], output_names=["logits"],
                                         dynamic_shapes=dynamic_shapes, verbose=False)
         proto = program.model_proto
     except Exception as exc:  # the exporter raises many types; the message names the failing op
-        raise ConversionFailed(f"ONNX export failed: {_first_line(exc)}") from exc
+        raise ConversionFailed(f"ONNX export failed: {first_line(exc)}") from exc
     try:
         simplified, ok = onnxsim.simplify(proto)
         if ok:
             proto = simplified
     except Exception:  # onnxsim is an optimisation: the unsimplified graph is still valid
         pass
+    if quant == "fp16":
+        proto = _to_fp16(proto)
     proto.doc_string = f"effconvert {metadata.get('effconvert.arch', '')} {metadata.get('effconvert.quant', '')}"
     del proto.metadata_props[:]
     for key, value in metadata.items():
@@ -45,18 +45,18 @@ def export_onnx(model: torch.nn.Module, sample: torch.Tensor, out: Path, *,
     try:
         onnx.checker.check_model(proto, full_check=True)
     except Exception as exc:
-        raise ConversionFailed(f"exported ONNX model failed onnx.checker: {_first_line(exc)}") from exc
+        raise ConversionFailed(f"exported ONNX model failed onnx.checker: {first_line(exc)}") from exc
     with atomic_path(out) as tmp:
         onnx.save(proto, str(tmp))
 
 
-@contextlib.contextmanager
-def _quiet():
-    with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
-        warnings.simplefilter("ignore")
-        yield
+def _to_fp16(proto):
+    """fp16 weights and compute, float32 input/output so apps feed the same tensors as fp32.
+    ONNX Runtime's CPU provider inserts casts around ops it has no fp16 kernel for."""
+    from onnxconverter_common import float16
 
-
-def _first_line(exc: BaseException) -> str:
-    lines = [l for l in str(exc).splitlines() if l.strip()]
-    return (lines[0] if lines else type(exc).__name__)[:300]
+    try:
+        with quiet():
+            return float16.convert_float_to_float16(proto, keep_io_types=True)
+    except Exception as exc:
+        raise ConversionFailed(f"ONNX fp16 conversion failed: {first_line(exc)}") from exc

@@ -45,7 +45,7 @@ def validate_artifact(artifact: Artifact, inputs: InputSet, reference: np.ndarra
     except RuntimeUnavailable as exc:
         return Validation("unvalidated", False, None, gate, [exc.message],
                           time.perf_counter() - start)
-    outputs = runtime.run(inputs.inputs)
+    outputs = runtime.run(inputs)
     measured = parity(outputs, reference)
     failures = gate.check(measured)
     return Validation(runtime.name, not failures, measured, gate, failures,

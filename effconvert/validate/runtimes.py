@@ -1,8 +1,10 @@
-"""Runtimes that execute artifacts. Every one has the same face — `run(inputs) -> logits` on
-NCHW float32 batches — so validation treats them alike; `name` is what the report says ran."""
+"""Runtimes that execute artifacts. Each has the same face — `run(inputs) -> logits` — and takes
+from the InputSet what its artifact consumes: pixels for image inputs, normalised tensors in the
+artifact's layout otherwise. `name` is what the report says executed the artifact."""
 
 from __future__ import annotations
 
+import platform
 from pathlib import Path
 from typing import Protocol
 
@@ -10,6 +12,7 @@ import numpy as np
 
 from ..convert.artifact import Artifact
 from ..errors import EffconvertError
+from .inputs import InputSet
 
 RUNTIME_THREADS = 2
 
@@ -17,34 +20,101 @@ RUNTIME_THREADS = 2
 class Runtime(Protocol):
     name: str
 
-    def run(self, inputs: np.ndarray) -> np.ndarray: ...
-
-
-class OnnxRuntime:
-    name = "onnxruntime"
-
-    def __init__(self, path: Path) -> None:
-        import onnxruntime as ort
-
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = RUNTIME_THREADS
-        options.log_severity_level = 3
-        self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-        self.input = self.session.get_inputs()[0]
-        self.batch = self.input.shape[0] if isinstance(self.input.shape[0], int) else None
-
-    def run(self, inputs: np.ndarray) -> np.ndarray:
-        step = self.batch or len(inputs)
-        outs = [self.session.run(None, {self.input.name: inputs[i:i + step].astype(np.float32)})[0]
-                for i in range(0, len(inputs), step)]
-        return np.concatenate(outs)
+    def run(self, inputs: InputSet) -> np.ndarray: ...
 
 
 class RuntimeUnavailable(EffconvertError):
     exit_code = 1
 
 
+def _tensors(inputs: InputSet, layout: str) -> np.ndarray:
+    x = inputs.inputs.astype(np.float32)
+    return np.ascontiguousarray(x.transpose(0, 2, 3, 1)) if layout == "nhwc" else x
+
+
+class OnnxRuntime:
+    name = "onnxruntime"
+
+    def __init__(self, artifact: Artifact) -> None:
+        import onnxruntime as ort
+
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = RUNTIME_THREADS
+        options.log_severity_level = 3
+        self.session = ort.InferenceSession(str(artifact.path), options, providers=["CPUExecutionProvider"])
+        self.input = self.session.get_inputs()[0]
+        self.batch = self.input.shape[0] if isinstance(self.input.shape[0], int) else None
+        self.layout = artifact.input_layout
+
+    def run(self, inputs: InputSet) -> np.ndarray:
+        x = _tensors(inputs, self.layout)
+        step = self.batch or len(x)
+        return np.concatenate([self.session.run(None, {self.input.name: x[i:i + step]})[0]
+                               for i in range(0, len(x), step)])
+
+
+class LiteRT:
+    """ai-edge-litert's Interpreter with its default XNNPACK delegate, as on an Android CPU."""
+
+    name = "litert"
+
+    def __init__(self, artifact: Artifact) -> None:
+        from ai_edge_litert.interpreter import Interpreter
+
+        from ..convert.quiet import quiet_native_stderr
+
+        with quiet_native_stderr():                         # XNNPACK's "Created delegate" line
+            self.interpreter = Interpreter(model_path=str(artifact.path), num_threads=RUNTIME_THREADS)
+            self.interpreter.allocate_tensors()
+        self.input = self.interpreter.get_input_details()[0]
+        self.output = self.interpreter.get_output_details()[0]
+        self.layout = artifact.input_layout
+
+    def run(self, inputs: InputSet) -> np.ndarray:
+        x = _tensors(inputs, self.layout)
+        outs = []
+        for i in range(len(x)):
+            self.interpreter.set_tensor(self.input["index"], x[i:i + 1].astype(self.input["dtype"]))
+            self.interpreter.invoke()
+            outs.append(self.interpreter.get_tensor(self.output["index"]).copy())
+        return np.concatenate(outs).astype(np.float32)
+
+
+class CoreMLPredict:
+    """Core ML itself (`MLModel.predict`), only on macOS, where coremltools can run models."""
+
+    name = "coreml-macos"
+
+    def __init__(self, artifact: Artifact) -> None:
+        import coremltools as ct
+
+        self.model = ct.models.MLModel(str(artifact.path), compute_units=ct.ComputeUnit.CPU_ONLY)
+        self.layout = artifact.input_layout
+
+    def run(self, inputs: InputSet) -> np.ndarray:
+        from PIL import Image
+
+        outs = []
+        for i in range(len(inputs.inputs)):
+            feed = ({"image": Image.fromarray(inputs.pixels[i])} if self.layout == "image"
+                    else {"input": inputs.inputs[i:i + 1].astype(np.float32)})
+            outs.append(np.asarray(self.model.predict(feed)["logits"], dtype=np.float32).reshape(1, -1))
+        return np.concatenate(outs)
+
+
+def coreml_can_predict() -> bool:
+    return platform.system() == "Darwin"
+
+
 def runtime_for(artifact: Artifact) -> Runtime:
     if artifact.target == "onnx":
-        return OnnxRuntime(artifact.path)
+        return OnnxRuntime(artifact)
+    if artifact.target == "tflite":
+        return LiteRT(artifact)
+    if artifact.target == "coreml":
+        if coreml_can_predict():
+            return CoreMLPredict(artifact)
+        raise RuntimeUnavailable(
+            "Core ML artifacts can only be executed by Core ML on macOS; on Linux parity needs the "
+            "MIL executor (not yet available): no parity number was computed")
     raise RuntimeUnavailable(f"no runtime can execute {artifact.target} artifacts here")

@@ -1,0 +1,89 @@
+"""Core ML: an ML Program `.mlpackage` with an image input, a classifier output and provenance.
+
+    fused model -> ImageClassifier wrapper (normalise in-graph, softmax + logits)
+    -> torch.jit.trace -> MIL (fp32, or fp16 with fp16-fragile ops kept fp32)
+    -> classifier attached in a second pass -> metadata -> .mlpackage (atomic)
+
+The second pass works around coremltools 9.0 failing (IndexError in `get_func_output`) when a
+classifier model has more outputs than the probabilities and `output_types` is set, which it
+always is for fp16: converting to MIL first and attaching the classifier to the program avoids it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Sequence
+
+import torch
+
+from ..atomic import atomic_path
+from ..errors import BadInput, ConversionFailed
+from ..load.preprocessing import Preprocessing
+from .quiet import first_line, quiet
+from .wrappers import ImageClassifier
+
+IOS_TARGETS = (16, 17, 18)
+INPUT_KINDS = ("image", "tensor")
+
+
+def export_coreml(model: torch.nn.Module, preprocessing: Preprocessing, labels: Sequence[str],
+                  out: Path, *, metadata: dict[str, str], quant: str, ios: int = 16,
+                  input_kind: str = "image", fp32_ops: Sequence[str] = ()) -> list[str]:
+    """Write `out` (.mlpackage); return notes for the report (e.g. ops kept in fp32)."""
+    if ios not in IOS_TARGETS:
+        raise BadInput(f"--ios {ios} is not supported", hint=f"choose from: {', '.join(map(str, IOS_TARGETS))}")
+    if input_kind not in INPUT_KINDS:
+        raise BadInput(f"--input {input_kind} is not supported", hint="choose from: image, tensor")
+    with quiet():
+        import coremltools as ct
+
+        target = {16: ct.target.iOS16, 17: ct.target.iOS17, 18: ct.target.iOS18}[ios]
+        c, h, w = preprocessing.input_size
+        wrapper = ImageClassifier(model, preprocessing if input_kind == "image" else None).eval()
+        try:
+            traced = torch.jit.trace(wrapper, torch.rand(1, c, h, w), check_trace=False)
+            if input_kind == "image":
+                inputs = [ct.ImageType(name="image", shape=(1, c, h, w), scale=1.0 / 255.0,
+                                       bias=[0.0, 0.0, 0.0], color_layout=ct.colorlayout.RGB)]
+            else:
+                inputs = [ct.TensorType(name="input", shape=(1, c, h, w))]
+            precision = ct.precision.FLOAT32
+            if quant == "fp16":
+                keep = frozenset(fp32_ops)
+                precision = ct.transform.FP16ComputePrecision(op_selector=lambda op: op.op_type not in keep)
+            program = ct.convert(traced, inputs=inputs,
+                                 outputs=[ct.TensorType(name="probabilities"), ct.TensorType(name="logits")],
+                                 convert_to="milinternal", minimum_deployment_target=target,
+                                 compute_precision=precision)
+            program.functions["main"].output_types = None
+            mlmodel = ct.convert(program, convert_to="mlprogram", minimum_deployment_target=target,
+                                 compute_precision=ct.precision.FLOAT32,
+                                 classifier_config=ct.ClassifierConfig(list(labels),
+                                                                       predicted_probabilities_output="probabilities"))
+        except BadInput:
+            raise
+        except Exception as exc:  # coremltools raises many types; the message names the op
+            raise ConversionFailed(f"Core ML conversion failed: {first_line(exc)}") from exc
+        _describe(mlmodel, metadata, preprocessing, input_kind)
+        with atomic_path(out) as tmp:
+            mlmodel.save(str(tmp))
+    notes = [f"fp16 program; kept in fp32: {', '.join(sorted(fp32_ops))}"] if quant == "fp16" and fp32_ops else []
+    return notes
+
+
+def _describe(mlmodel, metadata: dict[str, str], preprocessing: Preprocessing, input_kind: str) -> None:
+    pre = preprocessing
+    mlmodel.short_description = (f"{metadata.get('effconvert.arch')} image classifier "
+                                 f"({metadata.get('effconvert.quant')}), converted by effconvert")
+    mlmodel.author = "effconvert"
+    mlmodel.version = metadata.get("effconvert.version", "")
+    mlmodel.user_defined_metadata.update(metadata)
+    h, w = pre.size
+    if input_kind == "image":
+        mlmodel.input_description["image"] = (
+            f"RGB image {w}x{h}, pixels 0-255 (normalisation is inside the model). From a photo: "
+            f"resize the short side to {int(h / pre.crop_pct)} ({pre.interpolation}), center-crop {w}x{h}.")
+    else:
+        mlmodel.input_description["input"] = (
+            f"float32 NCHW {pre.input_size}: (pixel/255 - mean) / std, mean {pre.mean}, std {pre.std}")
+    mlmodel.output_description["logits"] = "raw class scores before softmax"
