@@ -15,6 +15,10 @@ def inspect_path(path: Path) -> list[tuple[str, str]]:
         raise BadInput(f"not found: {path}")
     if path.suffix == ".onnx":
         return _inspect_onnx(path)
+    if path.suffix == ".tflite":
+        return _inspect_tflite(path)
+    if path.suffix == ".mlpackage":
+        return _inspect_mlpackage(path)
     return _inspect_checkpoint(path)
 
 
@@ -64,3 +68,80 @@ def _inspect_onnx(path: Path) -> list[tuple[str, str]]:
             value = f"{len(labels)} labels: {', '.join(labels[:3])}, ..."
         rows.append((key, value))
     return rows
+
+
+def _metadata_rows(meta: dict[str, str]) -> list[tuple[str, str]]:
+    rows = []
+    for key, value in meta.items():
+        if key == "effconvert.labels":
+            labels = json.loads(value)
+            value = f"{len(labels)} labels: {', '.join(labels[:3])}, ..."
+        rows.append((key, value))
+    return rows
+
+
+def _inspect_tflite(path: Path) -> list[tuple[str, str]]:
+    from ai_edge_litert.interpreter import Interpreter
+
+    from .convert.quiet import quiet_native_stderr
+    from .convert.tflite_metadata import read_metadata
+
+    try:
+        with quiet_native_stderr():
+            interpreter = Interpreter(model_path=str(path))
+        meta = read_metadata(path)
+    except Exception as exc:  # the interpreter raises ValueError/RuntimeError for a damaged file
+        raise BadInput(f"not a readable TFLite model: {path.name}") from exc
+
+    def describe(details) -> str:
+        return ", ".join(f"{d['name']} {[int(v) for v in d['shape']]} {d['dtype'].__name__}" for d in details)
+
+    ops = Counter(op["op_name"] for op in interpreter._get_ops_details())
+    return [
+        ("inputs", describe(interpreter.get_input_details())),
+        ("outputs", describe(interpreter.get_output_details())),
+        ("ops", ", ".join(f"{k} {v}" for k, v in ops.most_common())),
+        ("size", f"{path.stat().st_size / 1e6:.2f} MB"),
+    ] + _metadata_rows(meta)
+
+
+def _inspect_mlpackage(path: Path) -> list[tuple[str, str]]:
+    from .convert.quiet import quiet
+
+    with quiet():
+        import coremltools as ct
+
+        try:
+            spec = ct.utils.load_spec(str(path))
+        except Exception as exc:  # protobuf / file errors
+            raise BadInput(f"not a readable Core ML package: {path.name}") from exc
+
+    def feature(f) -> str:
+        kind = f.type.WhichOneof("Type")
+        if kind == "imageType":
+            t = f.type.imageType
+            return f"{f.name} image {t.width}x{t.height} {ct.proto.FeatureTypes_pb2.ImageFeatureType.ColorSpace.Name(t.colorSpace)}"
+        if kind == "multiArrayType":
+            t = f.type.multiArrayType
+            return f"{f.name} tensor {list(t.shape)} {ct.proto.FeatureTypes_pb2.ArrayFeatureType.ArrayDataType.Name(t.dataType)}"
+        return f"{f.name} {kind.replace('Type', '')}"
+
+    function = spec.mlProgram.functions["main"]
+    block = function.block_specializations[function.opset]
+    ops = Counter(op.type for op in block.operations)
+    dtypes = Counter()
+    for op in block.operations:
+        if op.type == "const":
+            value_type = op.attributes["val"].type.tensorType
+            dtypes[ct.proto.MIL_pb2.DataType.Name(value_type.dataType)] += 1
+    size = sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+    rows = [
+        ("inputs", ", ".join(feature(f) for f in spec.description.input)),
+        ("outputs", ", ".join(feature(f) for f in spec.description.output)),
+        ("classifier", f"{spec.description.predictedFeatureName} / {spec.description.predictedProbabilitiesName}"),
+        ("spec version", f"{spec.specificationVersion} (opset {function.opset})"),
+        ("ops", ", ".join(f"{k} {v}" for k, v in ops.most_common() if k != "const")),
+        ("constants", ", ".join(f"{k} {v}" for k, v in dtypes.most_common())),
+        ("size", f"{size / 1e6:.2f} MB"),
+    ]
+    return rows + _metadata_rows(dict(spec.description.metadata.userDefined))

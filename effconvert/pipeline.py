@@ -22,7 +22,9 @@ from .errors import ConversionFailed
 from .fuse import fuse_model
 from .labels import labels_for
 from .load import LoadedModel, load_checkpoint
+from .atomic import write_text_atomic
 from .report import SCHEMA, versions, write_report
+from .report_html import render_html
 from .validate import Validation, gate_for, input_set, parse_gate, validate_artifact
 
 StepCallback = Callable[[str, str], None]          # (step, message)
@@ -102,13 +104,15 @@ def run(request: Request, on_step: StepCallback = lambda step, msg: None) -> Out
     out_dir = Path(request.out_dir) if request.out_dir else default_out_dir(loaded.checkpoint)
     info = _model_info(loaded, labels, labels_source)
     sample = torch.from_numpy(inputs.inputs[:1])
-    entries, artifacts = [], []
+    entries, artifacts, outputs = [], [], {}
     for target, quant in pairs:
-        entry, artifact = _build_one(fused.model, info, target, quant, out_dir, sample, request,
-                                     inputs, reference, on_step)
+        entry, artifact, logits = _build_one(fused.model, info, target, quant, out_dir, sample,
+                                             request, inputs, reference, on_step)
         entries.append(entry)
         if artifact is not None:
             artifacts.append(artifact)
+        if logits is not None:
+            outputs[artifact.path.name] = logits
 
     report = {
         "schema": SCHEMA,
@@ -123,6 +127,7 @@ def run(request: Request, on_step: StepCallback = lambda step, msg: None) -> Out
         "timings_s": {"total": round(time.perf_counter() - started, 3)},
     }
     report_path = write_report(report, out_dir)
+    write_text_atomic(out_dir / "report.html", render_html(report, reference, outputs))
     return Outcome(report, report_path, out_dir, artifacts)
 
 
@@ -134,7 +139,7 @@ def _build_one(model, info, target, quant, out_dir, sample, request, inputs, ref
     except ConversionFailed as exc:
         entry.update(error=exc.message, path=None)
         on_step("convert", f"{target} {quant}: FAILED {exc.message}")
-        return entry, None
+        return entry, None, None
     entry.update(path=artifact.path.name, size_bytes=artifact.size_bytes, sha256=artifact.sha256,
                  input_layout=artifact.input_layout,
                  timings_s={"convert": round(artifact.convert_s, 3)}, notes=artifact.notes)
@@ -143,14 +148,14 @@ def _build_one(model, info, target, quant, out_dir, sample, request, inputs, ref
     if not request.validate:
         entry.update(runtime="unvalidated",
                      parity={"passed": True, "skipped": True, "thresholds": gate.as_dict()})
-        return entry, artifact
+        return entry, artifact, None
     validation: Validation = validate_artifact(artifact, inputs, reference, gate=gate)
     entry.update(runtime=validation.runtime, parity=validation.report_dict())
     entry["timings_s"]["validate"] = round(validation.validate_s, 3)
     verdict = "passed" if validation.passed else "FAILED " + "; ".join(validation.failures)
     where = f"on {validation.runtime}" if validation.parity is not None else "not validated"
     on_step("validate", f"{artifact.path.name} {where}: {verdict}")
-    return entry, artifact
+    return entry, artifact, validation.outputs
 
 
 @torch.no_grad()

@@ -1,0 +1,138 @@
+"""report.html: one self-contained page (plots inline as PNG data URIs) a person reads in ten
+seconds — a verdict banner, one row per artifact, then for each artifact the artifact-vs-reference
+logit scatter and the histogram of its errors."""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+from typing import Any
+
+import numpy as np
+
+_STYLE = """
+body{font:14px/1.45 -apple-system,Segoe UI,Helvetica,Arial,sans-serif;margin:24px;color:#1d1d1f;max-width:1100px}
+h1{font-size:22px;margin:0 0 4px} .sub{color:#666;margin-bottom:16px}
+.banner{padding:10px 14px;border-radius:8px;font-weight:600;margin:12px 0}
+.ok{background:#e3f5e8;color:#136c2e} .bad{background:#fde8e8;color:#9b1c1c} .warn{background:#fff4d6;color:#7a5a00}
+table{border-collapse:collapse;width:100%;margin:8px 0 20px} th,td{padding:6px 10px;border-bottom:1px solid #e5e5e5;text-align:left}
+th{background:#f7f7f7;font-weight:600} td.num{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}
+.card{border:1px solid #e5e5e5;border-radius:8px;padding:12px;margin:12px 0} .card img{max-width:100%}
+.small{color:#666;font-size:12px}
+"""
+
+
+def render_html(report: dict[str, Any], reference: np.ndarray, outputs: dict[str, np.ndarray]) -> str:
+    """`outputs`: artifact file name -> logits the runtime produced (absent when not validated)."""
+    model, fusion = report["model"], report["fusion"]
+    passed = report["passed"]
+    unvalidated = [a for a in report["artifacts"] if a.get("runtime") == "unvalidated"]
+    if passed:
+        banner = ("ok", "PASSED — every artifact ran on its runtime and met its gate")
+    elif unvalidated and all(a.get("parity", {}).get("passed", True) or a in unvalidated
+                             for a in report["artifacts"]):
+        banner = ("warn", f"NOT VALIDATED — {len(unvalidated)} artifact(s) could not be run here")
+    else:
+        banner = ("bad", "FAILED — see the rows marked failed")
+    parts = [
+        "<!doctype html><html><head><meta charset='utf-8'>",
+        f"<title>effconvert report — {_e(model['arch'])}</title><style>{_STYLE}</style></head><body>",
+        f"<h1>{_e(model['arch'])}</h1>",
+        f"<div class='sub'>{_e(model['checkpoint'])} · {_e(model['source_layout'])} layout · "
+        f"{model['params'] / 1e6:.1f}M params · input {model['input_size']} · {_e(model['weights'])}</div>",
+        f"<div class='banner {banner[0]}'>{_e(banner[1])}</div>",
+        _fusion_line(fusion),
+        _table(report["artifacts"]),
+        f"<p class='small'>Inputs: {report['inputs']['samples']} × {_e(report['inputs']['source'])}. "
+        "max rel = max|artifact − PyTorch| / max|PyTorch| over all logits; PSNR over the logit range.</p>",
+    ]
+    for artifact in report["artifacts"]:
+        parts.append(_card(artifact, reference, outputs.get(artifact.get("path") or "")))
+    versions = ", ".join(f"{k} {v}" for k, v in report["versions"].items())
+    parts.append(f"<p class='small'>{_e(versions)}</p></body></html>")
+    return "\n".join(parts)
+
+
+def _fusion_line(fusion: dict) -> str:
+    if fusion.get("skipped"):
+        return "<p>Fusion: skipped (--no-fuse).</p>"
+    verdict = "passed" if fusion["passed"] else "FAILED"
+    return (f"<p>Fusion proof: {fusion['modules_fused']} modules fused, max rel err "
+            f"{fusion['max_rel_err']:.1e} on {fusion['samples']} inputs (gate {fusion['tolerance']:.0e}) — {verdict}.</p>")
+
+
+def _table(artifacts: list[dict]) -> str:
+    rows = ["<table><tr><th>target</th><th>quant</th><th>file</th><th>size</th><th>runtime</th>"
+            "<th>max rel</th><th>PSNR dB</th><th>top-1</th><th>verdict</th></tr>"]
+    for a in artifacts:
+        p = a.get("parity", {})
+        rows.append(
+            f"<tr><td>{_e(a['target'])}</td><td>{_e(a['quant'])}</td><td>{_e(a.get('path') or '-')}</td>"
+            f"<td class='num'>{_mb(a.get('size_bytes'))}</td><td>{_e(a.get('runtime', '-'))}</td>"
+            f"<td class='num'>{_fmt(p.get('max_rel_err'), '{:.1e}')}</td>"
+            f"<td class='num'>{_fmt(p.get('psnr_db'), '{:.1f}')}</td>"
+            f"<td class='num'>{_fmt(p.get('top1_agreement'), '{:.3f}')}</td><td>{_verdict(a)}</td></tr>")
+    rows.append("</table>")
+    return "\n".join(rows)
+
+
+def _verdict(a: dict) -> str:
+    p = a.get("parity", {})
+    if a.get("error"):
+        return f"<b style='color:#9b1c1c'>conversion failed</b>: {_e(a['error'])}"
+    if p.get("skipped"):
+        return "not validated (--no-validate)"
+    if a.get("runtime") == "unvalidated":
+        return f"<b style='color:#7a5a00'>not validated</b>: {_e('; '.join(p.get('failures', [])))}"
+    if p.get("passed"):
+        return "<b style='color:#136c2e'>passed</b>"
+    return f"<b style='color:#9b1c1c'>FAILED</b>: {_e('; '.join(p.get('failures', [])))}"
+
+
+def _card(a: dict, reference: np.ndarray, out: np.ndarray | None) -> str:
+    title = f"{a['target']} {a['quant']} — {a.get('path') or 'not written'}"
+    if out is None:
+        return f"<div class='card'><b>{_e(title)}</b><p class='small'>No outputs: {_verdict(a)}</p></div>"
+    notes = "".join(f"<li>{_e(n)}</li>" for n in a.get("notes", []))
+    return (f"<div class='card'><b>{_e(title)}</b> <span class='small'>ran on {_e(a['runtime'])}</span>"
+            f"{'<ul class=small>' + notes + '</ul>' if notes else ''}"
+            f"<br><img alt='logits and errors' src='data:image/png;base64,{_plots(reference, out)}'></div>")
+
+
+def _plots(reference: np.ndarray, out: np.ndarray) -> str:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    ref, art = reference.ravel(), out.ravel()
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 3.6), dpi=90)
+    ax1.scatter(ref, art, s=2, alpha=0.35, color="#2563eb", rasterized=True)
+    lo, hi = float(min(ref.min(), art.min())), float(max(ref.max(), art.max()))
+    ax1.plot([lo, hi], [lo, hi], color="#999", lw=0.8)
+    ax1.set_xlabel("PyTorch logit")
+    ax1.set_ylabel("artifact logit")
+    ax1.set_title("artifact vs reference")
+    err = art.astype(np.float64) - ref.astype(np.float64)
+    ax2.hist(err, bins=80, color="#7c3aed")
+    ax2.set_yscale("log")
+    ax2.set_xlabel("artifact − reference")
+    ax2.set_title(f"errors (max |err| {np.abs(err).max():.2e})")
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png")
+    plt.close(fig)
+    return base64.b64encode(buf.getvalue()).decode()
+
+
+def _e(text: Any) -> str:
+    return html.escape(str(text))
+
+
+def _fmt(value, fmt: str) -> str:
+    return "-" if value is None else fmt.format(value)
+
+
+def _mb(size) -> str:
+    return "-" if not size else f"{size / 1e6:.1f} MB"
