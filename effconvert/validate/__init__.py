@@ -14,7 +14,8 @@ from ..convert.artifact import Artifact
 from .gates import DEFAULT_GATES, Gate, gate_for, parse_gate
 from .inputs import InputSet, input_set
 from .metrics import Parity, parity
-from .runtimes import Runtime, RuntimeUnavailable, runtime_for
+from .localize import first_divergent_op
+from .runtimes import CoreMLExecutor, Runtime, RuntimeUnavailable, runtime_for
 
 __all__ = ["Validation", "validate_artifact", "input_set", "InputSet", "Gate", "gate_for",
            "parse_gate", "DEFAULT_GATES", "Parity", "parity"]
@@ -29,11 +30,14 @@ class Validation:
     failures: list[str] = field(default_factory=list)
     validate_s: float = 0.0
     outputs: np.ndarray | None = None     # the artifact's logits, for plots
+    first_divergent_op: dict | None = None   # Core ML: where a failing fp16 program diverges
 
     def report_dict(self) -> dict:
         body = {"passed": self.passed, "thresholds": self.gate.as_dict(), "failures": self.failures}
         if self.parity is not None:
             body.update(self.parity.as_dict())
+        if self.first_divergent_op is not None:
+            body["first_divergent_op"] = self.first_divergent_op
         return body
 
 
@@ -48,5 +52,8 @@ def validate_artifact(artifact: Artifact, inputs: InputSet, reference: np.ndarra
     outputs = runtime.run(inputs)
     measured = parity(outputs, reference)
     failures = gate.check(measured)
+    divergent = None
+    if failures and isinstance(runtime, CoreMLExecutor) and artifact.quant != "fp32":
+        divergent = first_divergent_op(runtime, inputs, psnr_db=gate.psnr)
     return Validation(runtime.name, not failures, measured, gate, failures,
-                      time.perf_counter() - start, outputs)
+                      time.perf_counter() - start, outputs, divergent)

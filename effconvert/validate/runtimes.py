@@ -102,6 +102,29 @@ class CoreMLPredict:
         return np.concatenate(outs)
 
 
+class CoreMLExecutor:
+    """Our MIL executor (validate/mil): runs the saved package's program on Linux."""
+
+    name = "coreml-mil-executor"
+
+    def __init__(self, artifact: Artifact) -> None:
+        from .mil import MILExecutor
+
+        self.executor = MILExecutor(artifact.path)
+        self.layout = artifact.input_layout
+        self.input_name = next(iter(self.executor.program.inputs))
+
+    def feed(self, inputs: InputSet, i: int) -> dict[str, np.ndarray]:
+        if self.layout == "image":
+            return {self.input_name: inputs.pixels[i:i + 1].transpose(0, 3, 1, 2).astype(np.float32)}
+        return {self.input_name: inputs.inputs[i:i + 1].astype(np.float32)}
+
+    def run(self, inputs: InputSet) -> np.ndarray:
+        outs = [self.executor.run(self.feed(inputs, i))["logits"].numpy().reshape(1, -1)
+                for i in range(len(inputs.inputs))]
+        return np.concatenate(outs).astype(np.float32)
+
+
 def coreml_can_predict() -> bool:
     return platform.system() == "Darwin"
 
@@ -114,7 +137,10 @@ def runtime_for(artifact: Artifact) -> Runtime:
     if artifact.target == "coreml":
         if coreml_can_predict():
             return CoreMLPredict(artifact)
-        raise RuntimeUnavailable(
-            "Core ML artifacts can only be executed by Core ML on macOS; on Linux parity needs the "
-            "MIL executor (not yet available): no parity number was computed")
+        from .mil import UnsupportedProgram
+
+        try:
+            return CoreMLExecutor(artifact)
+        except UnsupportedProgram as exc:
+            raise RuntimeUnavailable(exc.message) from exc
     raise RuntimeUnavailable(f"no runtime can execute {artifact.target} artifacts here")

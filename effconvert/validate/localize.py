@@ -1,0 +1,41 @@
+"""Layer-wise localisation for Core ML fp16 programs: run the same program twice in the MIL
+executor — once rounding every op output to its declared fp16, once not (its fp32 twin) — and name
+the first op whose output falls below the gate's PSNR. The fp16 rounding of that op's inputs or
+outputs is where the error enters; it is the candidate to keep in fp32."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from .inputs import InputSet
+
+DEFAULT_OP_PSNR_DB = 35.0
+
+
+def first_divergent_op(executor, inputs: InputSet, *, psnr_db: float | None) -> dict | None:
+    threshold = psnr_db if psnr_db is not None else DEFAULT_OP_PSNR_DB
+    feed = executor.feed(inputs, 0)
+    rounded = executor.executor.run(feed, keep=True)
+    twin = executor.executor.run(feed, keep=True, round_to_declared=False)
+    for op in executor.executor.program.operations:
+        for name, spec in op.outputs:
+            a, b = rounded.get(name), twin.get(name)
+            if not (torch.is_tensor(a) and a.is_floating_point() and a.numel() > 1):
+                continue
+            psnr = _psnr(a, b)
+            if psnr < threshold:
+                return {"op": op.type, "output": name, "psnr_db": round(psnr, 2), "threshold_db": threshold}
+    return None
+
+
+def _psnr(a: torch.Tensor, ref: torch.Tensor) -> float:
+    a, ref = a.double(), ref.double()
+    mse = float(((a - ref) ** 2).mean())
+    peak = float(ref.max() - ref.min())
+    if mse == 0:
+        return math.inf
+    if peak == 0 or not math.isfinite(mse):
+        return -math.inf
+    return 20 * math.log10(peak / math.sqrt(mse))

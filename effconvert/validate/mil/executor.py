@@ -1,0 +1,90 @@
+"""Execute a Core ML ML Program on Linux, op by op, in torch.
+
+Faithfulness model: every op computes in float32 and its output is rounded to the dtype the
+program declares (fp16 programs: each op's output is rounded to fp16). This bounds what a device
+computes — Core ML's fp16 kernels may accumulate in fp16 inside an op, which this does not
+reproduce bit for bit — and reproduces exactly the fp16 storage of every intermediate, the main
+error source of fp16 programs.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Mapping
+
+import numpy as np
+import torch
+
+from ...errors import EffconvertError
+from .ops import OPS
+from .program import Program, load_program, rank_violations
+
+_HALF = {"FLOAT16"}
+
+
+class UnsupportedProgram(EffconvertError):
+    """The executor cannot run this program (unknown op, or a limit Core ML would refuse)."""
+
+    exit_code = 1
+
+
+class MILExecutor:
+    name = "coreml-mil-executor"
+
+    def __init__(self, path: Path | Program) -> None:
+        self.program = path if isinstance(path, Program) else load_program(Path(path))
+        unknown = sorted({op.type for op in self.program.operations if op.type not in OPS})
+        if unknown:
+            raise UnsupportedProgram(f"the MIL executor does not implement op(s): {', '.join(unknown)}; "
+                                     "Core ML parity was not computed")
+        too_big = rank_violations(self.program)
+        if too_big:
+            raise UnsupportedProgram(f"Core ML refuses tensors of rank > 5: {too_big[0]}"
+                                     + (f" (and {len(too_big) - 1} more)" if len(too_big) > 1 else ""))
+
+    @torch.no_grad()
+    def run(self, feeds: Mapping[str, Any], *, round_to_declared: bool = True,
+            keep: bool = False) -> dict[str, Any]:
+        """feeds: input name -> array (image inputs: NCHW float pixels 0-255, RGB order).
+
+        Returns the program outputs, or every named value when `keep` (for localisation).
+        `round_to_declared=False` runs the same graph without fp16 rounding (the fp32 twin).
+        """
+        env: dict[str, Any] = dict(self.program.constants)
+        for name, spec in self.program.inputs.items():
+            if name not in feeds:
+                raise KeyError(f"missing input {name!r}")
+            value = torch.as_tensor(np.asarray(feeds[name]), dtype=torch.float32)
+            if self.program.image_inputs.get(name) == "BGR":
+                value = value.flip(1)
+            env[name] = _round(value, spec.dtype) if round_to_declared else value
+        for op in self.program.operations:
+            args = {k: _resolve(v, env) for k, v in op.inputs.items()}
+            try:
+                result = OPS[op.type](op=op, **args)
+            except Exception as exc:
+                raise UnsupportedProgram(f"MIL op {op.type} ({op.outputs[0][0]}) failed: {exc}") from exc
+            results = result if isinstance(result, tuple) else (result,)
+            for (name, spec), value in zip(op.outputs, results):
+                if torch.is_tensor(value) and round_to_declared:
+                    value = _round(value, spec.dtype)
+                env[name] = value
+        if keep:
+            return env
+        return {name: env[name] for name in self.program.outputs}
+
+
+def _round(value: torch.Tensor, dtype: str) -> torch.Tensor:
+    if dtype in _HALF and value.is_floating_point():
+        return value.to(torch.float16).to(torch.float32)
+    if dtype == "BFLOAT16" and value.is_floating_point():
+        return value.to(torch.bfloat16).to(torch.float32)
+    return value
+
+
+def _resolve(bindings: list, env: dict[str, Any]) -> Any:
+    values = [env[v] if kind == "name" else v for kind, v in bindings]
+    value = values if len(values) != 1 else values[0]
+    if torch.is_tensor(value) and value.dim() == 0 and not value.is_floating_point() and value.dtype != torch.bool:
+        return value                          # keep scalar ints as tensors; ops convert
+    return value

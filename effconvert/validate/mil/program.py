@@ -1,0 +1,172 @@
+"""Read a saved `.mlpackage` (not an in-memory model) into plain data the executor walks.
+
+The program is `spec.mlProgram.functions["main"]`, block chosen by the function's opset; constants
+are decoded once (inline values, or blobs in `weights/weight.bin` through coremltools' own blob
+reader, which works on Linux). Declared output types are kept: the executor rounds to them (fp16)
+and checks its shapes against them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from ...errors import BadInput
+
+# MIL DataType enum name -> (numpy dtype used to read blobs, torch dtype we compute in)
+_FLOATS = {"FLOAT16", "FLOAT32", "FLOAT64", "BFLOAT16"}
+_TORCH_DTYPE = {
+    "FLOAT16": torch.float32, "FLOAT32": torch.float32, "FLOAT64": torch.float32, "BFLOAT16": torch.float32,
+    "INT8": torch.int64, "UINT8": torch.int64, "INT16": torch.int64, "UINT16": torch.int64,
+    "INT32": torch.int64, "UINT32": torch.int64, "INT64": torch.int64, "BOOL": torch.bool,
+    "INT4": torch.int64, "UINT4": torch.int64, "UINT1": torch.int64, "UINT2": torch.int64,
+    "UINT3": torch.int64, "UINT6": torch.int64,
+}
+_BLOB_READERS = {
+    "FLOAT32": "read_float_data", "FLOAT16": "read_fp16_data", "INT8": "read_int8_data",
+    "UINT8": "read_uint8_data", "INT16": "read_int16_data", "UINT16": "read_uint16_data",
+    "INT32": "read_int32_data", "UINT32": "read_uint32_data", "INT4": "read_int4_data",
+    "UINT4": "read_uint4_data", "UINT1": "read_uint1_data", "UINT2": "read_uint2_data",
+    "UINT3": "read_uint3_data", "UINT6": "read_uint6_data",
+}
+MAX_CORE_ML_RANK = 5            # Core ML refuses tensors of higher rank at load time
+
+
+@dataclass(frozen=True)
+class TensorSpec:
+    dtype: str                  # MIL DataType name: FLOAT16, FLOAT32, INT32, BOOL, STRING, ...
+    shape: tuple[int | None, ...] | None   # None = unknown rank; None entries = symbolic dims
+
+    @property
+    def rank(self) -> int | None:
+        return None if self.shape is None else len(self.shape)
+
+
+@dataclass(frozen=True)
+class Operation:
+    type: str
+    inputs: dict[str, list[Any]]          # argument -> list of ("name", str) or ("value", tensor)
+    outputs: tuple[tuple[str, TensorSpec], ...]
+    index: int
+
+
+@dataclass
+class Program:
+    path: Path
+    opset: str
+    inputs: dict[str, TensorSpec]
+    image_inputs: dict[str, str]          # input name -> colour layout (RGB/BGR/GRAYSCALE)
+    operations: list[Operation]
+    outputs: list[str]
+    constants: dict[str, Any] = field(default_factory=dict)
+    op_histogram: dict[str, int] = field(default_factory=dict)
+    classifier: tuple[str, str] | None = None   # (label output, probabilities output)
+
+
+def load_program(path: Path) -> Program:
+    from ...convert.quiet import quiet
+
+    path = Path(path)
+    with quiet():
+        import coremltools as ct
+        from coremltools.libmilstoragepython import _BlobStorageReader
+
+        try:
+            spec = ct.utils.load_spec(str(path))
+        except Exception as exc:  # protobuf/file errors
+            raise BadInput(f"not a readable Core ML package: {path}") from exc
+    if spec.WhichOneof("Type") != "mlProgram":
+        raise BadInput(f"{path.name} is not an ML Program (it is a {spec.WhichOneof('Type')})")
+    mil = ct.proto.MIL_pb2
+    function = spec.mlProgram.functions["main"]
+    block = function.block_specializations[function.opset]
+    weights = path / "Data" / "com.apple.CoreML" / "weights" / "weight.bin"
+    reader = _BlobStorageReader(str(weights)) if weights.exists() else None
+
+    def type_of(value_type) -> TensorSpec:
+        kind = value_type.WhichOneof("type")
+        if kind != "tensorType":
+            return TensorSpec(kind or "UNKNOWN", None)
+        t = value_type.tensorType
+        dims = tuple(d.constant.size if d.WhichOneof("dimension") == "constant" else None for d in t.dimensions)
+        return TensorSpec(mil.DataType.Name(t.dataType), dims)
+
+    def decode(value) -> Any:
+        spec_type = type_of(value.type)
+        kind = value.WhichOneof("value")
+        if kind == "immediateValue" and value.immediateValue.WhichOneof("value") == "list":
+            return [decode(v) for v in value.immediateValue.list.values]     # e.g. class labels
+        if kind == "immediateValue":
+            tensor = value.immediateValue.tensor
+            field_name = tensor.WhichOneof("value")
+            if field_name == "bytes":                              # packed fp16 / small ints
+                raw = np.frombuffer(tensor.bytes.values, dtype=_np_dtype(spec_type.dtype))
+                return _to_tensor(raw, spec_type)
+            raw = list(getattr(tensor, field_name).values) if field_name else []
+            if spec_type.dtype == "STRING":
+                return raw if spec_type.shape else raw[0]
+            return _to_tensor(np.asarray(raw), spec_type)
+        if kind == "blobFileValue":
+            if reader is None:
+                raise BadInput(f"{path.name}: weights/weight.bin is missing")
+            blob = value.blobFileValue
+            data = np.asarray(getattr(reader, _BLOB_READERS[spec_type.dtype])(blob.offset))
+            if spec_type.dtype == "FLOAT16":                       # the reader returns raw bits
+                data = data.view(np.float16)
+            return _to_tensor(data, spec_type)
+        raise BadInput(f"{path.name}: unsupported constant encoding {kind}")
+
+    inputs = {i.name: type_of(i.type) for i in function.inputs}
+    image_inputs = {}
+    for feature in spec.description.input:
+        if feature.type.WhichOneof("Type") == "imageType":
+            image_inputs[feature.name] = ct.proto.FeatureTypes_pb2.ImageFeatureType.ColorSpace.Name(
+                feature.type.imageType.colorSpace)
+    constants: dict[str, Any] = {}
+    operations: list[Operation] = []
+    histogram: dict[str, int] = {}
+    for index, op in enumerate(block.operations):
+        histogram[op.type] = histogram.get(op.type, 0) + 1
+        outputs = tuple((o.name, type_of(o.type)) for o in op.outputs)
+        if op.type == "const":
+            constants[outputs[0][0]] = decode(op.attributes["val"])
+            continue
+        args = {}
+        for name, argument in op.inputs.items():
+            args[name] = [("name", b.name) if b.WhichOneof("binding") == "name" else ("value", decode(b.value))
+                          for b in argument.arguments]
+        operations.append(Operation(op.type, args, outputs, index))
+    classifier = None
+    if spec.description.predictedFeatureName:
+        classifier = (spec.description.predictedFeatureName, spec.description.predictedProbabilitiesName)
+    return Program(path, function.opset, inputs, image_inputs, operations, list(block.outputs),
+                   constants, histogram, classifier)
+
+
+def rank_violations(program: Program) -> list[str]:
+    """Ops whose declared output rank exceeds what Core ML accepts, named."""
+    found = []
+    for op in program.operations:
+        for name, spec in op.outputs:
+            if spec.rank is not None and spec.rank > MAX_CORE_ML_RANK:
+                found.append(f"{op.type} '{name}' has rank {spec.rank}")
+    return found
+
+
+def _np_dtype(name: str):
+    return {"FLOAT16": np.float16, "FLOAT32": np.float32, "INT8": np.int8, "UINT8": np.uint8,
+            "INT16": np.int16, "UINT16": np.uint16, "INT32": np.int32, "UINT32": np.uint32}.get(name, np.uint8)
+
+
+def _to_tensor(data: np.ndarray, spec: TensorSpec) -> torch.Tensor:
+    dtype = _TORCH_DTYPE.get(spec.dtype, torch.float32)
+    if spec.dtype in _FLOATS:
+        data = data.astype(np.float32)
+    tensor = torch.from_numpy(np.ascontiguousarray(data)).to(dtype)
+    if spec.shape is not None and all(d is not None for d in spec.shape):
+        tensor = tensor.reshape(spec.shape)
+    return tensor

@@ -1,0 +1,149 @@
+"""Core ML, TFLite and ONNX artifacts: what is inside them, parity on real runtimes, determinism."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import platform
+
+import pytest
+
+from effconvert.convert.tflite_metadata import read_metadata
+from effconvert.load.fastvit import VARIANTS
+from effconvert.pipeline import Request, run
+
+REPRESENTATIVE = "fastvit_sa12"   # RepMixer stages + attention stage + RepCPE: every FastViT op kind
+
+
+@pytest.fixture(scope="module")
+def all_targets(tmp_path_factory, checkpoints):
+    """One run of the main command: every target, fp32 and fp16, default validation."""
+    out = tmp_path_factory.mktemp("targets")
+    outcome = run(Request(checkpoints(REPRESENTATIVE), ("all",), ("fp32", "fp16"), out, samples=16))
+    return outcome
+
+
+def _entry(outcome, target, quant):
+    [entry] = [a for a in outcome.report["artifacts"] if (a["target"], a["quant"]) == (target, quant)]
+    return entry
+
+
+def test_six_artifacts_and_parity_on_real_runtimes(all_targets):
+    report = all_targets.report
+    assert len(report["artifacts"]) == 6
+    for target, runtime in (("tflite", "litert"), ("onnx", "onnxruntime")):
+        fp32, fp16 = _entry(all_targets, target, "fp32"), _entry(all_targets, target, "fp16")
+        assert fp32["runtime"] == fp16["runtime"] == runtime
+        assert fp32["parity"]["passed"] and fp32["parity"]["max_rel_err"] <= 1e-5, fp32["parity"]
+        assert fp16["parity"]["passed"] and fp16["parity"]["top1_agreement"] >= 0.99, fp16["parity"]
+        assert fp16["parity"]["psnr_db"] >= 35
+        assert fp16["size_bytes"] < 0.6 * fp32["size_bytes"]
+        assert fp32["parity"]["samples"] == 16
+    assert (all_targets.out_dir / "report.html").exists()
+
+
+@pytest.mark.skipif(platform.system() == "Darwin", reason="on macOS Core ML itself validates")
+def test_coreml_without_a_runtime_is_unvalidated_never_a_number(all_targets):
+    for quant in ("fp32", "fp16"):
+        entry = _entry(all_targets, "coreml", quant)
+        assert entry["runtime"] == "unvalidated"
+        assert entry["parity"]["passed"] is False
+        assert "max_rel_err" not in entry["parity"] and "psnr_db" not in entry["parity"]
+    assert all_targets.report["passed"] is False and all_targets.exit_code == 1
+
+
+def test_coreml_package_has_image_input_labels_and_metadata(all_targets):
+    import coremltools as ct
+
+    entry = _entry(all_targets, "coreml", "fp16")
+    spec = ct.utils.load_spec(str(all_targets.out_dir / entry["path"]))
+    [image] = spec.description.input
+    assert image.name == "image" and image.type.WhichOneof("Type") == "imageType"
+    assert (image.type.imageType.width, image.type.imageType.height) == (256, 256)
+    outputs = {o.name: o.type.WhichOneof("Type") for o in spec.description.output}
+    assert outputs == {"classLabel": "stringType", "classLabel_probs": "dictionaryType",
+                       "logits": "multiArrayType"}
+    labels = list(spec.mlProgram.functions["main"].block_specializations.values())[0]
+    meta = dict(spec.description.metadata.userDefined)
+    assert meta["effconvert.arch"] == REPRESENTATIVE and meta["effconvert.quant"] == "fp16"
+    assert meta["effconvert.checkpoint_sha256"] == all_targets.report["model"]["sha256"]
+    assert json.loads(meta["effconvert.mean"]) == [0.485, 0.456, 0.406]
+    assert len(json.loads(meta["effconvert.labels"])) == 1000
+    assert spec.specificationVersion >= 7                          # iOS16 ML Program
+    assert spec.WhichOneof("Type") == "mlProgram" and labels is not None
+
+
+def test_tflite_has_nhwc_input_and_metadata_inside(all_targets):
+    from ai_edge_litert.interpreter import Interpreter
+
+    path = all_targets.out_dir / _entry(all_targets, "tflite", "fp32")["path"]
+    interpreter = Interpreter(model_path=str(path))
+    [inp], [out] = interpreter.get_input_details(), interpreter.get_output_details()
+    assert inp["name"] == "input" and list(inp["shape"]) == [1, 256, 256, 3]
+    assert out["name"] == "logits" and list(out["shape"]) == [1, 1000]
+    assert interpreter.get_signature_list() == {"serving_default": {"inputs": ["input"], "outputs": ["logits"]}}
+    meta = read_metadata(path)
+    assert meta["effconvert.input_layout"] == "nhwc" and meta["effconvert.arch"] == REPRESENTATIVE
+    assert json.loads(meta["effconvert.std"]) == [0.229, 0.224, 0.225]
+    assert len(json.loads(meta["effconvert.labels"])) == 1000
+
+
+def test_coreml_no_validate_and_tensor_input(tmp_path, checkpoints, cli):
+    out = tmp_path / "out"
+    result = cli(checkpoints("fastvit_t8"), "--target", "coreml", "--input", "tensor", "--ios", "17",
+                 "--no-validate", "--out", out)
+    assert result.exit_code == 0, result.output
+    import coremltools as ct
+
+    spec = ct.utils.load_spec(str(out / "fastvit_t8_fp32.mlpackage"))
+    assert spec.description.input[0].type.WhichOneof("Type") == "multiArrayType"
+    assert spec.specificationVersion >= 8                          # iOS17
+
+
+def test_tflite_nchw_layout_and_onnx_dynamic_batch(tmp_path, checkpoints, cli):
+    out = tmp_path / "out"
+    result = cli(checkpoints("fastvit_t8"), "--target", "tflite", "--target", "onnx", "--layout", "nchw",
+                 "--dynamic-batch", "--samples", "8", "--out", out)
+    assert result.exit_code == 0, result.output
+    report = json.loads((out / "report.json").read_text())
+    assert {a["input_layout"] for a in report["artifacts"]} == {"nchw"}
+    import onnx
+
+    dims = onnx.load(str(out / "fastvit_t8_fp32.onnx")).graph.input[0].type.tensor_type.shape.dim
+    assert dims[0].dim_param and dims[0].dim_value == 0
+
+
+def _digest(path):
+    if path.is_dir():
+        return {str(p.relative_to(path)): hashlib.sha256(p.read_bytes()).hexdigest()
+                for p in sorted(path.rglob("*")) if p.is_file()}
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_conversion_is_deterministic(tmp_path, checkpoints):
+    """Same checkpoint twice: byte-identical .tflite and .onnx, identical Core ML weights."""
+    ckpt = checkpoints("fastvit_t8")
+    a = run(Request(ckpt, ("all",), ("fp32",), tmp_path / "a", samples=1, validate=False))
+    b = run(Request(ckpt, ("all",), ("fp32",), tmp_path / "b", samples=1, validate=False))
+    for name in ("fastvit_t8_fp32.tflite", "fastvit_t8_fp32.onnx"):
+        assert _digest(a.out_dir / name) == _digest(b.out_dir / name), name
+    weights = "Data/com.apple.CoreML/weights/weight.bin"
+    pa, pb = (o.out_dir / "fastvit_t8_fp32.mlpackage" for o in (a, b))
+    assert _digest(pa)[weights] == _digest(pb)[weights]
+
+
+@pytest.mark.skipif(platform.system() != "Darwin", reason="MLModel.predict runs only on macOS")
+def test_coreml_predict_on_macos(all_targets):
+    for quant in ("fp32", "fp16"):
+        entry = _entry(all_targets, "coreml", quant)
+        assert entry["runtime"] == "coreml-macos" and entry["parity"]["passed"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("arch", VARIANTS)
+def test_every_fastvit_variant_converts_to_every_target(arch, tmp_path, checkpoints):
+    outcome = run(Request(checkpoints(arch), ("all",), ("fp32", "fp16"), tmp_path, samples=8))
+    for entry in outcome.report["artifacts"]:
+        assert "error" not in entry, entry
+        if entry["runtime"] != "unvalidated":
+            assert entry["parity"]["passed"], (entry["target"], entry["quant"], entry["parity"])
