@@ -242,3 +242,54 @@ def test_inspect_mlpackage(tmp_path, checkpoints, cli):
     assert result.exit_code == 0, result.output
     for text in ("image 256x256 RGB", "classLabel", "logits", "conv", "FLOAT16", "MB"):
         assert text in result.output, text
+
+
+@pytest.mark.parametrize("ios", [16, 18])
+@pytest.mark.parametrize("compression", ["linear_int8", "palettize_4bit", "prune_50"])
+def test_compressed_weights_decompress_like_coremltools(ios, compression, tmp_path):
+    """constexpr_affine_dequantize / blockwise_shift_scale / lut_to_dense / sparse_to_dense:
+    the executor's result equals the linear layer applied to coremltools' own materialised weight."""
+    import coremltools.optimize.coreml as cto
+
+    weight = RNG.normal(size=(64, 32)).astype(np.float32)
+    x = RNG.normal(size=(2, 32)).astype(np.float32)
+    target = {16: ct.target.iOS16, 18: ct.target.iOS18}[ios]
+
+    @mb.program(input_specs=[mb.TensorSpec(shape=(2, 32))], opset_version=target)
+    def program(x_in):
+        return mb.linear(x=x_in, weight=weight)
+
+    dense = ct.convert(program, convert_to="mlprogram", minimum_deployment_target=target,
+                       compute_precision=ct.precision.FLOAT32, skip_model_load=True)
+    configs = {
+        "linear_int8": (cto.linear_quantize_weights, cto.OpLinearQuantizerConfig(mode="linear_symmetric", weight_threshold=0)),
+        "palettize_4bit": (cto.palettize_weights, cto.OpPalettizerConfig(nbits=4, mode="kmeans", weight_threshold=0)),
+        "prune_50": (cto.prune_weights, cto.OpMagnitudePrunerConfig(target_sparsity=0.5, weight_threshold=0)),
+    }
+    fn, config = configs[compression]
+    compressed = fn(dense, config=cto.OptimizationConfig(global_config=config))
+    [constexpr] = [o for o in compressed._mil_program.functions["main"].operations if o.op_type.startswith("constexpr")]
+    materialised = np.asarray(constexpr.materialized_val_inference(), dtype=np.float32)
+    path = tmp_path / "compressed.mlpackage"
+    compressed.save(str(path))
+    executor = MILExecutor(path)
+    assert any(op.type == constexpr.op_type for op in executor.program.operations)
+    [out] = executor.run({"x_in": x}).values()
+    np.testing.assert_allclose(out.numpy(), x @ materialised.T, rtol=1e-5, atol=1e-5)
+
+
+def test_activation_quantize_dequantize_round_trip(tmp_path):
+    x = _x(2, 8)
+    scale = np.float32(0.05)
+
+    @mb.program(input_specs=[mb.TensorSpec(shape=x.shape)], opset_version=ct.target.iOS17)
+    def program(x_in):
+        q = mb.quantize(input=x_in, scale=scale, zero_point=np.int8(3), output_dtype="int8")
+        return mb.dequantize(input=q, scale=scale, zero_point=np.int8(3))
+
+    path = tmp_path / "qdq.mlpackage"
+    ct.convert(program, convert_to="mlprogram", minimum_deployment_target=ct.target.iOS17,
+               compute_precision=ct.precision.FLOAT32, skip_model_load=True).save(str(path))
+    [out] = MILExecutor(path).run({"x_in": x}).values()
+    expected = (np.clip(np.round(x / scale) + 3, -128, 127) - 3) * scale
+    np.testing.assert_allclose(out.numpy(), expected, rtol=0, atol=1e-6)

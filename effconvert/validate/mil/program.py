@@ -136,6 +136,9 @@ def load_program(path: Path) -> Program:
             constants[outputs[0][0]] = decode(op.attributes["val"])
             continue
         args = {}
+        for name, value in op.attributes.items():       # iOS16 constexpr ops keep data here
+            if name != "name":
+                args[name] = [("value", decode(value))]
         for name, argument in op.inputs.items():
             args[name] = [("name", b.name) if b.WhichOneof("binding") == "name" else ("value", decode(b.value))
                           for b in argument.arguments]
