@@ -24,5 +24,8 @@ test: install
 test-slow: install
 	$(BIN)/python -m pytest -m slow -q
 
+bench: install
+	$(BIN)/python bench/executor_speed.py fastvit_s12
+
 clean:
 	rm -rf $(VENV) effconvert-out .pytest_cache

@@ -124,7 +124,8 @@ def demo_cmd(
     out_dir: Path = typer.Option(Path("effconvert-out/demo"), "--out", "-o", help="Output folder"),
     debug: bool = typer.Option(False, "--debug"),
 ) -> None:
-    """Built-in default: a make-checkpoint FastViT-S12 in Apple's released layout, converted."""
+    """Built-in default: a make-checkpoint FastViT-S12 in Apple's released layout, converted to
+    Core ML, TFLite and ONNX in fp32 and fp16, each validated on its runtime."""
     from .synth.checkpoint import make_checkpoint
     from .pipeline import Request, run
 
@@ -133,7 +134,7 @@ def demo_cmd(
         err.print(f"writing a synthetic FastViT-S12 checkpoint (Apple layout): {ckpt}")
         make_checkpoint("fastvit_s12", ckpt, layout="apple", seed=0)
         with err.status("converting...") as status:
-            outcome = run(Request(ckpt, ("all",), ("fp32",), out_dir),
+            outcome = run(Request(ckpt, ("all",), ("fp32", "fp16"), out_dir),
                           on_step=lambda step, msg: _step(status, step, msg))
     except Exception as exc:  # noqa: BLE001
         _fail(exc, debug)

@@ -62,12 +62,7 @@ def _inspect_onnx(path: Path) -> list[tuple[str, str]]:
         ("ops", ", ".join(f"{k} {v}" for k, v in ops.most_common())),
         ("size", f"{path.stat().st_size / 1e6:.2f} MB"),
     ]
-    for key, value in meta.items():
-        if key == "effconvert.labels":
-            labels = json.loads(value)
-            value = f"{len(labels)} labels: {', '.join(labels[:3])}, ..."
-        rows.append((key, value))
-    return rows
+    return rows + _metadata_rows(meta)
 
 
 def _metadata_rows(meta: dict[str, str]) -> list[tuple[str, str]]:

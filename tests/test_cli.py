@@ -142,7 +142,7 @@ def test_inspect_checkpoint_and_artifact(tmp_path, cli, checkpoints):
     assert result.exit_code == 0, result.output
     assert "fastvit_sa12" in result.output and "apple-ml-fastvit-reparam" in result.output
     out = tmp_path / "out"
-    assert cli(checkpoints("fastvit_t8"), "--out", out, "--samples", "8").exit_code == 0
+    assert cli(checkpoints("fastvit_t8"), "--target", "onnx", "--out", out, "--samples", "8").exit_code == 0
     result = cli("inspect", out / "fastvit_t8_fp32.onnx")
     assert result.exit_code == 0, result.output
     assert "input [1, 3, 256, 256]" in result.output and "Conv" in result.output
@@ -183,3 +183,6 @@ def test_demo(tmp_path, cli):
     assert result.exit_code == 0, result.output
     report = _report(tmp_path / "demo")
     assert report["model"]["source_layout"] == "apple-ml-fastvit" and report["passed"]
+    built = {(a["target"], a["quant"]) for a in report["artifacts"]}
+    assert built == {(t, q) for t in ("coreml", "tflite", "onnx") for q in ("fp32", "fp16")}
+    assert (tmp_path / "demo" / "report.html").exists()

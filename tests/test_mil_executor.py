@@ -145,16 +145,22 @@ def _program_ops(model) -> set[str]:
     return {op.type for op in function.block_specializations[function.opset].operations}
 
 
+from effconvert.load.fastvit import VARIANTS as FASTVIT_VARIANTS  # noqa: E402
+
+COVERAGE_ARCHS = [a if a == "fastvit_sa12" else pytest.param(a, marks=pytest.mark.slow) for a in FASTVIT_VARIANTS]
+
+
+@pytest.mark.parametrize("arch", COVERAGE_ARCHS)
 @pytest.mark.parametrize("ios", [16, 17, 18])
-def test_executor_covers_every_op_fastvit_produces(ios, realistic):
-    """Op set of FastViT-SA12 (RepMixer, attention, RepCPE; every FastViT op kind) at each iOS
-    target, fp32 and fp16; the full matrix over all variants runs in the slow suite."""
+def test_executor_covers_every_op_fastvit_produces(ios, arch, realistic):
+    """Op set of each variant at each iOS target, fp32 and fp16. FastViT-SA12 (RepMixer,
+    attention, RepCPE: every FastViT op kind) runs by default, the other variants in the slow suite."""
     from effconvert.convert.wrappers import ImageClassifier
     from effconvert.fuse import reparameterize
     from effconvert.load import Preprocessing
 
-    model, _ = realistic("fastvit_sa12")
-    wrapper = ImageClassifier(reparameterize(model), Preprocessing.from_timm("fastvit_sa12")).eval()
+    model, _ = realistic(arch)
+    wrapper = ImageClassifier(reparameterize(model), Preprocessing.from_timm(arch)).eval()
     traced = torch.jit.trace(wrapper, torch.rand(1, 3, 256, 256), check_trace=False)
     target = {16: ct.target.iOS16, 17: ct.target.iOS17, 18: ct.target.iOS18}[ios]
     for precision in (ct.precision.FLOAT32, ct.precision.FLOAT16):
@@ -293,3 +299,37 @@ def test_activation_quantize_dequantize_round_trip(tmp_path):
     [out] = MILExecutor(path).run({"x_in": x}).values()
     expected = (np.clip(np.round(x / scale) + 3, -128, 127) - 3) * scale
     np.testing.assert_allclose(out.numpy(), expected, rtol=0, atol=1e-6)
+
+
+def test_activation_ranges_for_calibration_on_linux(tmp_path, checkpoints):
+    from effconvert.pipeline import Request, run
+    from effconvert.validate.mil import activation_ranges
+
+    run(Request(checkpoints("fastvit_t8"), ("coreml",), ("fp32",), tmp_path, samples=1, validate=False))
+    executor = MILExecutor(tmp_path / "fastvit_t8_fp32.mlpackage")
+    rng = np.random.default_rng(3)
+    feeds = [{"image": rng.integers(0, 256, (1, 3, 256, 256)).astype(np.float32)} for _ in range(3)]
+    ranges = activation_ranges(executor, feeds)
+    assert ranges["image"].min >= 0 and ranges["image"].max <= 255 and ranges["image"].samples == 3
+    logits = ranges["logits"]
+    single = [float(executor.run(f)["logits"].max()) for f in feeds]
+    assert logits.max == pytest.approx(max(single), rel=1e-6)
+    conv_outputs = [name for op in executor.program.operations if op.type == "conv" for name, _ in op.outputs]
+    assert conv_outputs and all(name in ranges and ranges[name].min < ranges[name].max for name in conv_outputs)
+
+
+@pytest.mark.skipif(__import__("platform").system() != "Darwin", reason="MLModel.predict runs only on macOS")
+def test_executor_agrees_with_core_ml_on_macos(tmp_path, checkpoints):
+    from PIL import Image
+
+    from effconvert.pipeline import Request, run
+
+    run(Request(checkpoints("fastvit_t8"), ("coreml",), ("fp32", "fp16"), tmp_path, samples=1, validate=False))
+    pixels = np.random.default_rng(5).integers(0, 256, (256, 256, 3)).astype(np.uint8)
+    for quant, rtol in (("fp32", 1e-4), ("fp16", 2e-2)):
+        path = tmp_path / f"fastvit_t8_{quant}.mlpackage"
+        core_ml = ct.models.MLModel(str(path), compute_units=ct.ComputeUnit.CPU_ONLY)
+        expected = np.asarray(core_ml.predict({"image": Image.fromarray(pixels)})["logits"]).ravel()
+        got = MILExecutor(path).run({"image": pixels.transpose(2, 0, 1)[None].astype(np.float32)})["logits"]
+        scale = np.abs(expected).max()
+        assert np.abs(got.numpy().ravel() - expected).max() / scale < rtol, quant

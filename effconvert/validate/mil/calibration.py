@@ -1,0 +1,41 @@
+"""Activation-range statistics from the executor, for W8A8 calibration on Linux.
+
+coremltools' `linear_quantize_activations` calibrates by calling `MLModel.predict` (macOS only).
+The same statistics — per named activation, the min and max seen over calibration inputs — come
+from running the fp32 program here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Iterable, Mapping
+
+import numpy as np
+import torch
+
+from .executor import MILExecutor
+
+
+@dataclass(frozen=True)
+class ActivationRange:
+    min: float
+    max: float
+    samples: int
+
+
+def activation_ranges(executor: MILExecutor, feeds: Iterable[Mapping[str, np.ndarray]]) -> dict[str, ActivationRange]:
+    """Min/max of every floating-point op output (program inputs included) over `feeds`."""
+    lows: dict[str, float] = {}
+    highs: dict[str, float] = {}
+    count = 0
+    names = set(executor.program.inputs) | {name for op in executor.program.operations for name, _ in op.outputs}
+    for feed in feeds:
+        values = executor.run(feed, keep=True)
+        count += 1
+        for name in names:
+            value = values.get(name)
+            if torch.is_tensor(value) and value.is_floating_point() and value.numel():
+                lo, hi = float(value.min()), float(value.max())
+                lows[name] = min(lo, lows.get(name, lo))
+                highs[name] = max(hi, highs.get(name, hi))
+    return {name: ActivationRange(lows[name], highs[name], count) for name in lows}
