@@ -17,14 +17,14 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from .errors import EffconvertError
+from .errors import BadInput, EffconvertError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Efficient vision transformer checkpoint -> phone-ready artifact + parity report.")
 err = Console(stderr=True, highlight=False)
 out = Console(highlight=False)
 INTERNAL_ERROR_EXIT = 4
-SUBCOMMANDS = ("convert", "demo", "inspect", "make-checkpoint")
+SUBCOMMANDS = ("convert", "demo", "inspect", "make-checkpoint", "app")
 
 
 def _fail(exc: BaseException, debug: bool) -> None:
@@ -60,24 +60,42 @@ def convert_cmd(
     layout: str = typer.Option("nhwc", help="TFLite input layout: nhwc | nchw"),
     ios: int = typer.Option(16, help="Core ML minimum iOS: 16 | 17 | 18"),
     input_kind: str = typer.Option("image", "--input", help="Core ML input: image | tensor"),
+    app_platforms: List[str] = typer.Option([], "--app", help="Also write a sample app: ios | android (repeatable)"),
     as_json: bool = typer.Option(False, "--json", help="Print report.json to stdout"),
     debug: bool = typer.Option(False, "--debug", help="Show tracebacks"),
 ) -> None:
     """Convert CHECKPOINT, validate every artifact on its runtime, write report.json."""
+    from .apps import PLATFORMS
     from .pipeline import Request, run
 
     request = Request(checkpoint, tuple(target), tuple(quant), out_dir, arch, image_size, samples,
                       val, gate, not no_fuse, not no_validate, labels, dynamic_batch, layout, ios,
                       input_kind)
     try:
+        unknown = [p for p in app_platforms if p not in PLATFORMS]
+        if unknown:
+            raise BadInput(f"unknown app platform {unknown[0]!r}", hint=f"choose from: {', '.join(PLATFORMS)}")
         with err.status("converting...") as status:
             outcome = run(request, on_step=lambda step, msg: _step(status, step, msg))
+        _write_apps(app_platforms, outcome)
     except Exception as exc:  # noqa: BLE001 - every error becomes one line + an exit code
         _fail(exc, debug)
     _render(outcome.report, outcome.report_path)
     if as_json:
         out.print_json(json.dumps(outcome.report, allow_nan=True))
     raise typer.Exit(code=outcome.exit_code)
+
+
+def _write_apps(platforms: List[str], outcome) -> None:
+    from .apps import PLATFORMS, embed_app
+
+    for platform in dict.fromkeys(platforms):
+        suffix = PLATFORMS[platform].suffix
+        candidates = [a for a in outcome.artifacts if a.path.name.endswith(suffix)]
+        if not candidates:
+            raise BadInput(f"--app {platform} needs a {suffix} artifact; add the matching --target")
+        project = embed_app(platform, candidates[-1].path, outcome.out_dir / f"{platform}-app")
+        err.print(f"[green]✓[/] app       {platform}: {project.path} (model {candidates[-1].path.name})")
 
 
 def _step(status, step: str, message: str) -> None:
@@ -142,6 +160,25 @@ def demo_cmd(
     for artifact in outcome.artifacts:
         err.print(f"artifact: {artifact.path}")
     raise typer.Exit(code=outcome.exit_code)
+
+
+@app.command("app")
+def app_cmd(
+    platform: str = typer.Argument(..., help="ios | android"),
+    artifact: Path = typer.Option(..., "--artifact", "-a", help=".mlpackage (ios) or .tflite (android)"),
+    out_dir: Path = typer.Option(..., "--out", "-o", help="Folder for the app project"),
+    debug: bool = typer.Option(False, "--debug"),
+) -> None:
+    """Write a sample app project with ARTIFACT and its manifest embedded."""
+    from .apps import embed_app
+
+    try:
+        project = embed_app(platform, artifact, out_dir)
+    except Exception as exc:  # noqa: BLE001
+        _fail(exc, debug)
+    m = project.manifest
+    err.print(f"wrote {project.path}: {m['arch']} {m['quant']}, input {m['input_name']} {m['input_shape']} "
+              f"({m['input_layout']}), {len(m['labels'])} labels")
 
 
 @app.command("make-checkpoint")
