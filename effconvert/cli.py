@@ -121,6 +121,10 @@ def _render(report: dict, report_path: Path) -> None:
             notes.append(f"{a['target']} {a['quant']}: {'; '.join(p.get('failures', []))}")
         else:
             verdict = "[green]passed[/]" if p.get("passed") else "[red]FAILED[/] " + "; ".join(p.get("failures", []))
+            if p.get("first_divergent_op"):
+                d = p["first_divergent_op"]
+                notes.append(f"{a['target']} {a['quant']}: first op below {d['threshold_db']:g} dB: "
+                             f"{d['op']} {d['output']} ({d['psnr_db']:.1f} dB)")
         table.add_row(a["target"], a["quant"],
                       f"{a['size_bytes'] / 1e6:.1f} MB" if a.get("size_bytes") else "-",
                       a.get("runtime", "-"), _num(p.get("max_rel_err"), "{:.1e}"),

@@ -87,7 +87,12 @@ def _verdict(a: dict) -> str:
         return f"<b style='color:#7a5a00'>not validated</b>: {_e('; '.join(p.get('failures', [])))}"
     if p.get("passed"):
         return "<b style='color:#136c2e'>passed</b>"
-    return f"<b style='color:#9b1c1c'>FAILED</b>: {_e('; '.join(p.get('failures', [])))}"
+    where = ""
+    if p.get("first_divergent_op"):
+        d = p["first_divergent_op"]
+        where = (f"<br><span class='small'>first op below {d['threshold_db']:g} dB in the fp16 program: "
+                 f"{_e(d['op'])} <code>{_e(d['output'])}</code> ({d['psnr_db']:.1f} dB)</span>")
+    return f"<b style='color:#9b1c1c'>FAILED</b>: {_e('; '.join(p.get('failures', [])))}{where}"
 
 
 def _card(a: dict, reference: np.ndarray, out: np.ndarray | None) -> str:
