@@ -3,22 +3,12 @@ metadata and its real input/output signature), never from what we believe we con
 
 from __future__ import annotations
 
-import hashlib
 import json
 from pathlib import Path
 from typing import Any
 
+from ..convert.artifact import artifact_sha256
 from ..errors import BadInput
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
-    for f in files:
-        if path.is_dir():
-            digest.update(str(f.relative_to(path)).encode())
-        digest.update(f.read_bytes())
-    return digest.hexdigest()
 
 
 def _common(meta: dict[str, str], path: Path) -> dict[str, Any]:
@@ -31,7 +21,7 @@ def _common(meta: dict[str, str], path: Path) -> dict[str, Any]:
         "quant": meta.get("effconvert.quant", ""),
         "target": meta.get("effconvert.target", ""),
         "artifact": path.name,
-        "sha256": _sha256(path),
+        "sha256": artifact_sha256(path),
         "checkpoint_sha256": meta.get("effconvert.checkpoint_sha256", ""),
         "weights": meta.get("effconvert.weights", ""),
         "effconvert_version": meta.get("effconvert.version", ""),

@@ -24,11 +24,15 @@ class Artifact:
 
     @property
     def sha256(self) -> str:
-        """Of the file, or of a package folder's files in path order (names included)."""
-        digest = hashlib.sha256()
-        files = sorted(p for p in self.path.rglob("*") if p.is_file()) if self.path.is_dir() else [self.path]
-        for f in files:
-            if self.path.is_dir():
-                digest.update(str(f.relative_to(self.path)).encode())
-            digest.update(f.read_bytes())
-        return digest.hexdigest()
+        return artifact_sha256(self.path)
+
+
+def artifact_sha256(path: Path) -> str:
+    """Of the file, or of a package folder's files in path order (names included)."""
+    digest = hashlib.sha256()
+    files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
+    for f in files:
+        if path.is_dir():
+            digest.update(str(f.relative_to(path)).encode())
+        digest.update(f.read_bytes())
+    return digest.hexdigest()

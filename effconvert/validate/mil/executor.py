@@ -83,8 +83,6 @@ def _round(value: torch.Tensor, dtype: str) -> torch.Tensor:
 
 
 def _resolve(bindings: list, env: dict[str, Any]) -> Any:
+    """One binding -> its value; several (tuple inputs such as concat's `values`) -> a list."""
     values = [env[v] if kind == "name" else v for kind, v in bindings]
-    value = values if len(values) != 1 else values[0]
-    if torch.is_tensor(value) and value.dim() == 0 and not value.is_floating_point() and value.dtype != torch.bool:
-        return value                          # keep scalar ints as tensors; ops convert
-    return value
+    return values if len(values) != 1 else values[0]
