@@ -3,7 +3,6 @@ the supported models produce, Core ML limits, and localisation of fp16 divergenc
 
 from __future__ import annotations
 
-import json
 
 import numpy as np
 import pytest

@@ -6,6 +6,8 @@ import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..load.read import sha256_of
+
 
 @dataclass
 class Artifact:
@@ -29,10 +31,10 @@ class Artifact:
 
 def artifact_sha256(path: Path) -> str:
     """Of the file, or of a package folder's files in path order (names included)."""
+    if not path.is_dir():
+        return sha256_of(path)
     digest = hashlib.sha256()
-    files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
-    for f in files:
-        if path.is_dir():
-            digest.update(str(f.relative_to(path)).encode())
+    for f in sorted(p for p in path.rglob("*") if p.is_file()):
+        digest.update(str(f.relative_to(path)).encode())
         digest.update(f.read_bytes())
     return digest.hexdigest()

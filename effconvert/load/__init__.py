@@ -14,7 +14,7 @@ import torch
 from ..errors import BadInput
 from . import fastvit as _fastvit  # noqa: F401  (registers the family)
 from .family import FAMILIES, Family, Layout, StateDict, all_variants, family_of_arch
-from .infer import compare, name_hint, rank_candidates, signature
+from .infer import compare, name_hint, rank_candidates
 from .model import LoadedModel
 from .preprocessing import Preprocessing
 from .read import RawCheckpoint, read_checkpoint

@@ -5,7 +5,6 @@ artifact's layout otherwise. `name` is what the report says executed the artifac
 from __future__ import annotations
 
 import platform
-from pathlib import Path
 from typing import Protocol
 
 import numpy as np
