@@ -188,7 +188,7 @@ def app_cmd(
 @app.command("make-checkpoint")
 def make_checkpoint_cmd(
     arch: str = typer.Argument(..., help="timm name, e.g. fastvit_s12"),
-    output: Path = typer.Option(..., "--output", "-o", help="File to write (.pth, .pth.tar, .safetensors)"),
+    output: Path = typer.Option(..., "--output", "--out", "-o", help="File to write (.pth, .pth.tar, .safetensors)"),
     layout: str = typer.Option("timm", help="timm | apple | apple-fused"),
     seed: int = typer.Option(0, help="Seed; the same seed writes the same weights"),
     debug: bool = typer.Option(False, "--debug"),

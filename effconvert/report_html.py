@@ -58,8 +58,11 @@ def _fusion_line(fusion: dict) -> str:
     if fusion.get("skipped"):
         return "<p>Fusion: skipped (--no-fuse).</p>"
     verdict = "passed" if fusion["passed"] else "FAILED"
-    return (f"<p>Fusion proof: {fusion['modules_fused']} modules fused, max rel err "
-            f"{fusion['max_rel_err']:.1e} on {fusion['samples']} inputs (gate {fusion['tolerance']:.0e}) — {verdict}.</p>")
+    return (f"<p>Fusion proof: {fusion['modules_fused']} modules fused; on {fusion['samples']} inputs "
+            f"float64 fused vs unfused {fusion.get('exact_rel_err', 0.0):.1e} (exact), fp32 max rel err "
+            f"{fusion.get('fp32_rel_err', fusion['max_rel_err']):.1e} vs the float64 model "
+            f"(gate {fusion['tolerance']:.1e}; the unfused model's own fp32 error is "
+            f"{fusion.get('fp32_noise_floor', 0.0):.1e}) — {verdict}.</p>")
 
 
 def _table(artifacts: list[dict]) -> str:

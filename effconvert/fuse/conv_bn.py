@@ -5,8 +5,8 @@ Result: y = W' x + b'     with s = gamma / sqrt(var + eps),  W' = s * W (per out
                                b' = s * (b - mean) + beta
 (the standard inference-time fold, e.g. RepVGG / timm `_fuse_bn_tensor`; this is the project's one
 copy of it.) Matched structures: a container with `conv`/`bn` children that applies them in that
-order (timm `ConvNormAct`, Apple's `conv_bn` Sequential), and adjacent (Conv|Linear, BN) pairs in
-any `nn.Sequential`. timm's `BatchNormAct2d` keeps its activation and dropout after the fold.
+order (tables below), adjacent (Conv|Linear, BN) pairs in any `nn.Sequential`, and a BN that
+feeds a Linear (EfficientViT-M's classifier). timm's `BatchNormAct2d` keeps its activation and dropout after the fold.
 """
 
 from __future__ import annotations
@@ -16,8 +16,23 @@ from torch import nn
 
 _BN = nn.modules.batchnorm._BatchNorm
 _LINEAR_LIKE = (nn.Conv1d, nn.Conv2d, nn.Linear)
-# Containers whose forward is known to be conv -> bn (-> act): only these are folded by name.
-_CONV_BN_CONTAINERS = {"ConvNormAct", "ConvBnAct", "ConvNorm", "Sequential"}
+
+# Containers whose forward applies child `layer` then child `bn` with nothing in between, keyed
+# by class (generic timm layers) or module-qualified class (family-specific ones, whose bare
+# names such as `Downsample` mean different things elsewhere in timm).
+_LAYER_THEN_BN: dict[str, tuple[tuple[str, str], ...]] = {
+    "ConvNormAct": (("conv", "bn"), ("conv", "norm")),          # timm layers; MIT EfficientViT
+    "ConvBnAct": (("conv", "bn"),),
+    "ConvNorm": (("conv", "bn"),),                              # EfficientFormerV2, EfficientViT-M
+    "Sequential": (("conv", "bn"),),                            # Apple's conv_bn
+    "timm.models.efficientformer.Stem4": (("conv1", "norm1"), ("conv2", "norm2")),
+    "timm.models.efficientformer.Downsample": (("conv", "norm"),),
+    "timm.models.efficientformer.ConvMlpWithNorm": (("fc1", "norm1"), ("fc2", "norm2")),
+}
+# Containers whose forward applies BN then (dropout, identity at inference) then a Linear.
+_BN_THEN_LINEAR: dict[str, tuple[tuple[str, str], ...]] = {
+    "timm.models.efficientvit_msra.NormLinear": (("bn", "linear"),),  # EfficientViT-M's BN_Linear head
+}
 
 
 def fold_bn_params(weight: torch.Tensor, bias: torch.Tensor | None,
@@ -49,19 +64,43 @@ def _after_bn(bn: _BN) -> nn.Module:
     return nn.Sequential(*rest) if rest else nn.Identity()
 
 
+def fold_bn_into_following(layer: nn.Linear, bn: _BN) -> None:
+    """BN then Linear:  W (s x + t) + b  =  (W s) x + (b + W t),  s = gamma / sqrt(var + eps),
+    t = beta - mean * s (s scales the Linear's input columns)."""
+    if bn.training or bn.running_mean is None or bn.num_features != layer.in_features:
+        raise ValueError(f"cannot fold {bn} into the following {layer}")
+    gamma = bn.weight if bn.affine else torch.ones_like(bn.running_mean)
+    beta = bn.bias if bn.affine else torch.zeros_like(bn.running_mean)
+    scale = gamma / torch.sqrt(bn.running_var + bn.eps)
+    shift = beta - bn.running_mean * scale
+    weight = layer.weight.detach()
+    bias = torch.zeros(layer.out_features, dtype=weight.dtype) if layer.bias is None else layer.bias.detach()
+    layer.weight = nn.Parameter(weight * scale)
+    layer.bias = nn.Parameter(bias + weight @ shift)
+
+
+def _kind(module: nn.Module) -> list[str]:
+    return [type(module).__name__, f"{type(module).__module__}.{type(module).__qualname__}"]
+
+
 def fold_batchnorms(model: nn.Module) -> list[str]:
-    """Fold every BN that follows a conv/linear, in place; return the names of the layers that
-    absorbed one (their own outputs now differ from before, by design: they include the BN)."""
+    """Fold every BN that sits next to a conv/linear, in place; return the names of the layers
+    that absorbed one (their own outputs now differ from before, by design: they include the BN)."""
     folded: list[str] = []
     for prefix, module in list(model.named_modules()):
-        kind = type(module).__name__
-        if kind not in _CONV_BN_CONTAINERS:
-            continue
-        conv, bn = getattr(module, "conv", None), getattr(module, "bn", None)
-        if isinstance(conv, _LINEAR_LIKE) and isinstance(bn, _BN) and _applies_conv_then_bn(module):
-            fold_into(conv, bn)
-            module.bn = _after_bn(bn)
-            folded.append(_join(prefix, "conv"))
+        kinds = _kind(module)
+        for layer_name, bn_name in next((_LAYER_THEN_BN[k] for k in kinds if k in _LAYER_THEN_BN), ()):
+            layer, bn = getattr(module, layer_name, None), getattr(module, bn_name, None)
+            if isinstance(layer, _LINEAR_LIKE) and isinstance(bn, _BN) and _applies_in_order(module, layer_name, bn_name):
+                fold_into(layer, bn)
+                setattr(module, bn_name, _after_bn(bn))
+                folded.append(_join(prefix, layer_name))
+        for bn_name, layer_name in next((_BN_THEN_LINEAR[k] for k in kinds if k in _BN_THEN_LINEAR), ()):
+            bn, layer = getattr(module, bn_name, None), getattr(module, layer_name, None)
+            if isinstance(layer, nn.Linear) and isinstance(bn, _BN):
+                fold_bn_into_following(layer, bn)
+                setattr(module, bn_name, nn.Identity())
+                folded.append(_join(prefix, layer_name))
         if isinstance(module, nn.Sequential):
             folded += [_join(prefix, name) for name in _fold_sequential_pairs(module)]
     return folded
@@ -71,10 +110,10 @@ def _join(prefix: str, name: str) -> str:
     return f"{prefix}.{name}" if prefix else name
 
 
-def _applies_conv_then_bn(module: nn.Module) -> bool:
+def _applies_in_order(module: nn.Module, layer_name: str, bn_name: str) -> bool:
     if isinstance(module, nn.Sequential):
         names = list(module._modules)
-        return "conv" in names and "bn" in names and names.index("bn") == names.index("conv") + 1
+        return names.index(bn_name) == names.index(layer_name) + 1
     aa = getattr(module, "aa", None)              # timm ConvNormAct: anti-aliasing after bn
     return aa is None or isinstance(aa, nn.Identity)
 

@@ -12,8 +12,12 @@ import timm
 import torch
 
 from ..errors import BadInput
-from . import fastvit as _fastvit  # noqa: F401  (registers the family)
-from .family import FAMILIES, Family, Layout, StateDict, all_variants, family_of_arch
+# Importing a family module registers it; detection tries families in this order.
+from . import fastvit as _fastvit  # noqa: F401
+from . import efficientformer as _efficientformer  # noqa: F401
+from . import efficientvit as _efficientvit  # noqa: F401
+from . import mobileone as _mobileone  # noqa: F401
+from .family import FAMILIES, Family, Layout, StateDict, all_variants, build_timm, family_of_arch
 from .infer import compare, name_hint, rank_candidates
 from .model import LoadedModel
 from .preprocessing import Preprocessing
@@ -50,9 +54,7 @@ def build_model(arch: str, *, num_classes: int = 1000, fused: bool = False) -> t
     if family is None:
         raise BadInput(f"unknown architecture {arch!r}",
                        hint=f"supported: {', '.join(all_variants())}")
-    kwargs = dict(family.fused_build_kwargs) if fused else {}
-    model = timm.create_model(arch, pretrained=False, num_classes=num_classes, **kwargs)
-    return model.eval()
+    return build_timm(family, arch, num_classes=num_classes, fused=fused).eval()
 
 
 def _detect(raw: RawCheckpoint) -> tuple[Family, Layout, Unwrapped]:

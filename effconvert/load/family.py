@@ -24,15 +24,20 @@ class Layout:
     matches: Callable[[Mapping[str, torch.Tensor]], bool]
     to_timm: Callable[[StateDict], StateDict]
     from_timm: Callable[[StateDict], StateDict]
+    # from_timm also wants timm's non-persistent buffers (e.g. attention_bias_idxs that the
+    # authors saved but timm rebuilds), so make-checkpoint can write the authors' exact key set.
+    needs_buffers: bool = False
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)            # identity-hashed: a registry row, cached by identity
 class Family:
     name: str
     variants: tuple[str, ...]                        # timm model names
     layouts: tuple[Layout, ...]                      # tried in order; the first that matches wins
     is_fused: Callable[[Mapping[str, torch.Tensor]], bool]  # on timm keys
     fused_build_kwargs: Mapping[str, object] = field(default_factory=dict)
+    # No deploy-form constructor (timm's ByobNet): build the training form, then reparameterize.
+    reparameterize_to_build: bool = False
     # Prefixes under which the image model sits inside a larger checkpoint (e.g. MobileCLIP).
     embedded_prefixes: tuple[str, ...] = ()
     classifier: str = "head.fc"                      # timm name of the final Linear
@@ -67,3 +72,17 @@ def family_of_arch(arch: str) -> Family | None:
 
 def all_variants() -> list[str]:
     return [v for f in FAMILIES.values() for v in f.variants]
+
+
+def build_timm(family: Family, arch: str, *, num_classes: int = 1000, fused: bool = False) -> "torch.nn.Module":
+    """timm's model for `arch`, in deploy form when `fused` (works on the meta device too)."""
+    import timm
+
+    kwargs = dict(family.fused_build_kwargs) if fused else {}
+    model = timm.create_model(arch, pretrained=False, num_classes=num_classes, **kwargs)
+    if fused and family.reparameterize_to_build:
+        from ..fuse.reparameterize import reparameterize
+
+        with torch.no_grad():
+            model = reparameterize(model.eval(), inplace=True)
+    return model

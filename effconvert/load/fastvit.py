@@ -141,7 +141,9 @@ def _rename_se(parts: list[str], names: Mapping[str, str]) -> list[str]:
 # ---- detection -------------------------------------------------------------------------------
 
 def _is_apple(state: Mapping[str, torch.Tensor]) -> bool:
-    return any(k.startswith("patch_embed.") for k in state) and any(k.startswith("network.") for k in state)
+    # EfficientFormer's authors also write `patch_embed.` + `network.`; FastViT's stem is MobileOne.
+    stem = any(k.startswith(("patch_embed.0.rbr_", "patch_embed.0.reparam_conv.")) for k in state)
+    return stem and any(k.startswith("network.") for k in state)
 
 
 def _is_apple_fused(state: Mapping[str, torch.Tensor]) -> bool:

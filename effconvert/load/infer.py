@@ -12,10 +12,9 @@ import functools
 from dataclasses import dataclass
 from typing import Mapping, Sequence
 
-import timm
 import torch
 
-from .family import Family
+from .family import Family, build_timm
 
 Signature = dict[str, tuple[int, ...]]
 
@@ -42,10 +41,9 @@ class Mismatch:
 
 
 @functools.lru_cache(maxsize=None)
-def signature(arch: str, num_classes: int, fused: bool, fused_kwargs: tuple = ()) -> Signature:
-    kwargs = dict(fused_kwargs) if fused else {}
+def signature(family: Family, arch: str, num_classes: int, fused: bool) -> Signature:
     with torch.device("meta"):
-        model = timm.create_model(arch, pretrained=False, num_classes=num_classes, **kwargs)
+        model = build_timm(family, arch, num_classes=num_classes, fused=fused)
     return {k: tuple(v.shape) for k, v in model.state_dict().items()}
 
 
@@ -60,8 +58,7 @@ def compare(arch: str, expected: Signature, state: Mapping[str, torch.Tensor]) -
 def rank_candidates(family: Family, state: Mapping[str, torch.Tensor], *, num_classes: int,
                     fused: bool, candidates: Sequence[str] | None = None) -> list[Mismatch]:
     """Every candidate with its mismatch against the checkpoint, best first."""
-    fused_kwargs = tuple(sorted(family.fused_build_kwargs.items()))
-    results = [compare(arch, signature(arch, num_classes, fused, fused_kwargs), state)
+    results = [compare(arch, signature(family, arch, num_classes, fused), state)
                for arch in (candidates or family.variants)]
     return sorted(results, key=lambda m: m.count)
 

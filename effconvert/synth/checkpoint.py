@@ -38,7 +38,10 @@ def make_checkpoint(arch: str, out: Path, *, layout: str = "timm", seed: int = 0
     model, stats = realistic_model(arch, seed=seed)
     if target.fused:
         model = reparameterize(model)
-    state = target.from_timm({k: v.detach().clone() for k, v in model.state_dict().items()})
+    state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+    if target.needs_buffers:
+        state.update({k: v.clone() for k, v in model.named_buffers() if k not in state})
+    state = target.from_timm(state)
     info = {"synthetic": True, "arch": arch, "seed": seed, "layout": layout,
             "note": "effconvert make-checkpoint: not a trained model"}
     write_state(Path(out), state, info)

@@ -42,11 +42,36 @@ def make_realistic(model: nn.Module, preprocessing: Preprocessing, *, seed: int)
     _randomise_parameters(model, gen)
     inputs = _inputs(preprocessing, BN_ESTIMATE_IMAGES, seed)
     _estimate_bn_statistics(model, inputs)
-    features = model.forward_head(model.forward_features(inputs), pre_logits=True)
-    classifier = model.get_classifier()
-    _calibrate_head(classifier, features, gen)
-    logits = classifier(features)
+    heads = _classifier_layers(model)
+    features = _inputs_of(heads[0], model, inputs)
+    _calibrate_head(heads[0], features, gen)
+    for extra in heads[1:]:
+        # A distillation head of a trained model agrees with the main one, up to small differences.
+        extra.weight.copy_(heads[0].weight * (1 + 0.1 * torch.randn(extra.weight.shape, generator=gen)))
+        extra.bias.copy_(heads[0].bias)
+    logits = model(inputs)
     return WeightStats(float(logits.std()), int(logits.argmax(-1).unique().numel()), len(inputs))
+
+
+def _classifier_layers(model: nn.Module) -> list[nn.Linear]:
+    """The final Linear(s): timm's get_classifier() is a tuple (head, head_dist) when distilled."""
+    found = model.get_classifier()
+    layers = list(found) if isinstance(found, (tuple, list)) else [found]
+    layers = [l for l in layers if isinstance(l, nn.Linear)]
+    if not layers:
+        raise ValueError(f"{type(model).__name__}: no Linear classifier to calibrate")
+    return layers
+
+
+def _inputs_of(layer: nn.Module, model: nn.Module, inputs: torch.Tensor) -> torch.Tensor:
+    """What `layer` receives when `model` runs (after any head norm/pool the family applies)."""
+    captured = []
+    handle = layer.register_forward_hook(lambda m, args, out: captured.append(args[0].detach()))
+    try:
+        model(inputs)
+    finally:
+        handle.remove()
+    return captured[0]
 
 
 def _inputs(preprocessing: Preprocessing, n: int, seed: int) -> torch.Tensor:
@@ -95,8 +120,6 @@ def _estimate_bn_statistics(model: nn.Module, inputs: torch.Tensor, batch: int =
 
 def _calibrate_head(classifier: nn.Module, features: torch.Tensor, gen: torch.Generator) -> None:
     """Random directions, scaled to TARGET_LOGIT_STD over these inputs, centred by the bias."""
-    if not isinstance(classifier, nn.Linear):
-        return
     weight = torch.randn(classifier.weight.shape, generator=gen)
     spread = (features - features.mean(0, keepdim=True)) @ weight.T
     weight *= TARGET_LOGIT_STD / max(float(spread.std()), 1e-6)

@@ -1,0 +1,83 @@
+"""MobileOne S0-S4 (apple/ml-mobileone) checkpoint layouts, unfused and reparameterized.
+
+The authors name the stages `stage0` (stem) .. `stage4` and the classifier `linear`; timm's
+ByobNet names them `stem`, `stages.0..3`, `head.fc`. Branch names are FastViT's (`rbr_conv`,
+`rbr_scale`, `rbr_skip` -> `conv_kxk`, `conv_scale`, `identity`), the S4 squeeze-excite is
+`se.{reduce,expand}` (timm `attn.{fc1,fc2}`). Reparameterized files (`*_unfused` vs the default
+release) hold one `reparam_conv` per block under the same names in both layouts.
+"""
+
+from __future__ import annotations
+
+from typing import Mapping
+
+import torch
+
+from .family import Family, Layout, StateDict, register_family
+from .rename import rename_state, rules
+
+VARIANTS = tuple(f"mobileone_s{i}" for i in range(5))
+
+_APPLE_TO_TIMM = rules([
+    (r"^stage0\.", "stem."),
+    (r"^stage(\d)\.", lambda m: f"stages.{int(m[1]) - 1}."),
+    (r"\.rbr_conv\.", ".conv_kxk."),
+    (r"\.rbr_scale\.", ".conv_scale."),
+    (r"\.rbr_skip\.", ".identity."),
+    (r"\.se\.reduce\.", ".attn.fc1."),
+    (r"\.se\.expand\.", ".attn.fc2."),
+    (r"^linear\.", "head.fc."),
+])
+
+_TIMM_TO_APPLE = rules([
+    (r"^stem\.", "stage0."),
+    (r"^stages\.(\d)\.", lambda m: f"stage{int(m[1]) + 1}."),
+    (r"\.conv_kxk\.", ".rbr_conv."),
+    (r"\.conv_scale\.", ".rbr_scale."),
+    (r"\.identity\.", ".rbr_skip."),
+    (r"\.attn\.fc1\.", ".se.reduce."),
+    (r"\.attn\.fc2\.", ".se.expand."),
+    (r"^head\.fc\.", "linear."),
+])
+
+
+def apple_to_timm(state: StateDict) -> StateDict:
+    return rename_state(state, _APPLE_TO_TIMM)
+
+
+def timm_to_apple(state: StateDict) -> StateDict:
+    return rename_state(state, _TIMM_TO_APPLE)
+
+
+def _is_apple(state: Mapping[str, torch.Tensor]) -> bool:
+    return any(k.startswith("stage0.") for k in state) and "linear.weight" in state
+
+
+def _is_apple_fused(state: Mapping[str, torch.Tensor]) -> bool:
+    return _is_apple(state) and "stage0.reparam_conv.weight" in state
+
+
+def _is_timm(state: Mapping[str, torch.Tensor]) -> bool:
+    return (any(k.startswith(("stem.conv_kxk.", "stem.reparam_conv.")) for k in state)
+            and "head.fc.weight" in state)
+
+
+def is_fused(state: Mapping[str, torch.Tensor]) -> bool:
+    return "stem.reparam_conv.weight" in state
+
+
+def _identity(state: StateDict) -> StateDict:
+    return dict(state)
+
+
+MOBILEONE = register_family(Family(
+    name="mobileone",
+    variants=VARIANTS,
+    layouts=(
+        Layout("timm", "timm", None, _is_timm, _identity, _identity),
+        Layout("apple-fused", "apple-ml-mobileone-reparam", True, _is_apple_fused, apple_to_timm, timm_to_apple),
+        Layout("apple", "apple-ml-mobileone", False, _is_apple, apple_to_timm, timm_to_apple),
+    ),
+    is_fused=is_fused,
+    reparameterize_to_build=True,
+))
