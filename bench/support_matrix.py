@@ -53,7 +53,8 @@ def main() -> None:
                 else:
                     verdict = "✅" if p["passed"] else "❌"
                     number = f"rel {p['max_rel_err']:.1e}" if entry["quant"] == "fp32" else f"{p['psnr_db']:.0f} dB"
-                    cells.append(f"{verdict} {number}, {entry['size_bytes'] / 1e6:.1f} MB")
+                    why = "" if p["passed"] else " (" + "; ".join(p.get("failures", [])) + ")"
+                    cells.append(f"{verdict} {number}, {entry['size_bytes'] / 1e6:.1f} MB{why}")
             rows[arch] = {"layout": layout, "fusion": report["fusion"]["max_rel_err"], "cells": cells,
                           "seconds": seconds, "date": str(datetime.date.today()),
                           "header": [a["target"] + " " + a["quant"] for a in report["artifacts"]]}

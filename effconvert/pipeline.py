@@ -9,6 +9,8 @@ the report are each written atomically. Progress goes through `on_step`, so this
 
 from __future__ import annotations
 
+import copy
+
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,6 +28,7 @@ from .atomic import write_text_atomic
 from .report import SCHEMA, versions, write_report
 from .report_html import render_html
 from .validate import Validation, gate_for, input_set, parse_gate, validate_artifact
+from .validate.gates import DEFAULT_GATES, FP32_NOISE_FACTOR
 
 StepCallback = Callable[[str, str], None]          # (step, message)
 
@@ -92,6 +95,7 @@ def run(request: Request, on_step: StepCallback = lambda step, msg: None) -> Out
 
     inputs = input_set(loaded.preprocessing, samples=request.samples, folder=request.val_dir)
     reference = _logits(loaded.model, inputs.inputs)
+    noise_floor = _fp32_noise_floor(loaded.model, inputs.inputs, reference)
     on_step("inputs", f"{len(inputs.inputs)} inputs: {inputs.source}")
 
     proof_inputs = inputs.inputs[:PROOF_SAMPLES]
@@ -107,7 +111,7 @@ def run(request: Request, on_step: StepCallback = lambda step, msg: None) -> Out
     entries, artifacts, outputs = [], [], {}
     for target, quant in pairs:
         entry, artifact, logits = _build_one(fused.model, info, target, quant, out_dir, sample,
-                                             request, inputs, reference, on_step)
+                                             request, inputs, reference, noise_floor, on_step)
         entries.append(entry)
         if artifact is not None:
             artifacts.append(artifact)
@@ -121,6 +125,9 @@ def run(request: Request, on_step: StepCallback = lambda step, msg: None) -> Out
         "model": loaded.report_dict(),
         "fusion": {**fused.proof.report_dict(), "steps": fused.steps},
         "inputs": {"source": inputs.source, "samples": int(len(inputs.inputs))},
+        "reference": {"fp32_noise_floor": noise_floor,
+                      "fp32_gate_rule": f"max_rel_err <= max({DEFAULT_GATES['fp32'].max_rel:g}, "
+                                        f"{FP32_NOISE_FACTOR:g} x fp32_noise_floor)"},
         "artifacts": entries,
         "labels": {"source": labels_source, "count": len(labels)},
         "versions": versions(),
@@ -131,7 +138,7 @@ def run(request: Request, on_step: StepCallback = lambda step, msg: None) -> Out
     return Outcome(report, report_path, out_dir, artifacts)
 
 
-def _build_one(model, info, target, quant, out_dir, sample, request, inputs, reference, on_step):
+def _build_one(model, info, target, quant, out_dir, sample, request, inputs, reference, noise_floor, on_step):
     entry: dict[str, Any] = {"target": target, "quant": quant}
     try:
         artifact = convert(model, info, target=target, quant=quant, out_dir=out_dir, sample=sample,
@@ -144,7 +151,7 @@ def _build_one(model, info, target, quant, out_dir, sample, request, inputs, ref
                  input_layout=artifact.input_layout,
                  timings_s={"convert": round(artifact.convert_s, 3)}, notes=artifact.notes)
     on_step("convert", f"{artifact.path.name} ({artifact.size_bytes / 1e6:.1f} MB)")
-    gate = gate_for(quant, request.gate)
+    gate = gate_for(quant, request.gate, fp32_noise_floor=noise_floor)
     if not request.validate:
         entry.update(runtime="unvalidated",
                      parity={"passed": True, "skipped": True, "thresholds": gate.as_dict()})
@@ -163,6 +170,14 @@ def _logits(model: torch.nn.Module, inputs: np.ndarray) -> np.ndarray:
     batches = [model(torch.from_numpy(inputs[i:i + REFERENCE_BATCH])).numpy()
                for i in range(0, len(inputs), REFERENCE_BATCH)]
     return np.concatenate(batches)
+
+
+@torch.no_grad()
+def _fp32_noise_floor(model: torch.nn.Module, inputs: np.ndarray, reference: np.ndarray) -> float:
+    """max rel err of PyTorch fp32 against the same model in float64: what fp32 itself costs."""
+    exact = _logits(copy.deepcopy(model).double(), inputs.astype(np.float64))
+    scale = float(np.abs(exact).max())
+    return float(np.abs(reference - exact).max() / scale) if scale > 0 else 0.0
 
 
 def _model_info(loaded: LoadedModel, labels: list[str], labels_source: str) -> ModelInfo:

@@ -61,7 +61,10 @@ def checkpoints(tmp_path_factory, realistic):
             if target.fused:
                 model = reparameterize(model)
             path = root / f"{arch}_{layout}{suffix}"
-            write_state(path, target.from_timm(model.state_dict()),
+            state = dict(model.state_dict())
+            if target.needs_buffers:
+                state.update({k: v for k, v in model.named_buffers() if k not in state})
+            write_state(path, target.from_timm(state),
                         {"synthetic": True, "arch": arch, "seed": 0, "layout": layout})
             made[key] = path
         return made[key]

@@ -5,6 +5,7 @@ logits are ~0.003 and barely depend on the input, so any parity number measured 
 meaningless (every runtime "agrees" on a constant). Here, deterministically from a seed:
   1. conv/linear weights: variance-preserving (fan-in) normal draws; biases small;
   2. BN affine and layer scales: spread around values seen in trained checkpoints (not init);
+     a BN that timm zero-initialises (the end of a residual branch) gets layer-scale-like gains;
   3. BN running statistics: re-estimated on natural-looking images (cumulative average over
      train-mode passes), so eval-mode activations are normalised like a trained network's;
   4. head: scaled so logits are O(1) with a top-1 class that varies across inputs.
@@ -95,7 +96,12 @@ def _randomise_parameters(model: nn.Module, gen: torch.Generator) -> None:
             if module.bias is not None:
                 module.bias.copy_(torch.randn(module.bias.shape, generator=gen) * 0.02)
         elif isinstance(module, nn.modules.batchnorm._BatchNorm) and module.affine:
-            module.weight.copy_(_uniform(module.weight.shape, *BN_GAMMA_RANGE, gen))
+            # timm zero-initialises the BN that ends a residual branch (EfficientViT-M's
+            # bn_weight_init=0); trained, those stay small like layer scales. At full strength
+            # every block would amplify, and the network become chaotic in fp32 (not realistic).
+            zero_init = bool((module.weight == 0).all())
+            gamma_range = LAYER_SCALE_RANGE if zero_init else BN_GAMMA_RANGE
+            module.weight.copy_(_uniform(module.weight.shape, *gamma_range, gen))
             module.bias.copy_(torch.randn(module.bias.shape, generator=gen) * 0.1)
         elif isinstance(module, nn.LayerNorm) and module.elementwise_affine:
             module.weight.copy_(_uniform(module.weight.shape, *BN_GAMMA_RANGE, gen))
