@@ -128,7 +128,9 @@ def _render(report: dict, report_path: Path) -> None:
         table.add_row(a["target"], a["quant"],
                       f"{a['size_bytes'] / 1e6:.1f} MB" if a.get("size_bytes") else "-",
                       a.get("runtime", "-"), _num(p.get("max_rel_err"), "{:.1e}"),
-                      _num(p.get("psnr_db"), "{:.1f}"), _num(p.get("top1_agreement"), "{:.3f}"), verdict)
+                      _num(p.get("psnr_db"), "{:.1f}"), _num(p.get("top1_agreement"), "{:.3f}")
+                      + (f" ({p['top1_ties']} tie{'s' if p['top1_ties'] > 1 else ''})" if p.get("top1_ties") else ""),
+                      verdict)
     err.print(table)
     for note in dict.fromkeys(notes):
         err.print(f"[yellow]note:[/] {note}", soft_wrap=True)

@@ -4,6 +4,8 @@ logit scatter and the histogram of its errors."""
 
 from __future__ import annotations
 
+from .validate.metrics import TIE_MARGIN
+
 import base64
 import html
 import io
@@ -70,12 +72,13 @@ def _table(artifacts: list[dict]) -> str:
             "<th>max rel</th><th>PSNR dB</th><th>top-1</th><th>verdict</th></tr>"]
     for a in artifacts:
         p = a.get("parity", {})
+        ties = f" ({p['top1_ties']} ties within {100 * TIE_MARGIN:g}% of the range)" if p.get("top1_ties") else ""
         rows.append(
             f"<tr><td>{_e(a['target'])}</td><td>{_e(a['quant'])}</td><td>{_e(a.get('path') or '-')}</td>"
             f"<td class='num'>{_mb(a.get('size_bytes'))}</td><td>{_e(a.get('runtime', '-'))}</td>"
             f"<td class='num'>{_fmt(p.get('max_rel_err'), '{:.1e}')}</td>"
             f"<td class='num'>{_fmt(p.get('psnr_db'), '{:.1f}')}</td>"
-            f"<td class='num'>{_fmt(p.get('top1_agreement'), '{:.3f}')}</td><td>{_verdict(a)}</td></tr>")
+            f"<td class='num'>{_fmt(p.get('top1_agreement'), '{:.3f}')}{ties}</td><td>{_verdict(a)}</td></tr>")
     rows.append("</table>")
     return "\n".join(rows)
 

@@ -25,8 +25,9 @@ class Gate:
             failed.append(f"max_rel_err {p.max_rel_err:.2e} > {self.max_rel:g}")
         if self.psnr is not None and not p.psnr_db >= self.psnr:
             failed.append(f"psnr_db {p.psnr_db:.1f} < {self.psnr:g}")
-        if self.top1 is not None and not p.top1_agreement >= self.top1:
-            failed.append(f"top1_agreement {p.top1_agreement:.3f} < {self.top1:g}")
+        if self.top1 is not None and not p.top1_agreement_decided >= self.top1:
+            failed.append(f"top1_agreement {p.top1_agreement_decided:.3f} < {self.top1:g} "
+                          f"(over {p.samples - p.top1_ties} decided samples)")
         if self.cosine is not None and not p.cosine >= self.cosine:
             failed.append(f"cosine {p.cosine:.6f} < {self.cosine:g}")
         return failed

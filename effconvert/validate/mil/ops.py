@@ -91,6 +91,12 @@ def _clip(x, alpha, beta, op):
     return torch.clamp(x, float(alpha), float(beta))
 
 
+@op("thresholded_relu")
+def _thresholded_relu(x, op, alpha=1.0):
+    # MIL: x if x >= alpha else 0 (coremltools emits it for some ReLU patterns, e.g. MIT EfficientViT)
+    return torch.where(x >= float(alpha), x, torch.zeros((), dtype=x.dtype))
+
+
 @op("leaky_relu")
 def _leaky_relu(x, op, alpha=0.01):
     return F.leaky_relu(x, float(alpha))
