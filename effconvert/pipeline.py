@@ -23,7 +23,7 @@ from .convert import Artifact, ModelInfo, check_request, convert
 from .errors import ConversionFailed
 from .fuse import fuse_model
 from .labels import labels_for
-from .load import LoadedModel, load_checkpoint
+from .load import FAMILIES, LoadedModel, load_checkpoint
 from .atomic import write_text_atomic
 from .report import SCHEMA, versions, write_report
 from .report_html import render_html
@@ -106,11 +106,12 @@ def run(request: Request, on_step: StepCallback = lambda step, msg: None) -> Out
             f"{fused.proof.modules_fused} modules fused, max rel err {fused.proof.max_rel_err:.1e}")
 
     out_dir = Path(request.out_dir) if request.out_dir else default_out_dir(loaded.checkpoint)
+    options = {**request.converter_options(), "fp32_ops": FAMILIES[loaded.family].coreml_fp32_ops}
     info = _model_info(loaded, labels, labels_source)
     sample = torch.from_numpy(inputs.inputs[:1])
     entries, artifacts, outputs = [], [], {}
     for target, quant in pairs:
-        entry, artifact, logits = _build_one(fused.model, info, target, quant, out_dir, sample,
+        entry, artifact, logits = _build_one(fused.model, info, target, quant, out_dir, sample, options,
                                              request, inputs, reference, noise_floor, on_step)
         entries.append(entry)
         if artifact is not None:
@@ -138,11 +139,12 @@ def run(request: Request, on_step: StepCallback = lambda step, msg: None) -> Out
     return Outcome(report, report_path, out_dir, artifacts)
 
 
-def _build_one(model, info, target, quant, out_dir, sample, request, inputs, reference, noise_floor, on_step):
+def _build_one(model, info, target, quant, out_dir, sample, options, request, inputs, reference, noise_floor,
+               on_step):
     entry: dict[str, Any] = {"target": target, "quant": quant}
     try:
         artifact = convert(model, info, target=target, quant=quant, out_dir=out_dir, sample=sample,
-                           options=request.converter_options())
+                           options=options)
     except ConversionFailed as exc:
         entry.update(error=exc.message, path=None)
         on_step("convert", f"{target} {quant}: FAILED {exc.message}")

@@ -59,6 +59,8 @@ T = torch.from_numpy
 # padding worked out by hand from the MIL spec (so the executor's pad rule is checked, not reused).
 TORCH_CASES = [
     ("silu", _x(3, 4), lambda x: mb.silu(x=x), lambda x: x * torch.sigmoid(x)),
+    ("thresholded_relu", _x(3, 4), lambda x: mb.thresholded_relu(x=x, alpha=0.25),
+     lambda x: torch.where(x >= 0.25, x, torch.zeros_like(x))),
     ("add_broadcast", _x(2, 3, 4), lambda x, a=A13: mb.add(x=x, y=a), lambda x: x + T(A13)),
     ("mul", _x(2, 3), lambda x, b=B23: mb.mul(x=x, y=b), lambda x: x * T(B23)),
     ("real_div", _x(2, 3), lambda x, d=D23: mb.real_div(x=x, y=d), lambda x: x / T(D23)),

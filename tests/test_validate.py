@@ -40,6 +40,27 @@ def test_gates():
         parse_gate("psnr=high")
 
 
+def test_near_ties_are_reported_but_do_not_fail_the_top1_gate():
+    # range of the reference logits: 10 - (-10) = 20; a tie is a margin < 1 % of it (0.2)
+    ref = np.array([[10.0, 0.0, -10.0], [5.0, 4.9, -1.0], [3.0, 0.0, 1.0]])
+    out = np.array([[10.0, 0.0, -10.0], [4.9, 5.0, -1.0], [0.0, 3.0, 1.0]])
+    p = parity(out, ref)
+    assert p.top1_agreement == pytest.approx(1 / 3)                    # strict: two flips
+    assert p.top1_ties == 1 and p.top1_agreement_decided == pytest.approx(1 / 2)
+    failures = Gate(top1=0.99).check(p)
+    assert failures and "over 2 decided samples" in failures[0]          # the decided flip still fails
+    only_tie = parity(out[:2], ref[:2])
+    assert only_tie.top1_agreement == 0.5 and Gate(top1=0.99).check(only_tie) == []
+
+
+def test_fp32_gate_follows_the_models_own_fp32_noise():
+    assert gate_for("fp32").max_rel == 1e-4
+    assert gate_for("fp32", fp32_noise_floor=1e-6).max_rel == 1e-4
+    assert gate_for("fp32", fp32_noise_floor=1e-4).max_rel == pytest.approx(4e-4)
+    assert gate_for("fp32", "max_rel=1e-5", fp32_noise_floor=1e-4).max_rel == 1e-5   # --gate wins
+    assert gate_for("fp16", fp32_noise_floor=1.0) == gate_for("fp16")
+
+
 def test_builtin_inputs_are_distinct_and_preprocessed():
     pre = Preprocessing.from_timm("fastvit_t8")
     s = input_set(pre, samples=6)

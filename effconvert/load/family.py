@@ -41,6 +41,8 @@ class Family:
     # Prefixes under which the image model sits inside a larger checkpoint (e.g. MobileCLIP).
     embedded_prefixes: tuple[str, ...] = ()
     classifier: str = "head.fc"                      # timm name of the final Linear
+    # MIL op types a Core ML fp16 program must keep in fp32 for this family (fp32 islands).
+    coreml_fp32_ops: tuple[str, ...] = ()
 
     def layout(self, name: str) -> Layout:
         for layout in self.layouts:
