@@ -35,3 +35,36 @@ def test_family_converts_to_every_target_and_passes_parity(family, tmp_path, che
         print(f"\n{arch} {entry['target']} {entry['quant']}: rel {entry['parity']['max_rel_err']:.1e} "
               f"psnr {entry['parity']['psnr_db']:.1f} top1 {entry['parity']['top1_agreement']:.3f}")
         assert entry["parity"]["passed"], (entry["target"], entry["quant"], entry["parity"]["failures"])
+
+
+def test_mit_linear_attention_needs_its_fp32_islands_in_core_ml_fp16(tmp_path, checkpoints):
+    """Without the islands the fp16 program overflows (k^T v sums > 65504) and the report names the
+    op; with them it passes. Both programs are run on the MIL executor."""
+    import torch
+
+    from effconvert.convert import convert
+    from effconvert.fuse import fuse_model
+    from effconvert.labels import labels_for
+    from effconvert.load import load_checkpoint
+    from effconvert.pipeline import _model_info
+    from effconvert.validate import gate_for, input_set, validate_artifact
+
+    loaded = load_checkpoint(checkpoints("efficientvit_b0", "mit"))
+    inputs = input_set(loaded.preprocessing, samples=16)
+    with torch.no_grad():
+        reference = loaded.model(torch.from_numpy(inputs.inputs)).numpy()
+    fused = fuse_model(loaded.model, inputs=torch.from_numpy(inputs.inputs[:8])).model
+    labels, source = labels_for(loaded.num_classes, None)
+    info = _model_info(loaded, labels, source)
+    results = {}
+    for name, ops in (("none", ()), ("family", FAMILIES["efficientvit-b"].coreml_fp32_ops)):
+        artifact = convert(fused, info, target="coreml", quant="fp16", out_dir=tmp_path / name,
+                           sample=torch.from_numpy(inputs.inputs[:1]), options={"fp32_ops": ops})
+        results[name] = validate_artifact(artifact, inputs, reference, gate=gate_for("fp16"))
+    bare, islands = results["none"], results["family"]
+    print(f"\nb0 coreml fp16: no islands {bare.parity.psnr_db:.1f} dB, first divergent "
+          f"{bare.first_divergent_op}; islands {islands.parity.psnr_db:.1f} dB")
+    assert not bare.passed and bare.parity.psnr_db < 35
+    # the overflow itself: a matmul whose fp16 output is inf on the worst sample
+    assert bare.first_divergent_op["op"] == "matmul" and bare.first_divergent_op["psnr_db"] == float("-inf")
+    assert islands.passed and islands.parity.psnr_db > 50

@@ -54,6 +54,7 @@ def validate_artifact(artifact: Artifact, inputs: InputSet, reference: np.ndarra
     failures = gate.check(measured)
     divergent = None
     if failures and isinstance(runtime, CoreMLExecutor) and artifact.quant != "fp32":
-        divergent = first_divergent_op(runtime, inputs, psnr_db=gate.psnr)
+        worst = int(np.abs(outputs - reference).max(axis=-1).argmax())
+        divergent = first_divergent_op(runtime, inputs, psnr_db=gate.psnr, sample=worst)
     return Validation(runtime.name, not failures, measured, gate, failures,
                       time.perf_counter() - start, outputs, divergent)

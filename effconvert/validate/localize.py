@@ -14,9 +14,11 @@ from .inputs import InputSet
 DEFAULT_OP_PSNR_DB = 35.0
 
 
-def first_divergent_op(executor, inputs: InputSet, *, psnr_db: float | None) -> dict | None:
+def first_divergent_op(executor, inputs: InputSet, *, psnr_db: float | None, sample: int = 0) -> dict | None:
+    """`sample`: which input to trace — the caller passes the one with the largest output error,
+    since a fragile op (an fp16 overflow) may show on a few inputs only."""
     threshold = psnr_db if psnr_db is not None else DEFAULT_OP_PSNR_DB
-    feed = executor.feed(inputs, 0)
+    feed = executor.feed(inputs, sample)
     rounded = executor.executor.run(feed, keep=True)
     twin = executor.executor.run(feed, keep=True, round_to_declared=False)
     for op in executor.executor.program.operations:
@@ -26,7 +28,8 @@ def first_divergent_op(executor, inputs: InputSet, *, psnr_db: float | None) -> 
                 continue
             psnr = _psnr(a, b)
             if psnr < threshold:
-                return {"op": op.type, "output": name, "psnr_db": round(psnr, 2), "threshold_db": threshold}
+                return {"op": op.type, "output": name, "psnr_db": round(psnr, 2), "threshold_db": threshold,
+                        "sample": sample}
     return None
 
 
