@@ -132,6 +132,12 @@ def _render(report: dict, report_path: Path) -> None:
                       + (f" ({p['top1_ties']} tie{'s' if p['top1_ties'] > 1 else ''})" if p.get("top1_ties") else ""),
                       verdict)
     err.print(table)
+    inputs = report.get("inputs", {})
+    if "reference_accuracy" in inputs:
+        per = ", ".join(f"{a['target']} {a['quant']} {a['parity']['accuracy']:.3f}" for a in report["artifacts"]
+                        if "accuracy" in a.get("parity", {}))
+        err.print(f"task accuracy on {inputs['samples']} labelled images ({inputs['classes']} classes): "
+                  f"PyTorch {inputs['reference_accuracy']:.3f}" + (f"; {per}" if per else ""))
     for note in dict.fromkeys(notes):
         err.print(f"[yellow]note:[/] {note}", soft_wrap=True)
     fused = "skipped" if fusion.get("skipped") else f"max rel err {fusion['max_rel_err']:.1e} ({'passed' if fusion['passed'] else 'FAILED'})"

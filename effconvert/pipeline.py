@@ -96,7 +96,9 @@ def run(request: Request, on_step: StepCallback = lambda step, msg: None) -> Out
     inputs = input_set(loaded.preprocessing, samples=request.samples, folder=request.val_dir)
     reference = _logits(loaded.model, inputs.inputs)
     noise_floor = _fp32_noise_floor(loaded.model, inputs.inputs, reference)
-    on_step("inputs", f"{len(inputs.inputs)} inputs: {inputs.source}")
+    labelled = (f", {len(inputs.class_folders)} classes, reference accuracy "
+                f"{(reference.argmax(-1) == inputs.labels).mean():.3f}" if inputs.labels is not None else "")
+    on_step("inputs", f"{len(inputs.inputs)} inputs: {inputs.source}{labelled}")
 
     proof_inputs = inputs.inputs[:PROOF_SAMPLES]
     if len(proof_inputs) < PROOF_SAMPLES:
@@ -125,7 +127,10 @@ def run(request: Request, on_step: StepCallback = lambda step, msg: None) -> Out
                   and not any(e.get("error") for e in entries),
         "model": loaded.report_dict(),
         "fusion": {**fused.proof.report_dict(), "steps": fused.steps},
-        "inputs": {"source": inputs.source, "samples": int(len(inputs.inputs))},
+        "inputs": {"source": inputs.source, "samples": int(len(inputs.inputs)),
+                   **({"classes": len(inputs.class_folders),
+                       "reference_accuracy": float((reference.argmax(-1) == inputs.labels).mean())}
+                      if inputs.labels is not None else {})},
         "reference": {"fp32_noise_floor": noise_floor,
                       "fp32_gate_rule": f"max_rel_err <= max({DEFAULT_GATES['fp32'].max_rel:g}, "
                                         f"{FP32_NOISE_FACTOR:g} x fp32_noise_floor)"},

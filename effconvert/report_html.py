@@ -47,7 +47,10 @@ def render_html(report: dict[str, Any], reference: np.ndarray, outputs: dict[str
         _fusion_line(fusion),
         _table(report["artifacts"]),
         f"<p class='small'>Inputs: {report['inputs']['samples']} × {_e(report['inputs']['source'])}. "
-        "max rel = max|artifact − PyTorch| / max|PyTorch| over all logits; PSNR over the logit range.</p>",
+        "max rel = max|artifact − PyTorch| / max|PyTorch| over all logits; PSNR over the logit range."
+        + (f" Labelled images ({report['inputs']['classes']} classes): PyTorch accuracy "
+           f"{report['inputs']['reference_accuracy']:.3f}; accuracy column = each artifact's."
+           if "reference_accuracy" in report["inputs"] else "") + "</p>",
     ]
     for artifact in report["artifacts"]:
         parts.append(_card(artifact, reference, outputs.get(artifact.get("path") or "")))
@@ -69,7 +72,7 @@ def _fusion_line(fusion: dict) -> str:
 
 def _table(artifacts: list[dict]) -> str:
     rows = ["<table><tr><th>target</th><th>quant</th><th>file</th><th>size</th><th>runtime</th>"
-            "<th>max rel</th><th>PSNR dB</th><th>top-1</th><th>verdict</th></tr>"]
+            "<th>max rel</th><th>PSNR dB</th><th>top-1</th><th>accuracy</th><th>verdict</th></tr>"]
     for a in artifacts:
         p = a.get("parity", {})
         ties = f" ({p['top1_ties']} ties within {100 * TIE_MARGIN:g}% of the range)" if p.get("top1_ties") else ""
@@ -78,7 +81,8 @@ def _table(artifacts: list[dict]) -> str:
             f"<td class='num'>{_mb(a.get('size_bytes'))}</td><td>{_e(a.get('runtime', '-'))}</td>"
             f"<td class='num'>{_fmt(p.get('max_rel_err'), '{:.1e}')}</td>"
             f"<td class='num'>{_fmt(p.get('psnr_db'), '{:.1f}')}</td>"
-            f"<td class='num'>{_fmt(p.get('top1_agreement'), '{:.3f}')}{ties}</td><td>{_verdict(a)}</td></tr>")
+            f"<td class='num'>{_fmt(p.get('top1_agreement'), '{:.3f}')}{ties}</td>"
+            f"<td class='num'>{_fmt(p.get('accuracy'), '{:.3f}')}</td><td>{_verdict(a)}</td></tr>")
     rows.append("</table>")
     return "\n".join(rows)
 

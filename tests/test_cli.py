@@ -187,3 +187,27 @@ def test_demo(tmp_path, cli):
     built = {(a["target"], a["quant"]) for a in report["artifacts"]}
     assert built == {(t, q) for t in ("coreml", "tflite", "onnx") for q in ("fp32", "fp16")}
     assert (tmp_path / "demo" / "report.html").exists()
+
+
+def test_labelled_val_folder_reports_task_accuracy(tmp_path, checkpoints, cli):
+    """--val with one sub-folder per class: accuracy of PyTorch and of the artifact, per artifact."""
+    from PIL import Image
+
+    from effconvert.synth import natural_images
+
+    val = tmp_path / "val"
+    for i, img in enumerate(natural_images(6, (300, 300), seed=3)):
+        folder = val / ("a_class" if i % 2 else "b_class")
+        folder.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(img).save(folder / f"{i}.png")
+    out = tmp_path / "out"
+    result = cli(checkpoints("fastvit_t8"), "--target", "onnx", "--quant", "fp32", "--val", val, "--out", out)
+    assert result.exit_code == 0, result.output
+    report = _report(out)
+    inputs = report["inputs"]
+    assert inputs["samples"] == 6 and inputs["classes"] == 2
+    parity = report["artifacts"][0]["parity"]
+    assert parity["labelled_samples"] == 6 and parity["reference_accuracy"] == inputs["reference_accuracy"]
+    # fp32 agrees on every top-1, so the artifact's accuracy is the reference's (1000-class head, 2 labels)
+    assert parity["top1_agreement"] == 1.0 and parity["accuracy"] == parity["reference_accuracy"]
+    assert "task accuracy on 6 labelled images (2 classes)" in result.output

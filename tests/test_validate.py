@@ -80,3 +80,23 @@ def test_image_folder_inputs(tmp_path):
     assert s.inputs.shape == (3, 3, 256, 256)
     with pytest.raises(BadInput, match="no images"):
         input_set(pre, samples=2, folder=tmp_path / "empty" if (tmp_path / "empty").mkdir() is None else None)
+
+
+def test_labelled_folder_gives_classes_round_robin_and_accuracy(tmp_path):
+    from PIL import Image
+
+    from effconvert.validate import task_accuracy
+
+    rng = np.random.default_rng(0)
+    for name, count in (("cat", 3), ("dog", 1), ("emu", 2)):
+        (tmp_path / name).mkdir()
+        for i in range(count):
+            Image.fromarray(rng.integers(0, 255, (40, 40, 3), dtype=np.uint8)).save(tmp_path / name / f"{i}.png")
+    pre = Preprocessing((3, 32, 32), (0.5, 0.5, 0.5), (0.5, 0.5, 0.5), 0.9, "center", "bilinear")
+    few = input_set(pre, samples=3, folder=tmp_path)
+    assert few.class_folders == ("cat", "dog", "emu") and list(few.labels) == [0, 1, 2]   # every class first
+    every = input_set(pre, samples=100, folder=tmp_path)
+    assert sorted(every.labels.tolist()) == [0, 0, 0, 1, 2, 2]
+    logits = np.eye(3)[every.labels]
+    logits[0] = [0, 0, 1]                                   # one wrong of six
+    assert task_accuracy(logits, every.labels) == pytest.approx(5 / 6)

@@ -18,7 +18,7 @@ from .localize import first_divergent_op
 from .runtimes import CoreMLExecutor, Runtime, RuntimeUnavailable, runtime_for
 
 __all__ = ["Validation", "validate_artifact", "input_set", "InputSet", "Gate", "gate_for",
-           "parse_gate", "DEFAULT_GATES", "Parity", "parity"]
+           "parse_gate", "DEFAULT_GATES", "Parity", "parity", "task_accuracy"]
 
 
 @dataclass
@@ -31,6 +31,7 @@ class Validation:
     validate_s: float = 0.0
     outputs: np.ndarray | None = None     # the artifact's logits, for plots
     first_divergent_op: dict | None = None   # Core ML: where a failing fp16 program diverges
+    accuracy: dict | None = None          # labelled inputs: the artifact's and the reference's
 
     def report_dict(self) -> dict:
         body = {"passed": self.passed, "thresholds": self.gate.as_dict(), "failures": self.failures}
@@ -38,6 +39,8 @@ class Validation:
             body.update(self.parity.as_dict())
         if self.first_divergent_op is not None:
             body["first_divergent_op"] = self.first_divergent_op
+        if self.accuracy is not None:
+            body.update(self.accuracy)
         return body
 
 
@@ -56,5 +59,15 @@ def validate_artifact(artifact: Artifact, inputs: InputSet, reference: np.ndarra
     if failures and isinstance(runtime, CoreMLExecutor) and artifact.quant != "fp32":
         worst = int(np.abs(outputs - reference).max(axis=-1).argmax())
         divergent = first_divergent_op(runtime, inputs, psnr_db=gate.psnr, sample=worst)
+    accuracy = None
+    if inputs.labels is not None:
+        accuracy = {"accuracy": task_accuracy(outputs, inputs.labels),
+                    "reference_accuracy": task_accuracy(reference, inputs.labels),
+                    "labelled_samples": int(len(inputs.labels))}
     return Validation(runtime.name, not failures, measured, gate, failures,
-                      time.perf_counter() - start, outputs, divergent)
+                      time.perf_counter() - start, outputs, divergent, accuracy)
+
+
+def task_accuracy(logits: np.ndarray, labels: np.ndarray) -> float:
+    """Top-1 accuracy against the true classes (ImageFolder order = class index)."""
+    return float(np.mean(logits.argmax(-1) == labels))

@@ -23,6 +23,10 @@ class InputSet:
     pixels: np.ndarray        # N, H, W, 3 uint8 at the model's input size (what an app feeds)
     inputs: np.ndarray        # N, 3, H, W float32, normalised (what the model computes on)
     source: str               # "built-in synthetic natural images (seed ...)" or the folder
+    # ImageFolder layout (one sub-folder per class, sorted = class index, torchvision's rule):
+    # the true class of every input, for task accuracy. None for unlabelled inputs.
+    labels: np.ndarray | None = None
+    class_folders: tuple[str, ...] = ()
 
 
 def input_set(preprocessing: Preprocessing, *, samples: int, folder: Path | None = None,
@@ -34,24 +38,37 @@ def input_set(preprocessing: Preprocessing, *, samples: int, folder: Path | None
         raw = natural_images(samples, (int(h * 1.15), int(w * 1.15)), seed=seed)
         images = [Image.fromarray(img) for img in raw]
         source = f"built-in synthetic natural images (seed {seed})"
+        labels, classes = None, ()
     else:
-        images = _read_folder(Path(folder), samples)
+        images, labels, classes = _read_folder(Path(folder), samples)
         source = str(folder)
     pixels = np.stack([preprocessing.pixels(img) for img in images])
-    return InputSet(pixels, preprocessing.normalize(pixels), source)
+    return InputSet(pixels, preprocessing.normalize(pixels), source, labels, classes)
 
 
-def _read_folder(folder: Path, samples: int) -> list[Image.Image]:
+def _read_folder(folder: Path, samples: int) -> tuple[list[Image.Image], np.ndarray | None, tuple[str, ...]]:
     if not folder.is_dir():
         raise BadInput(f"image folder not found: {folder}")
     files = sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
     if not files:
         raise BadInput(f"no images ({', '.join(sorted(IMAGE_SUFFIXES))}) in {folder}")
+    classes = tuple(sorted(d.name for d in folder.iterdir() if d.is_dir()))
+    labelled = bool(classes) and all(p.parent.parent == folder for p in files)
+    if labelled:
+        # Round-robin over classes, so --samples N covers every class rather than the first few.
+        by_class = [[p for p in files if p.parent.name == c] for c in classes]
+        picked: list[tuple[Path, int]] = []
+        for depth in range(max(len(b) for b in by_class)):
+            picked += [(b[depth], i) for i, b in enumerate(by_class) if depth < len(b)]
+        picked = picked[:samples]
+    else:
+        picked, classes = [(p, -1) for p in files[:samples]], ()
     images = []
-    for path in files[:samples]:
+    for path, _ in picked:
         try:
             with Image.open(path) as img:
                 images.append(img.convert("RGB"))
         except (UnidentifiedImageError, OSError) as exc:
             raise BadInput(f"cannot read image {path}: {exc}") from exc
-    return images
+    labels = np.array([label for _, label in picked]) if labelled else None
+    return images, labels, classes
