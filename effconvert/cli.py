@@ -46,12 +46,16 @@ def _fail(exc: BaseException, debug: bool) -> None:
 def convert_cmd(
     checkpoint: Path = typer.Argument(..., help="Checkpoint: .pth, .pth.tar, .pt or .safetensors"),
     target: List[str] = typer.Option(["coreml"], "--target", "-t", help="coreml | tflite | onnx | all (repeatable)"),
-    quant: List[str] = typer.Option(["fp32"], "--quant", "-q", help="fp32 | fp16 (repeatable)"),
+    quant: List[str] = typer.Option(["fp32"], "--quant", "-q",
+                                    help="fp32 | fp16 | int8-weights | int8 (repeatable; int8: tflite)"),
     arch: Optional[str] = typer.Option(None, help="Architecture override, e.g. fastvit_s12"),
     image_size: Optional[int] = typer.Option(None, help="Input resolution (default: the model's)"),
     out_dir: Optional[Path] = typer.Option(None, "--out", "-o", help="Output folder"),
     samples: int = typer.Option(32, help="Validation inputs"),
-    val: Optional[Path] = typer.Option(None, help="Folder of validation images"),
+    val: Optional[Path] = typer.Option(None, help="Folder of validation images (class sub-folders: accuracy)"),
+    calib: Optional[Path] = typer.Option(None, help="int8: folder of calibration images (default: built-in set)"),
+    calib_samples: int = typer.Option(64, help="int8: calibration images to use"),
+    int8_io: bool = typer.Option(False, "--int8-io", help="TFLite int8: integer input/output tensors"),
     gate: Optional[str] = typer.Option(None, help="Override gates, e.g. psnr=40,top1=0.995"),
     labels: Optional[Path] = typer.Option(None, help="Labels file, one per line"),
     no_fuse: bool = typer.Option(False, "--no-fuse", help="Convert the unfused model"),
@@ -70,7 +74,7 @@ def convert_cmd(
 
     request = Request(checkpoint, tuple(target), tuple(quant), out_dir, arch, image_size, samples,
                       val, gate, not no_fuse, not no_validate, labels, dynamic_batch, layout, ios,
-                      input_kind)
+                      input_kind, calib, calib_samples, int8_io)
     try:
         unknown = [p for p in app_platforms if p not in PLATFORMS]
         if unknown:

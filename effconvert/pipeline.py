@@ -34,6 +34,7 @@ StepCallback = Callable[[str, str], None]          # (step, message)
 
 PROOF_SAMPLES = 8
 REFERENCE_BATCH = 8
+CALIBRATION_SEED = 77_001         # built-in calibration images, disjoint from the validation seed
 
 
 @dataclass(frozen=True)
@@ -54,10 +55,13 @@ class Request:
     layout: str = "nhwc"                 # tflite input layout
     ios: int = 16                        # coreml minimum deployment target
     input_kind: str = "image"            # coreml input: image | tensor
+    calib_dir: Path | None = None        # int8: calibration images (built-in set when None)
+    calib_samples: int = 64
+    int8_io: bool = False                # tflite int8: integer input/output tensors
 
     def converter_options(self) -> dict[str, Any]:
         return {"dynamic_batch": self.dynamic_batch, "layout": self.layout, "ios": self.ios,
-                "input_kind": self.input_kind}
+                "input_kind": self.input_kind, "int8_io": self.int8_io}
 
 
 @dataclass
@@ -109,6 +113,14 @@ def run(request: Request, on_step: StepCallback = lambda step, msg: None) -> Out
 
     out_dir = Path(request.out_dir) if request.out_dir else default_out_dir(loaded.checkpoint)
     options = {**request.converter_options(), "fp32_ops": FAMILIES[loaded.family].coreml_fp32_ops}
+    calibration = None
+    if any(quant == "int8" for _, quant in pairs):
+        # Never the validation images: a different built-in seed, or the user's --calib folder.
+        calibration = input_set(loaded.preprocessing, samples=request.calib_samples, folder=request.calib_dir,
+                                seed=CALIBRATION_SEED)
+        options["calibration"] = calibration.inputs
+        on_step("calibrate", f"{len(calibration.inputs)} calibration images: {calibration.source}"
+                + ("" if request.calib_dir else " (no --calib given: built-in set)"))
     info = _model_info(loaded, labels, labels_source)
     sample = torch.from_numpy(inputs.inputs[:1])
     entries, artifacts, outputs = [], [], {}
@@ -127,6 +139,8 @@ def run(request: Request, on_step: StepCallback = lambda step, msg: None) -> Out
                   and not any(e.get("error") for e in entries),
         "model": loaded.report_dict(),
         "fusion": {**fused.proof.report_dict(), "steps": fused.steps},
+        **({"calibration": {"source": calibration.source, "samples": int(len(calibration.inputs)),
+                            "builtin": request.calib_dir is None}} if calibration is not None else {}),
         "inputs": {"source": inputs.source, "samples": int(len(inputs.inputs)),
                    **({"classes": len(inputs.class_folders),
                        "reference_accuracy": float((reference.argmax(-1) == inputs.labels).mean())}

@@ -3,7 +3,7 @@
 | target | quant modes | artifact    | input                        | runtime used to validate            |
 |--------|-------------|-------------|------------------------------|-------------------------------------|
 | coreml | fp32, fp16  | .mlpackage  | RGB image 0-255 (or tensor)  | Core ML on macOS; unvalidated on Linux until the MIL executor |
-| tflite | fp32, fp16  | .tflite     | float NHWC, normalised       | LiteRT interpreter (XNNPACK)        |
+| tflite | fp32, fp16, int8-weights, int8 | .tflite | float NHWC, normalised | LiteRT interpreter (XNNPACK) |
 | onnx   | fp32, fp16  | .onnx       | float NCHW, normalised       | ONNX Runtime (CPU)                  |
 
 TARGETS is the single source for option validation: a target/quant pair not in it is refused
@@ -46,8 +46,14 @@ def _build_onnx(model, info, sample, out, *, quant, metadata, options):
 def _build_tflite(model, info, sample, out, *, quant, metadata, options):
     from .tflite import export_tflite
 
-    export_tflite(model, sample, out, quant=quant, metadata=metadata, layout=options.get("layout", "nhwc"))
-    return []
+    calibration = options.get("calibration")
+    export_tflite(model, sample, out, quant=quant, metadata=metadata, layout=options.get("layout", "nhwc"),
+                  calibration=None if calibration is None else torch.as_tensor(calibration),
+                  int8_io=options.get("int8_io", False))
+    if quant == "int8":
+        io = "int8 input/output" if options.get("int8_io") else "float input/output around the int8 graph"
+        return [f"W8A8 (per-channel weights), calibrated on {len(calibration)} images; {io}"]
+    return ["dynamic-range int8: int8 weights, float activations"] if quant == "int8-weights" else []
 
 
 def _build_coreml(model, info, sample, out, *, quant, metadata, options):
@@ -61,7 +67,8 @@ def _build_coreml(model, info, sample, out, *, quant, metadata, options):
 TARGETS: dict[str, Target] = {t.name: t for t in (
     Target("coreml", ".mlpackage", ("fp32", "fp16"),
            lambda o: "image" if o.get("input_kind", "image") == "image" else "nchw", _build_coreml),
-    Target("tflite", ".tflite", ("fp32", "fp16"), lambda o: o.get("layout", "nhwc"), _build_tflite),
+    Target("tflite", ".tflite", ("fp32", "fp16", "int8-weights", "int8"), lambda o: o.get("layout", "nhwc"),
+           _build_tflite),
     Target("onnx", ".onnx", ("fp32", "fp16"), lambda o: "nchw", _build_onnx),
 )}
 ALL_QUANTS = ("fp32", "fp16", "int8-weights", "int8")

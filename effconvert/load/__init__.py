@@ -39,7 +39,10 @@ def load_checkpoint(path: Path, *, arch: str | None = None, image_size: int | No
                                    fused=fused, requested=arch)
     model = build_model(arch, num_classes=num_classes, fused=fused)
     _load_strict(model, state, arch)
-    synthetic = unwrapped.extras.get("effconvert") or _safetensors_synthetic(raw)
+    made_here = unwrapped.extras.get("effconvert") or _safetensors_synthetic(raw) or {}
+    synthetic = made_here if made_here.get("synthetic") in (True, "true") else None
+    if image_size is None and made_here.get("image_size"):
+        image_size = int(made_here["image_size"])        # e.g. the 64x64 digits model
     label = layout.label if layout.fused is not None or not fused else f"{layout.label}-reparam"
     return LoadedModel(
         model=model, arch=arch, family=family.name, checkpoint=raw.path, sha256=raw.sha256,
@@ -134,6 +137,6 @@ def _load_strict(model: torch.nn.Module, state: StateDict, arch: str) -> None:
 
 def _safetensors_synthetic(raw: RawCheckpoint) -> dict | None:
     if raw.file_metadata.get("effconvert.synthetic") == "true":
-        return {"seed": raw.file_metadata.get("effconvert.seed"),
+        return {"synthetic": True, "seed": raw.file_metadata.get("effconvert.seed"),
                 "arch": raw.file_metadata.get("effconvert.arch")}
     return None

@@ -73,10 +73,26 @@ class LiteRT:
         x = _tensors(inputs, self.layout)
         outs = []
         for i in range(len(x)):
-            self.interpreter.set_tensor(self.input["index"], x[i:i + 1].astype(self.input["dtype"]))
+            self.interpreter.set_tensor(self.input["index"], _to_io(x[i:i + 1], self.input))
             self.interpreter.invoke()
-            outs.append(self.interpreter.get_tensor(self.output["index"]).copy())
+            outs.append(_from_io(self.interpreter.get_tensor(self.output["index"]), self.output))
         return np.concatenate(outs).astype(np.float32)
+
+
+def _to_io(x: np.ndarray, detail: dict) -> np.ndarray:
+    """Quantize like an app must for an integer input (`--int8-io`); float inputs pass through."""
+    if np.issubdtype(detail["dtype"], np.integer):
+        scale, zero = detail["quantization"]
+        info = np.iinfo(detail["dtype"])
+        return np.clip(np.round(x / scale) + zero, info.min, info.max).astype(detail["dtype"])
+    return x.astype(detail["dtype"])
+
+
+def _from_io(y: np.ndarray, detail: dict) -> np.ndarray:
+    if np.issubdtype(detail["dtype"], np.integer):
+        scale, zero = detail["quantization"]
+        return (y.astype(np.float32) - zero) * scale
+    return y.copy()
 
 
 class CoreMLPredict:

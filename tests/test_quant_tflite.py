@@ -1,0 +1,76 @@
+"""TFLite int8 on a model that is actually trained (FastViT-T8 on scikit-learn's digits, 64x64):
+W8A8 with float I/O (or --int8-io) and dynamic-range int8-weights, judged by held-out accuracy
+as well as parity. The checkpoint is trained once per cache directory (effconvert/synth/digits.py)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from effconvert.synth.digits import digits_model
+
+
+@pytest.fixture(scope="module")
+def digits(tmp_path_factory):
+    return digits_model()
+
+
+@pytest.fixture(scope="module")
+def quantized(digits, tmp_path_factory):
+    from effconvert.pipeline import Request, run
+
+    out = tmp_path_factory.mktemp("int8")
+    return run(Request(digits.checkpoint, ("tflite",), ("fp32", "fp16", "int8-weights", "int8"), out,
+                       samples=400, val_dir=digits.val_dir, calib_dir=digits.train_dir, calib_samples=64))
+
+
+def _entry(outcome, quant):
+    [entry] = [a for a in outcome.report["artifacts"] if a["quant"] == quant]
+    return entry
+
+
+def test_the_digits_model_is_trained(digits):
+    assert digits.accuracy >= 0.95
+
+
+def test_int8_keeps_accuracy_and_shrinks_the_model(quantized):
+    report = quantized.report
+    fp32, fp16, weights, int8 = (_entry(quantized, q) for q in ("fp32", "fp16", "int8-weights", "int8"))
+    for entry in (fp32, fp16, weights, int8):
+        p = entry["parity"]
+        print(f"\n{entry['quant']}: {entry['size_bytes'] / 1e6:.2f} MB acc {p['accuracy']:.4f} "
+              f"psnr {p['psnr_db']:.1f} top1 {p['top1_agreement']:.3f}")
+        assert entry["runtime"] == "litert" and p["passed"], p["failures"]
+        assert p["labelled_samples"] == report["inputs"]["samples"] == 360
+    reference = fp32["parity"]["reference_accuracy"]
+    assert reference >= 0.95
+    assert abs(fp32["parity"]["accuracy"] - reference) < 1e-9
+    assert abs(fp16["parity"]["accuracy"] - fp32["parity"]["accuracy"]) <= 0.002
+    assert fp32["parity"]["accuracy"] - int8["parity"]["accuracy"] <= 0.010
+    assert int8["parity"]["top1_agreement"] >= 0.98
+    assert int8["size_bytes"] <= 0.30 * fp32["size_bytes"]
+    assert weights["size_bytes"] <= 0.30 * fp32["size_bytes"]
+    calibration = report["calibration"]
+    assert calibration["samples"] == 64 and not calibration["builtin"]
+
+
+def test_int8_has_float_io_unless_asked(quantized, digits, tmp_path):
+    from ai_edge_litert.interpreter import Interpreter
+
+    from effconvert.pipeline import Request, run
+
+    path = quantized.out_dir / _entry(quantized, "int8")["path"]
+    interpreter = Interpreter(model_path=str(path))
+    assert interpreter.get_input_details()[0]["dtype"] == np.float32
+    assert interpreter.get_output_details()[0]["dtype"] == np.float32
+    assert interpreter.get_input_details()[0]["name"] == "input"
+    outcome = run(Request(digits.checkpoint, ("tflite",), ("int8",), tmp_path, samples=64,
+                          val_dir=digits.val_dir, int8_io=True))        # built-in calibration set
+    entry = outcome.report["artifacts"][0]
+    integer = Interpreter(model_path=str(tmp_path / entry["path"]))
+    assert integer.get_input_details()[0]["dtype"] == np.int8
+    assert entry["parity"]["passed"], entry["parity"]["failures"]       # our runtime quantizes the input
+    assert outcome.report["calibration"]["builtin"] is True
+    assert json.loads(json.dumps(outcome.report))["artifacts"][0]["notes"]
