@@ -67,10 +67,10 @@ def test_int8_has_float_io_unless_asked(quantized, digits, tmp_path):
     assert interpreter.get_output_details()[0]["dtype"] == np.float32
     assert interpreter.get_input_details()[0]["name"] == "input"
     outcome = run(Request(digits.checkpoint, ("tflite",), ("int8",), tmp_path, samples=64,
-                          val_dir=digits.val_dir, int8_io=True))        # built-in calibration set
+                          val_dir=digits.val_dir, calib_dir=digits.train_dir, calib_samples=32, int8_io=True))
     entry = outcome.report["artifacts"][0]
     integer = Interpreter(model_path=str(tmp_path / entry["path"]))
     assert integer.get_input_details()[0]["dtype"] == np.int8
     assert entry["parity"]["passed"], entry["parity"]["failures"]       # our runtime quantizes the input
-    assert outcome.report["calibration"]["builtin"] is True
+    assert outcome.report["calibration"] == {"source": str(digits.train_dir), "samples": 32, "builtin": False}
     assert json.loads(json.dumps(outcome.report))["artifacts"][0]["notes"]
