@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import timm
 import torch
 
 from ..errors import BadInput

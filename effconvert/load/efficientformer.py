@@ -18,7 +18,7 @@ from typing import Mapping
 
 import torch
 
-from .family import Family, Layout, StateDict, register_family
+from .family import Family, Layout, StateDict, identity, never_fused, register_family
 from .rename import rename_state, rules
 
 V1_VARIANTS = ("efficientformer_l1", "efficientformer_l3", "efficientformer_l7")
@@ -172,22 +172,16 @@ def _is_timm_v2(state: Mapping[str, torch.Tensor]) -> bool:
     return "stem.conv1.conv.weight" in state and any(".mlp.mid.conv." in k for k in state)
 
 
-def _identity(state: StateDict) -> StateDict:
-    return dict(state)
-
-
-def _never_fused(state: Mapping[str, torch.Tensor]) -> bool:
-    return False    # no reparameterized release exists; conv+BN folding happens in fuse/
 
 
 EFFICIENTFORMER = register_family(Family(
     name="efficientformer",
     variants=V1_VARIANTS,
     layouts=(
-        Layout("timm", "timm", False, _is_timm_v1, _identity, _identity),
+        Layout("timm", "timm", False, _is_timm_v1, identity, identity),
         Layout("snap", "snap-efficientformer", False, _is_snap_v1, snap_v1_to_timm, timm_to_snap_v1),
     ),
-    is_fused=_never_fused,
+    is_fused=never_fused,
     classifier="head",
 ))
 
@@ -195,10 +189,10 @@ EFFICIENTFORMER_V2 = register_family(Family(
     name="efficientformerv2",
     variants=V2_VARIANTS,
     layouts=(
-        Layout("timm", "timm", False, _is_timm_v2, _identity, _identity),
+        Layout("timm", "timm", False, _is_timm_v2, identity, identity),
         Layout("snap", "snap-efficientformerv2", False, _is_snap_v2, snap_v2_to_timm, timm_to_snap_v2,
                needs_buffers=True),
     ),
-    is_fused=_never_fused,
+    is_fused=never_fused,
     classifier="head",
 ))

@@ -20,7 +20,7 @@ from typing import Mapping
 
 import torch
 
-from .family import Family, Layout, StateDict, register_family
+from .family import Family, Layout, StateDict, identity, never_fused, register_family
 from .rename import rename_state, rules
 
 M_VARIANTS = tuple(f"efficientvit_m{i}" for i in range(6))
@@ -120,23 +120,17 @@ def _is_timm_b(state: Mapping[str, torch.Tensor]) -> bool:
     return "stem.in_conv.conv.weight" in state and "head.in_conv.conv.weight" in state
 
 
-def _identity(state: StateDict) -> StateDict:
-    return dict(state)
-
-
-def _never_fused(state: Mapping[str, torch.Tensor]) -> bool:
-    return False
 
 
 EFFICIENTVIT_M = register_family(Family(
     name="efficientvit-m",
     variants=M_VARIANTS,
     layouts=(
-        Layout("timm", "timm", False, _is_timm_m, _identity, _identity),
+        Layout("timm", "timm", False, _is_timm_m, identity, identity),
         Layout("cream", "microsoft-cream-efficientvit", False, _is_cream, cream_to_timm, timm_to_cream,
                needs_buffers=True),
     ),
-    is_fused=_never_fused,
+    is_fused=never_fused,
     classifier="head.linear",
 ))
 
@@ -144,10 +138,10 @@ EFFICIENTVIT_B = register_family(Family(
     name="efficientvit-b",
     variants=B_VARIANTS,
     layouts=(
-        Layout("timm", "timm", False, _is_timm_b, _identity, _identity),
+        Layout("timm", "timm", False, _is_timm_b, identity, identity),
         Layout("mit", "mit-han-lab-efficientvit", False, _is_mit, mit_to_timm, timm_to_mit),
     ),
-    is_fused=_never_fused,
+    is_fused=never_fused,
     classifier="head.classifier.4",
     # LiteMLA's linear attention: k^T v sums over all tokens reach ~2.5e5 (fp16 max 65504) and are
     # then sliced into numerator/denominator and divided; in fp16 that is inf/inf (measured on b0:

@@ -52,6 +52,16 @@ class Family:
         raise KeyError(f"{self.name} has no layout {name!r} (choose from: {names})")
 
 
+def identity(state: StateDict) -> StateDict:
+    """The remap of a layout that is already timm's."""
+    return dict(state)
+
+
+def never_fused(state: Mapping[str, torch.Tensor]) -> bool:
+    """Families without a reparameterized release (their conv+BN folding happens in fuse/)."""
+    return False
+
+
 FAMILIES: dict[str, Family] = {}
 
 

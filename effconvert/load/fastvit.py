@@ -17,7 +17,7 @@ from typing import Mapping
 
 import torch
 
-from .family import Family, Layout, StateDict, register_family
+from .family import Family, Layout, StateDict, identity, register_family
 
 VARIANTS = (
     "fastvit_t8", "fastvit_t12", "fastvit_s12", "fastvit_sa12", "fastvit_sa24", "fastvit_sa36",
@@ -159,15 +159,12 @@ def is_fused(state: Mapping[str, torch.Tensor]) -> bool:
     return any(k.startswith("stem.0.reparam_conv.") for k in state)
 
 
-def _identity(state: StateDict) -> StateDict:
-    return dict(state)
-
 
 FASTVIT = register_family(Family(
     name="fastvit",
     variants=VARIANTS,
     layouts=(
-        Layout("timm", "timm", None, _is_timm, _identity, _identity),
+        Layout("timm", "timm", None, _is_timm, identity, identity),
         Layout("apple-fused", "apple-ml-fastvit-reparam", True, _is_apple_fused, apple_to_timm, timm_to_apple),
         Layout("apple", "apple-ml-fastvit", False, _is_apple, apple_to_timm, timm_to_apple),
     ),

@@ -13,7 +13,7 @@ from typing import Mapping
 
 import torch
 
-from .family import Family, Layout, StateDict, register_family
+from .family import Family, Layout, StateDict, identity, register_family
 from .rename import rename_state, rules
 
 VARIANTS = tuple(f"mobileone_s{i}" for i in range(5))
@@ -66,15 +66,12 @@ def is_fused(state: Mapping[str, torch.Tensor]) -> bool:
     return "stem.reparam_conv.weight" in state
 
 
-def _identity(state: StateDict) -> StateDict:
-    return dict(state)
-
 
 MOBILEONE = register_family(Family(
     name="mobileone",
     variants=VARIANTS,
     layouts=(
-        Layout("timm", "timm", None, _is_timm, _identity, _identity),
+        Layout("timm", "timm", None, _is_timm, identity, identity),
         Layout("apple-fused", "apple-ml-mobileone-reparam", True, _is_apple_fused, apple_to_timm, timm_to_apple),
         Layout("apple", "apple-ml-mobileone", False, _is_apple, apple_to_timm, timm_to_apple),
     ),
