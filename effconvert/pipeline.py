@@ -27,7 +27,7 @@ from .load import FAMILIES, LoadedModel, load_checkpoint
 from .atomic import write_text_atomic
 from .report import SCHEMA, versions, write_report
 from .report_html import render_html
-from .validate import Validation, gate_for, input_set, parse_gate, validate_artifact
+from .validate import Validation, gate_for, input_set, parse_gate, task_accuracy, validate_artifact
 from .validate.gates import DEFAULT_GATES, FP32_NOISE_FACTOR
 
 StepCallback = Callable[[str, str], None]          # (step, message)
@@ -100,8 +100,9 @@ def run(request: Request, on_step: StepCallback = lambda step, msg: None) -> Out
     inputs = input_set(loaded.preprocessing, samples=request.samples, folder=request.val_dir)
     reference = _logits(loaded.model, inputs.inputs)
     noise_floor = _fp32_noise_floor(loaded.model, inputs.inputs, reference)
-    labelled = (f", {len(inputs.class_folders)} classes, reference accuracy "
-                f"{(reference.argmax(-1) == inputs.labels).mean():.3f}" if inputs.labels is not None else "")
+    reference_accuracy = None if inputs.labels is None else task_accuracy(reference, inputs.labels)
+    labelled = (f", {len(inputs.class_folders)} classes, reference accuracy {reference_accuracy:.3f}"
+                if reference_accuracy is not None else "")
     on_step("inputs", f"{len(inputs.inputs)} inputs: {inputs.source}{labelled}")
 
     proof_inputs = inputs.inputs[:PROOF_SAMPLES]
@@ -142,9 +143,8 @@ def run(request: Request, on_step: StepCallback = lambda step, msg: None) -> Out
         **({"calibration": {"source": calibration.source, "samples": int(len(calibration.inputs)),
                             "builtin": request.calib_dir is None}} if calibration is not None else {}),
         "inputs": {"source": inputs.source, "samples": int(len(inputs.inputs)),
-                   **({"classes": len(inputs.class_folders),
-                       "reference_accuracy": float((reference.argmax(-1) == inputs.labels).mean())}
-                      if inputs.labels is not None else {})},
+                   **({"classes": len(inputs.class_folders), "reference_accuracy": reference_accuracy}
+                      if reference_accuracy is not None else {})},
         "reference": {"fp32_noise_floor": noise_floor,
                       "fp32_gate_rule": f"max_rel_err <= max({DEFAULT_GATES['fp32'].max_rel:g}, "
                                         f"{FP32_NOISE_FACTOR:g} x fp32_noise_floor)"},

@@ -56,7 +56,7 @@ def parity(out: np.ndarray, ref: np.ndarray) -> Parity:
         cosine=_cosine(out.ravel(), ref.ravel()),
         min_sample_cosine=min(_cosine(a, b) for a, b in zip(out, ref)),
         psnr_db=float(psnr),
-        top1_agreement=float(np.mean(top_out[:, 0] == top_ref[:, 0])),
+        top1_agreement=float(np.mean(agree)),
         top5_overlap=float(overlap),
         top1_agreement_decided=float(np.mean(agree[decided])) if decided.any() else 1.0,
         top1_ties=int((~decided).sum()),
