@@ -74,3 +74,23 @@ def test_int8_has_float_io_unless_asked(quantized, digits, tmp_path):
     assert entry["parity"]["passed"], entry["parity"]["failures"]       # our runtime quantizes the input
     assert outcome.report["calibration"] == {"source": str(digits.train_dir), "samples": 32, "builtin": False}
     assert json.loads(json.dumps(outcome.report))["artifacts"][0]["notes"]
+
+
+def test_int8_float_io_when_the_graph_already_ends_in_float(tmp_path):
+    """EfficientFormer's distilled head averages two dequantized heads: the int8 graph already
+    outputs float. Only the input gets a QUANTIZE; a DEQUANTIZE on a float tensor would fail to
+    prepare in LiteRT (it did, before the two ends were handled separately)."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    from effconvert.pipeline import Request, run
+    from effconvert.synth.checkpoint import make_checkpoint
+
+    ckpt = make_checkpoint("efficientformer_l1", tmp_path / "l1.pth", layout="snap").path
+    outcome = run(Request(ckpt, ("tflite",), ("int8",), tmp_path / "out", samples=4, calib_samples=4))
+    entry = outcome.report["artifacts"][0]
+    assert entry["runtime"] == "litert" and "psnr_db" in entry["parity"], entry["parity"]["failures"]
+    interpreter = Interpreter(model_path=str(tmp_path / "out" / entry["path"]))
+    interpreter.allocate_tensors()
+    assert interpreter.get_input_details()[0]["dtype"] == np.float32
+    assert interpreter.get_output_details()[0]["dtype"] == np.float32
+    assert entry["parity"]["psnr_db"] > 30

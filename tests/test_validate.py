@@ -100,3 +100,16 @@ def test_labelled_folder_gives_classes_round_robin_and_accuracy(tmp_path):
     logits = np.eye(3)[every.labels]
     logits[0] = [0, 0, 1]                                   # one wrong of six
     assert task_accuracy(logits, every.labels) == pytest.approx(5 / 6)
+
+
+def test_an_artifact_the_runtime_refuses_fails_validation_with_the_reason(tmp_path):
+    from effconvert.convert.artifact import Artifact
+    from effconvert.validate import validate_artifact
+
+    broken = tmp_path / "broken.tflite"
+    broken.write_bytes(b"TFL3 this is not a flatbuffer")
+    inputs = input_set(Preprocessing.from_timm("fastvit_t8", image_size=32), samples=2)
+    result = validate_artifact(Artifact("tflite", "fp32", broken, 0.0, "nhwc"), inputs,
+                               np.zeros((2, 10), np.float32), gate=gate_for("fp32", None))
+    assert not result.passed and result.runtime == "unvalidated" and result.parity is None
+    assert "tflite runtime could not run the artifact" in result.failures[0]

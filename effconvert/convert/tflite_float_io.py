@@ -42,6 +42,13 @@ def _float_twin(model, schema, subgraph, index: int, name: str) -> int:
     return len(subgraph.tensors) - 1
 
 
+def _op(model, schema, builtin: int, source: int, result: int):
+    op = schema.OperatorT()
+    op.opcodeIndex = _opcode_index(model, schema, builtin)
+    op.inputs, op.outputs = np.array([source]), np.array([result])
+    return op
+
+
 def with_float_io(data: bytes, *, input_name: str = "input", output_name: str = "logits") -> bytes:
     import flatbuffers
 
@@ -49,26 +56,29 @@ def with_float_io(data: bytes, *, input_name: str = "input", output_name: str = 
     model = schema.ModelT.InitFromPackedBuf(bytearray(data), 0)
     subgraph = model.subgraphs[0]
     [int_in], [int_out] = subgraph.inputs, subgraph.outputs
-    if subgraph.tensors[int_in].type != schema.TensorType.INT8:
-        return data                                          # already float at the boundary
-    float_in = _float_twin(model, schema, subgraph, int_in, input_name)
-    float_out = _float_twin(model, schema, subgraph, int_out, output_name)
-    subgraph.tensors[int_in].name = f"{input_name}_int8".encode()
-    subgraph.tensors[int_out].name = f"{output_name}_int8".encode()
-    quantize, dequantize = schema.OperatorT(), schema.OperatorT()
-    quantize.opcodeIndex = _opcode_index(model, schema, schema.BuiltinOperator.QUANTIZE)
-    quantize.inputs, quantize.outputs = np.array([float_in]), np.array([int_in])
-    dequantize.opcodeIndex = _opcode_index(model, schema, schema.BuiltinOperator.DEQUANTIZE)
-    dequantize.inputs, dequantize.outputs = np.array([int_out]), np.array([float_out])
-    subgraph.operators = [quantize, *subgraph.operators, dequantize]
-    subgraph.inputs, subgraph.outputs = np.array([float_in]), np.array([float_out])
+    # Each end separately: a graph can end in float already (EfficientFormer's distilled head
+    # averages two dequantized logits), and a DEQUANTIZE of a float tensor fails to prepare.
+    quantize_in = subgraph.tensors[int_in].type == schema.TensorType.INT8
+    dequantize_out = subgraph.tensors[int_out].type == schema.TensorType.INT8
+    if not (quantize_in or dequantize_out):
+        return data
+    before, after, remap = [], [], {}
+    if quantize_in:
+        float_in = _float_twin(model, schema, subgraph, int_in, input_name)
+        subgraph.tensors[int_in].name = f"{input_name}_int8".encode()
+        before.append(_op(model, schema, schema.BuiltinOperator.QUANTIZE, float_in, int_in))
+        remap[int_in] = float_in
+    if dequantize_out:
+        float_out = _float_twin(model, schema, subgraph, int_out, output_name)
+        subgraph.tensors[int_out].name = f"{output_name}_int8".encode()
+        after.append(_op(model, schema, schema.BuiltinOperator.DEQUANTIZE, int_out, float_out))
+        remap[int_out] = float_out
+    subgraph.operators = [*before, *subgraph.operators, *after]
+    subgraph.inputs = np.array([remap.get(int_in, int_in)])
+    subgraph.outputs = np.array([remap.get(int_out, int_out)])
     for signature in model.signatureDefs or []:
-        for entry in signature.inputs or []:
-            if entry.tensorIndex == int_in:
-                entry.tensorIndex = float_in
-        for entry in signature.outputs or []:
-            if entry.tensorIndex == int_out:
-                entry.tensorIndex = float_out
+        for entry in [*(signature.inputs or []), *(signature.outputs or [])]:
+            entry.tensorIndex = remap.get(entry.tensorIndex, entry.tensorIndex)
     builder = flatbuffers.Builder(len(data) + 4096)
     builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
     return bytes(builder.Output())

@@ -49,10 +49,15 @@ def validate_artifact(artifact: Artifact, inputs: InputSet, reference: np.ndarra
     start = time.perf_counter()
     try:
         runtime: Runtime = runtime_for(artifact)
+        outputs = runtime.run(inputs)
     except RuntimeUnavailable as exc:
         return Validation("unvalidated", False, None, gate, [exc.message],
                           time.perf_counter() - start)
-    outputs = runtime.run(inputs)
+    except Exception as exc:  # noqa: BLE001 - a runtime refusing the artifact is a finding, not a crash
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        return Validation("unvalidated", False, None, gate,
+                          [f"the {artifact.target} runtime could not run the artifact: {first[:300]}"],
+                          time.perf_counter() - start)
     measured = parity(outputs, reference)
     failures = gate.check(measured)
     divergent = None
