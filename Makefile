@@ -25,7 +25,7 @@ test-slow: install
 	$(BIN)/python -m pytest -m slow -q
 
 bench: install
-	$(BIN)/python bench/executor_speed.py fastvit_s12
+	$(BIN)/python bench/suite.py
 
 clean:
 	rm -rf $(VENV) effconvert-out .pytest_cache

@@ -1,7 +1,7 @@
 """Command line: parse options, call the pipeline, render with rich. No logic lives here.
 
     effconvert CHECKPOINT [--target ...] [--quant ...] [options]   (the `convert` command)
-    effconvert demo | inspect PATH | make-checkpoint ARCH -o FILE
+    effconvert demo | inspect PATH | make-checkpoint ARCH -o FILE | bench ARTIFACT...
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_
 err = Console(stderr=True, highlight=False)
 out = Console(highlight=False)
 INTERNAL_ERROR_EXIT = 4
-SUBCOMMANDS = ("convert", "demo", "inspect", "make-checkpoint", "app")
+SUBCOMMANDS = ("convert", "demo", "inspect", "make-checkpoint", "app", "bench")
 
 
 def _fail(exc: BaseException, debug: bool) -> None:
@@ -234,6 +234,37 @@ def inspect_cmd(
     table.add_column()
     for key, value in rows:
         table.add_row(escape(key), escape(value))
+    out.print(table)
+
+
+@app.command("bench")
+def bench_cmd(
+    artifacts: List[Path] = typer.Argument(..., help=".tflite, .onnx or .mlpackage artifacts"),
+    threads: int = typer.Option(2, help="Runtime threads"),
+    runs: int = typer.Option(20, help="Timed runs per artifact (after 3 warm-up runs)"),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table"),
+    debug: bool = typer.Option(False, "--debug"),
+) -> None:
+    """Latency (median, p90), peak memory and size of artifacts, each on its runtime."""
+    from .measure import bench_artifact
+
+    try:
+        if threads < 1 or runs < 1:
+            raise BadInput("--threads and --runs must be at least 1")
+        results = [bench_artifact(path, threads=threads, runs=runs) for path in artifacts]
+    except Exception as exc:  # noqa: BLE001
+        _fail(exc, debug)
+    if as_json:
+        out.print_json(json.dumps([r.as_dict() for r in results]))
+        return
+    fastest = min(r.timing.median_ms for r in results)
+    table = Table(title=f"batch 1, {threads} threads, median and p90 of {runs} runs", title_justify="left")
+    for name in ("artifact", "runtime", "size MB", "median ms", "p90 ms", "peak RSS MB", "added MB", "vs fastest"):
+        table.add_column(name, justify="left" if name in ("artifact", "runtime") else "right")
+    for r in results:
+        table.add_row(escape(Path(r.path).name), r.runtime, f"{r.size_bytes / 1e6:.1f}",
+                      f"{r.timing.median_ms:.2f}", f"{r.timing.p90_ms:.2f}", f"{r.peak_rss_mb:.0f}",
+                      f"{r.added_rss_mb:.0f}", f"{r.timing.median_ms / fastest:.2f}x")
     out.print(table)
 
 

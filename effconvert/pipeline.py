@@ -170,7 +170,8 @@ def _build_one(model, info, target, quant, out_dir, sample, options, request, in
         return entry, None, None
     entry.update(path=artifact.path.name, size_bytes=artifact.size_bytes, sha256=artifact.sha256,
                  input_layout=artifact.input_layout,
-                 timings_s={"convert": round(artifact.convert_s, 3)}, notes=artifact.notes)
+                 timings_s={"convert": round(artifact.convert_s, 3),
+                            "toolchain": round(artifact.toolchain_s, 3)}, notes=artifact.notes)
     on_step("convert", f"{artifact.path.name} ({artifact.size_bytes / 1e6:.1f} MB)")
     gate = gate_for(quant, request.gate, fp32_noise_floor=noise_floor)
     if not request.validate:

@@ -22,6 +22,7 @@ import torch
 from ..errors import BadInput
 from .artifact import Artifact
 from .metadata import ModelInfo, provenance
+from .stopwatch import Stopwatch
 
 __all__ = ["Artifact", "ModelInfo", "TARGETS", "Target", "convert", "check_request"]
 
@@ -32,36 +33,36 @@ class Target:
     suffix: str
     quants: tuple[str, ...]
     input_layout: Callable[[dict], str]  # options -> "image" | "nchw" | "nhwc"
-    build: Callable[..., list[str]]      # (model, info, sample, out, *, quant, metadata, options) -> notes
+    build: Callable[..., list[str]]      # (model, info, sample, out, *, quant, metadata, options, clock) -> notes
 
 
-def _build_onnx(model, info, sample, out, *, quant, metadata, options):
+def _build_onnx(model, info, sample, out, *, quant, metadata, options, clock):
     from .onnx import export_onnx
 
     export_onnx(model, sample, out, quant=quant, metadata=metadata,
-                dynamic_batch=options.get("dynamic_batch", False))
+                dynamic_batch=options.get("dynamic_batch", False), clock=clock)
     return []
 
 
-def _build_tflite(model, info, sample, out, *, quant, metadata, options):
+def _build_tflite(model, info, sample, out, *, quant, metadata, options, clock):
     from .tflite import export_tflite
 
     calibration = options.get("calibration")
     export_tflite(model, sample, out, quant=quant, metadata=metadata, layout=options.get("layout", "nhwc"),
                   calibration=None if calibration is None else torch.as_tensor(calibration),
-                  int8_io=options.get("int8_io", False))
+                  int8_io=options.get("int8_io", False), clock=clock)
     if quant == "int8":
         io = "int8 input/output" if options.get("int8_io") else "float input/output around the int8 graph"
         return [f"W8A8 (per-channel weights), calibrated on {len(calibration)} images; {io}"]
     return ["dynamic-range int8: int8 weights, float activations"] if quant == "int8-weights" else []
 
 
-def _build_coreml(model, info, sample, out, *, quant, metadata, options):
+def _build_coreml(model, info, sample, out, *, quant, metadata, options, clock):
     from .coreml import export_coreml
 
     return export_coreml(model, info.preprocessing, info.labels, out, metadata=metadata, quant=quant,
                          ios=options.get("ios", 16), input_kind=options.get("input_kind", "image"),
-                         fp32_ops=options.get("fp32_ops", ()))
+                         fp32_ops=options.get("fp32_ops", ()), clock=clock)
 
 
 TARGETS: dict[str, Target] = {t.name: t for t in (
@@ -102,7 +103,9 @@ def convert(model: torch.nn.Module, info: ModelInfo, *, target: str, quant: str,
     spec = TARGETS[target]
     options = options or {}
     out = Path(out_dir) / artifact_name(info.arch, target, quant)
+    clock = Stopwatch()
     start = time.perf_counter()
     notes = spec.build(model, info, sample, out, quant=quant,
-                       metadata=provenance(info, target=target, quant=quant), options=options)
-    return Artifact(target, quant, out, time.perf_counter() - start, spec.input_layout(options), list(notes))
+                       metadata=provenance(info, target=target, quant=quant), options=options, clock=clock)
+    return Artifact(target, quant, out, time.perf_counter() - start, spec.input_layout(options), list(notes),
+                    toolchain_s=clock.seconds)

@@ -20,6 +20,7 @@ from ..atomic import atomic_path
 from ..errors import BadInput, ConversionFailed
 from ..load.preprocessing import Preprocessing
 from .quiet import first_line, quiet
+from .stopwatch import Stopwatch
 from .wrappers import ImageClassifier
 
 IOS_TARGETS = (16, 17, 18)
@@ -28,12 +29,14 @@ INPUT_KINDS = ("image", "tensor")
 
 def export_coreml(model: torch.nn.Module, preprocessing: Preprocessing, labels: Sequence[str],
                   out: Path, *, metadata: dict[str, str], quant: str, ios: int = 16,
-                  input_kind: str = "image", fp32_ops: Sequence[str] = ()) -> list[str]:
+                  input_kind: str = "image", fp32_ops: Sequence[str] = (),
+                  clock: Stopwatch | None = None) -> list[str]:
     """Write `out` (.mlpackage); return notes for the report (e.g. ops kept in fp32)."""
     if ios not in IOS_TARGETS:
         raise BadInput(f"--ios {ios} is not supported", hint=f"choose from: {', '.join(map(str, IOS_TARGETS))}")
     if input_kind not in INPUT_KINDS:
         raise BadInput(f"--input {input_kind} is not supported", hint="choose from: image, tensor")
+    clock = clock or Stopwatch()
     with quiet():
         import coremltools as ct
 
@@ -41,31 +44,32 @@ def export_coreml(model: torch.nn.Module, preprocessing: Preprocessing, labels: 
         c, h, w = preprocessing.input_size
         wrapper = ImageClassifier(model, preprocessing if input_kind == "image" else None).eval()
         try:
-            traced = torch.jit.trace(wrapper, torch.rand(1, c, h, w), check_trace=False)
-            if input_kind == "image":
-                inputs = [ct.ImageType(name="image", shape=(1, c, h, w), scale=1.0 / 255.0,
-                                       bias=[0.0, 0.0, 0.0], color_layout=ct.colorlayout.RGB)]
-            else:
-                inputs = [ct.TensorType(name="input", shape=(1, c, h, w))]
-            precision = ct.precision.FLOAT32
-            if quant == "fp16":
-                keep = frozenset(fp32_ops)
-                precision = ct.transform.FP16ComputePrecision(op_selector=lambda op: op.op_type not in keep)
-            program = ct.convert(traced, inputs=inputs,
-                                 outputs=[ct.TensorType(name="probabilities"), ct.TensorType(name="logits")],
-                                 convert_to="milinternal", minimum_deployment_target=target,
-                                 compute_precision=precision)
-            program.functions["main"].output_types = None
-            mlmodel = ct.convert(program, convert_to="mlprogram", minimum_deployment_target=target,
-                                 compute_precision=ct.precision.FLOAT32,
-                                 classifier_config=ct.ClassifierConfig(list(labels),
-                                                                       predicted_probabilities_output="probabilities"))
+            with clock.running():        # trace + both ct.convert calls: the raw toolchain
+                traced = torch.jit.trace(wrapper, torch.rand(1, c, h, w), check_trace=False)
+                if input_kind == "image":
+                    inputs = [ct.ImageType(name="image", shape=(1, c, h, w), scale=1.0 / 255.0,
+                                           bias=[0.0, 0.0, 0.0], color_layout=ct.colorlayout.RGB)]
+                else:
+                    inputs = [ct.TensorType(name="input", shape=(1, c, h, w))]
+                precision = ct.precision.FLOAT32
+                if quant == "fp16":
+                    keep = frozenset(fp32_ops)
+                    precision = ct.transform.FP16ComputePrecision(op_selector=lambda op: op.op_type not in keep)
+                program = ct.convert(traced, inputs=inputs,
+                                     outputs=[ct.TensorType(name="probabilities"), ct.TensorType(name="logits")],
+                                     convert_to="milinternal", minimum_deployment_target=target,
+                                     compute_precision=precision)
+                program.functions["main"].output_types = None
+                mlmodel = ct.convert(program, convert_to="mlprogram", minimum_deployment_target=target,
+                                     compute_precision=ct.precision.FLOAT32,
+                                     classifier_config=ct.ClassifierConfig(list(labels),
+                                                                           predicted_probabilities_output="probabilities"))
         except BadInput:
             raise
         except Exception as exc:  # coremltools raises many types; the message names the op
             raise ConversionFailed(f"Core ML conversion failed: {first_line(exc)}") from exc
         _describe(mlmodel, metadata, preprocessing, input_kind)
-        with atomic_path(out) as tmp:
+        with atomic_path(out) as tmp, clock.running():
             mlmodel.save(str(tmp))
     notes = [f"fp16 program; kept in fp32: {', '.join(sorted(fp32_ops))}"] if quant == "fp16" and fp32_ops else []
     return notes

@@ -12,18 +12,19 @@ import torch
 from ..atomic import atomic_path
 from ..errors import ConversionFailed
 from .quiet import first_line, quiet
+from .stopwatch import Stopwatch
 
 OPSET = 18       # the dynamo exporter's native opset; ONNX Runtime 1.17+ and mobile ORT run it
 
 
 def export_onnx(model: torch.nn.Module, sample: torch.Tensor, out: Path, *, quant: str,
-                metadata: dict[str, str], dynamic_batch: bool = False) -> None:
+                metadata: dict[str, str], dynamic_batch: bool = False, clock: Stopwatch | None = None) -> None:
     import onnx
     import onnxsim
 
     dynamic_shapes = {"x": {0: torch.export.Dim("batch", min=1, max=1024)}} if dynamic_batch else None
     try:
-        with quiet():
+        with quiet(), (clock or Stopwatch()).running():
             program = torch.onnx.export(model.eval(), (sample,), dynamo=True, opset_version=OPSET,
                                         input_names=["input"], output_names=["logits"],
                                         dynamic_shapes=dynamic_shapes, verbose=False)

@@ -18,6 +18,7 @@ import torch
 from ..atomic import atomic_path
 from ..errors import BadInput, ConversionFailed
 from .quiet import first_line, quiet, quiet_native_stderr
+from .stopwatch import Stopwatch
 from .tflite_float_io import with_float_io
 from .tflite_metadata import add_metadata
 from .wrappers import ChannelsLast
@@ -27,11 +28,12 @@ LAYOUTS = ("nhwc", "nchw")
 
 def export_tflite(model: torch.nn.Module, sample: torch.Tensor, out: Path, *, metadata: dict[str, str],
                   quant: str, layout: str = "nhwc", calibration: torch.Tensor | None = None,
-                  int8_io: bool = False) -> None:
+                  int8_io: bool = False, clock: Stopwatch | None = None) -> None:
     if layout not in LAYOUTS:
         raise BadInput(f"--layout {layout} is not supported", hint="choose from: nhwc, nchw")
     module = ChannelsLast(model).eval() if layout == "nhwc" else model.eval()
     example = sample.permute(0, 2, 3, 1).contiguous() if layout == "nhwc" else sample
+    clock = clock or Stopwatch()
     with quiet(), quiet_native_stderr():             # TF/absl log to file descriptor 2
         import litert_torch
 
@@ -51,12 +53,15 @@ def export_tflite(model: torch.nn.Module, sample: torch.Tensor, out: Path, *, me
             elif quant == "int8":
                 if calibration is not None and layout == "nhwc":
                     calibration = calibration.permute(0, 2, 3, 1).contiguous()
-                module, quant_config = _pt2e_int8(module, example, calibration)
-            edge_model = litert_torch.convert(module, (example,), quant_config=quant_config)
+                with clock.running():                      # a raw PT2E user does the same steps
+                    module, quant_config = _pt2e_int8(module, example, calibration)
+            with clock.running():
+                edge_model = litert_torch.convert(module, (example,), quant_config=quant_config)
         except Exception as exc:  # the converter raises many types; the message names the op
             raise ConversionFailed(f"TFLite conversion failed: {first_line(exc)}") from exc
         with atomic_path(out) as tmp:
-            edge_model.export(str(tmp))
+            with clock.running():
+                edge_model.export(str(tmp))
             data = add_metadata(tmp.read_bytes(), {**metadata, "effconvert.input_layout": layout,
                                                    "effconvert.int8_io": str(int8_io).lower()},
                                 input_name="input", output_name="logits")

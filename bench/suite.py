@@ -1,0 +1,235 @@
+"""The benchmark suite (`make bench`): latency, size and conversion time, as ratios measured in one run.
+
+    .venv/bin/python bench/suite.py [ARCH ...] [--threads N] [--runs N]
+
+For each model (make-checkpoint weights in the authors' layout, default fastvit_s12,
+efficientformer_l1, efficientvit_m0):
+  - PyTorch eager, unfused vs fused (the reparameterization claim on this CPU);
+  - TFLite fp32 of effconvert's fused pipeline vs the raw toolchain's direct conversion of the
+    unfused model (litert_torch.convert, NCHW, nothing else);
+  - fp16 / int8 / int8-weights vs fp32, size and latency, per target;
+  - ONNX Runtime vs TFLite vs PyTorch; the MIL executor vs PyTorch eager;
+  - effconvert's end-to-end wall time vs the time inside the raw converter calls it makes;
+  - the hardware floor: FLOPs / measured sgemm rate, and each runtime's share of it.
+Writes bench/results/latest.json and bench/results/latest.md (which the README includes).
+Every artifact runs in its own child process (clean peak memory); torch runs in this one.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+MODELS = ("fastvit_s12", "efficientformer_l1", "efficientvit_m0")
+RESULTS = Path(__file__).parent / "results"
+# (column, target, quant): the artifacts the pipeline writes and the suite times.
+ARTIFACTS = (
+    ("TFLite fp32", "tflite", "fp32"), ("TFLite fp16", "tflite", "fp16"),
+    ("TFLite int8", "tflite", "int8"), ("TFLite int8-weights", "tflite", "int8-weights"),
+    ("ORT fp32", "onnx", "fp32"), ("ORT fp16", "onnx", "fp16"),
+    ("MIL fp32", "coreml", "fp32"), ("MIL fp16", "coreml", "fp16"),
+)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("archs", nargs="*", default=list(MODELS))
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--runs", type=int, default=20)
+    parser.add_argument("--out", type=Path, default=RESULTS / "latest.md")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    started = time.perf_counter()
+
+    from effconvert.measure import sgemm_gflops
+
+    gflops = sgemm_gflops(args.threads)
+    print(f"sgemm: {gflops:.0f} GFLOP/s with {args.threads} threads", flush=True)
+    models = [bench_model(arch, args.threads, args.runs, gflops) for arch in args.archs]
+    result = {"date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+              "machine": machine(), "threads": args.threads, "runs": args.runs,
+              "sgemm_gflops": gflops, "models": models,
+              "suite_seconds": round(time.perf_counter() - started, 1)}
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.with_suffix(".json").write_text(json.dumps(result, indent=1), encoding="utf-8")
+    markdown = render(result)
+    args.out.write_text(markdown, encoding="utf-8")
+    print(markdown)
+
+
+def bench_model(arch: str, threads: int, runs: int, gflops: float) -> dict:
+    from effconvert.fuse import fuse_model
+    from effconvert.load import family_of_arch, load_checkpoint
+    from effconvert.measure import bench_artifact, model_flops, time_calls
+    from effconvert.pipeline import Request, run
+    from effconvert.synth.checkpoint import make_checkpoint
+    from effconvert.validate import input_set
+
+    family = family_of_arch(arch)
+    layout = next(l.name for l in family.layouts if l.name != "timm" and not l.fused)
+    row: dict = {"arch": arch, "layout": layout, "latency_ms": {}, "p90_ms": {}, "size_mb": {},
+                 "added_rss_mb": {}}
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        ckpt = tmp / f"{arch}.pth.tar"
+        make_checkpoint(arch, ckpt, layout=layout, seed=0)
+
+        # effconvert end to end, as a user runs it (load, fuse + proof, convert, validate, report).
+        start = time.perf_counter()
+        main_run = run(Request(ckpt, ("all",), ("fp32", "fp16"), tmp / "out"))
+        row["e2e_s"] = round(time.perf_counter() - start, 2)
+        entries = main_run.report["artifacts"]
+        row["toolchain_s"] = round(sum(e["timings_s"]["toolchain"] for e in entries), 2)
+        row["convert_s"] = round(sum(e["timings_s"]["convert"] for e in entries), 2)
+        row["validate_s"] = round(sum(e["timings_s"].get("validate", 0) for e in entries), 2)
+        int8_run = run(Request(ckpt, ("tflite",), ("int8", "int8-weights"), tmp / "out"))
+        paths = {(a.target, a.quant): a.path for a in main_run.artifacts + int8_run.artifacts}
+        row["passed"] = main_run.report["passed"] and int8_run.report["passed"]
+        row["parity"] = {f"{e['target']} {e['quant']}": _parity_cell(e)
+                         for e in entries + int8_run.report["artifacts"]}
+
+        loaded = load_checkpoint(ckpt)
+        unfused = loaded.model.eval()
+        inputs = input_set(loaded.preprocessing, samples=8)
+        x = torch.from_numpy(inputs.inputs[:1])
+        fused = fuse_model(unfused, inputs=torch.from_numpy(inputs.inputs)).model.eval()
+        with torch.no_grad():
+            row["latency_ms"]["torch eager unfused"] = time_calls(lambda: unfused(x), runs=runs).median_ms
+            row["latency_ms"]["torch eager fused"] = time_calls(lambda: fused(x), runs=runs).median_ms
+        row["gflops"] = model_flops(fused, x) / 1e9
+        row["latency_ms"]["hardware floor"] = row["gflops"] / gflops * 1000
+
+        raw_path = tmp / "raw_unfused.tflite"
+        row["raw_tflite_convert_s"] = raw_tflite(unfused, x, raw_path)
+
+        measured = [("TFLite raw unfused fp32", raw_path)] + [(col, paths[(t, q)]) for col, t, q in ARTIFACTS
+                                                              if (t, q) in paths]
+        for column, path in measured:
+            result = bench_artifact(path, threads=threads, runs=runs)
+            row["latency_ms"][column] = result.timing.median_ms
+            row["p90_ms"][column] = result.timing.p90_ms
+            row["size_mb"][column] = result.size_bytes / 1e6
+            row["added_rss_mb"][column] = result.added_rss_mb
+            print(f"  {arch} {column}: {result.timing.median_ms:.1f} ms, {result.size_bytes / 1e6:.1f} MB",
+                  flush=True)
+    print(f"{arch}: e2e {row['e2e_s']} s, inside the converters {row['toolchain_s']} s", flush=True)
+    return row
+
+
+def raw_tflite(model: torch.nn.Module, sample: torch.Tensor, out: Path) -> float:
+    """What a user without effconvert does: litert_torch.convert on the unfused model, NCHW."""
+    from effconvert.convert.quiet import quiet, quiet_native_stderr
+
+    start = time.perf_counter()
+    with quiet(), quiet_native_stderr():
+        import litert_torch
+
+        litert_torch.config.show_progress = False
+        litert_torch.convert(model.eval(), (sample,)).export(str(out))
+    return round(time.perf_counter() - start, 2)
+
+
+def _parity_cell(entry: dict) -> str:
+    p = entry.get("parity", {})
+    if "max_rel_err" not in p:
+        return "not validated"
+    number = f"rel {p['max_rel_err']:.1e}" if entry["quant"] == "fp32" else f"{p['psnr_db']:.0f} dB"
+    return ("pass " if p["passed"] else "FAIL ") + number
+
+
+def machine() -> dict:
+    cpu = platform.processor() or platform.machine()
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.exists():
+        names = [l.split(":", 1)[1].strip() for l in cpuinfo.read_text().splitlines() if l.startswith("model name")]
+        cpu = names[0] if names else cpu
+    return {"cpu": cpu, "cores": os.cpu_count(), "system": f"{platform.system()} {platform.machine()}",
+            "python": platform.python_version(), "torch": torch.__version__}
+
+
+def render(result: dict) -> str:
+    m = result["machine"]
+    lines = [f"Benchmarks — {result['date'][:10]}, {m['cpu']} ({m['cores']} cores, {m['system']}), "
+             f"{result['threads']} threads, batch 1, median of {result['runs']} runs after warm-up; "
+             f"sgemm {result['sgemm_gflops']:.0f} GFLOP/s; make-checkpoint weights; suite "
+             f"{result['suite_seconds'] / 60:.1f} min. Absolute times move on a shared machine; the ratios "
+             "(last table) are measured in one run.", ""]
+    columns = ["torch eager unfused", "torch eager fused", "TFLite raw unfused fp32"] + [c for c, _, _ in ARTIFACTS]
+    lines += ["Latency, ms (hardware floor = FLOPs / sgemm rate):", "",
+              "| model | GFLOPs | floor | " + " | ".join(columns) + " |", "|---" * (len(columns) + 3) + "|"]
+    for r in result["models"]:
+        lat = r["latency_ms"]
+        lines.append(f"| {r['arch']} | {r['gflops']:.2f} | {lat['hardware floor']:.1f} | "
+                     + " | ".join(f"{lat[c]:.1f}" if c in lat else "—" for c in columns) + " |")
+    sized = ["TFLite raw unfused fp32"] + [c for c, _, _ in ARTIFACTS]
+    lines += ["", "Size, MB / memory the runtime added while loading and running it, MB:", "",
+              "| model | " + " | ".join(sized) + " |", "|---" * (len(sized) + 1) + "|"]
+    for r in result["models"]:
+        lines.append(f"| {r['arch']} | " + " | ".join(
+            f"{r['size_mb'][c]:.1f} / {r['added_rss_mb'][c]:.0f}" if c in r["size_mb"] else "—" for c in sized) + " |")
+    lines += ["", "Conversion, seconds (effconvert runs all targets, fp32 + fp16, with proof and validation):", "",
+              "| model | effconvert end to end | inside raw converter calls | convert incl. ours | validate | "
+              "raw litert_torch.convert, unfused |", "|---|---|---|---|---|---|"]
+    for r in result["models"]:
+        lines.append(f"| {r['arch']} | {r['e2e_s']:.1f} | {r['toolchain_s']:.1f} | {r['convert_s']:.1f} | "
+                     f"{r['validate_s']:.1f} | {r['raw_tflite_convert_s']:.1f} |")
+    lines += ["", "Parity of the timed artifacts (fp32: max rel err; others: PSNR):", "",
+              "| model | " + " | ".join(result["models"][0]["parity"]) + " |",
+              "|---" * (len(result["models"][0]["parity"]) + 1) + "|"]
+    for r in result["models"]:
+        lines.append(f"| {r['arch']} | " + " | ".join(r["parity"].values()) + " |")
+    ratios = ratio_rows(result["models"])
+    lines += ["", "Ratios (latency unless marked; < 1 means the first is faster or smaller):", "",
+              "| ratio | " + " | ".join(r["arch"] for r in result["models"]) + " |",
+              "|---" * (len(result["models"]) + 1) + "|"]
+    for name, values in ratios:
+        lines.append(f"| {name} | " + " | ".join("—" if v is None else f"{v:.2f}" for v in values) + " |")
+    return "\n".join(lines) + "\n"
+
+
+RATIOS = (
+    ("torch eager fused / unfused", "latency_ms", "torch eager fused", "torch eager unfused"),
+    ("TFLite fp32 effconvert / raw unfused conversion", "latency_ms", "TFLite fp32", "TFLite raw unfused fp32"),
+    ("TFLite fp16 / fp32", "latency_ms", "TFLite fp16", "TFLite fp32"),
+    ("TFLite int8 / fp32", "latency_ms", "TFLite int8", "TFLite fp32"),
+    ("TFLite int8-weights / fp32", "latency_ms", "TFLite int8-weights", "TFLite fp32"),
+    ("ORT fp16 / fp32", "latency_ms", "ORT fp16", "ORT fp32"),
+    ("MIL fp16 / fp32", "latency_ms", "MIL fp16", "MIL fp32"),
+    ("size: TFLite fp16 / fp32", "size_mb", "TFLite fp16", "TFLite fp32"),
+    ("size: TFLite int8 / fp32", "size_mb", "TFLite int8", "TFLite fp32"),
+    ("size: TFLite int8-weights / fp32", "size_mb", "TFLite int8-weights", "TFLite fp32"),
+    ("size: Core ML fp16 / fp32", "size_mb", "MIL fp16", "MIL fp32"),
+    ("ORT fp32 / TFLite fp32", "latency_ms", "ORT fp32", "TFLite fp32"),
+    ("TFLite fp32 / torch eager fused", "latency_ms", "TFLite fp32", "torch eager fused"),
+    ("ORT fp32 / torch eager fused", "latency_ms", "ORT fp32", "torch eager fused"),
+    ("MIL executor fp32 / torch eager fused", "latency_ms", "MIL fp32", "torch eager fused"),
+    ("floor share: torch eager fused", "latency_ms", "hardware floor", "torch eager fused"),
+    ("floor share: TFLite fp32", "latency_ms", "hardware floor", "TFLite fp32"),
+    ("floor share: ORT fp32", "latency_ms", "hardware floor", "ORT fp32"),
+    ("floor share: MIL fp32", "latency_ms", "hardware floor", "MIL fp32"),
+)
+
+
+def ratio_rows(models: list[dict]) -> list[tuple[str, list[float | None]]]:
+    rows = []
+    for name, table, top, bottom in RATIOS:
+        values = [r[table][top] / r[table][bottom] if top in r[table] and bottom in r[table] else None
+                  for r in models]
+        rows.append((name, values))
+    rows.append(("conversion: effconvert end to end / inside raw converter calls",
+                 [r["e2e_s"] / r["toolchain_s"] for r in models]))
+    rows.append(("conversion: effconvert convert step / inside raw converter calls",
+                 [r["convert_s"] / r["toolchain_s"] for r in models]))
+    return rows
+
+
+if __name__ == "__main__":
+    main()

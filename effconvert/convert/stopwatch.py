@@ -1,0 +1,24 @@
+"""Time spent inside the third-party converters, apart from effconvert's own work around them.
+
+`effconvert bench` compares the pipeline's wall time with the sum of the raw converter calls it
+makes; each exporter wraps exactly those calls (trace, convert, serialise) in `clock.running()`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from typing import Iterator
+
+
+class Stopwatch:
+    def __init__(self) -> None:
+        self.seconds = 0.0
+
+    @contextlib.contextmanager
+    def running(self) -> Iterator[None]:
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.seconds += time.perf_counter() - start

@@ -1,0 +1,11 @@
+"""measure: latency, memory and the hardware floor, for `effconvert bench` and bench/.
+
+Numbers on a shared machine move between runs; ratios measured in one run hold. Everything here
+returns plain dataclasses; rendering is the CLI's or the bench script's job.
+"""
+
+from .artifacts import ArtifactBench, bench_artifact
+from .floor import model_flops, sgemm_gflops
+from .timing import Timing, time_calls
+
+__all__ = ["ArtifactBench", "Timing", "bench_artifact", "model_flops", "sgemm_gflops", "time_calls"]

@@ -1,0 +1,78 @@
+"""Benchmark one artifact on its runtime, in a fresh child process.
+
+A child per artifact gives each one a clean peak-memory figure (the runtime, its arena and the
+weights, not what earlier artifacts left behind) and its own thread pools.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import multiprocessing
+import os
+import platform
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from ..errors import BadInput
+from .timing import Timing, time_calls
+
+
+@dataclass(frozen=True)
+class ArtifactBench:
+    path: str
+    target: str
+    runtime: str
+    size_bytes: int
+    threads: int
+    timing: Timing
+    peak_rss_mb: float          # the child process's high-water mark
+    added_rss_mb: float         # of which loading and running the artifact added
+
+    def as_dict(self) -> dict:
+        return {**asdict(self), "timing": self.timing.as_dict()}
+
+
+def bench_artifact(path: Path, *, threads: int = 2, runs: int = 20, warmup: int = 3) -> ArtifactBench:
+    path = Path(path)
+    if not path.exists():
+        raise BadInput(f"artifact not found: {path}")
+    context = multiprocessing.get_context("spawn")
+    with concurrent.futures.ProcessPoolExecutor(max_workers=1, mp_context=context) as pool:
+        result = pool.submit(_measure_in_child, str(path), threads, runs, warmup).result()
+    if "error" in result:
+        raise BadInput(result["error"])
+    return ArtifactBench(str(path), result["target"], result["runtime"], _size(path), threads,
+                         Timing(**result["timing"]), result["peak_rss_mb"], result["added_rss_mb"])
+
+
+def _measure_in_child(path: str, threads: int, runs: int, warmup: int) -> dict:
+    from .invokers import invoker_for, target_of
+
+    try:
+        before = _rss_mb("VmRSS")
+        runtime, call = invoker_for(Path(path), threads)
+        timing = time_calls(call, runs=runs, warmup=warmup)
+    except BadInput as exc:                      # sent back as text: exceptions pickle badly
+        return {"error": exc.message}
+    peak = _rss_mb("VmHWM")
+    return {"target": target_of(Path(path)), "runtime": runtime, "timing": timing.as_dict(),
+            "peak_rss_mb": peak, "added_rss_mb": max(peak - before, 0.0)}
+
+
+def _rss_mb(field: str) -> float:
+    """Resident memory from /proc (Linux); elsewhere the peak from getrusage for both fields."""
+    status = Path(f"/proc/{os.getpid()}/status")
+    if status.exists():
+        for line in status.read_text().splitlines():
+            if line.startswith(field + ":"):
+                return int(line.split()[1]) / 1024
+    import resource
+
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / (1024 * 1024 if platform.system() == "Darwin" else 1024)
+
+
+def _size(path: Path) -> int:
+    if path.is_dir():
+        return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+    return path.stat().st_size

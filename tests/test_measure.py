@@ -1,0 +1,88 @@
+"""`effconvert bench` and the measure package: each artifact timed on its own runtime in a child
+process; FLOPs and the sgemm rate for the hardware floor. Behaviour only: no wall-clock targets."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from torch import nn
+
+from effconvert.measure import model_flops, sgemm_gflops, time_calls
+
+
+class Tiny(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(3, 8, 3, padding=1)
+        self.fc = nn.Linear(8, 10)
+
+    def forward(self, x):
+        return self.fc(torch.relu(self.conv(x)).mean((2, 3)))
+
+
+@pytest.fixture(scope="module")
+def artifacts(tmp_path_factory):
+    """The same tiny model as .onnx, .tflite and .mlpackage, written by the raw toolchains."""
+    import coremltools as ct
+    import litert_torch
+
+    folder = tmp_path_factory.mktemp("artifacts")
+    model, x = Tiny().eval(), torch.randn(1, 3, 16, 16)
+    torch.onnx.export(model, (x,), str(folder / "tiny.onnx"), dynamo=True, input_names=["input"])
+    litert_torch.convert(model, (x,)).export(str(folder / "tiny.tflite"))
+    mlmodel = ct.convert(torch.jit.trace(model, x), inputs=[ct.TensorType(name="input", shape=x.shape)],
+                         convert_to="mlprogram", minimum_deployment_target=ct.target.iOS16)
+    mlmodel.save(str(folder / "tiny.mlpackage"))
+    return folder
+
+
+def test_time_calls_counts_runs_after_warmup():
+    calls = []
+    timing = time_calls(lambda: calls.append(1), runs=7, warmup=2)
+    assert len(calls) == 9 and timing.runs == 7
+    assert 0 <= timing.median_ms <= timing.p90_ms
+    with pytest.raises(ValueError):
+        time_calls(lambda: None, runs=0)
+
+
+def test_flops_are_two_per_multiply_add():
+    conv = nn.Conv2d(3, 8, 3, padding=1, bias=False)
+    assert model_flops(conv, torch.randn(1, 3, 8, 8)) == 2 * (8 * 8) * 8 * (3 * 3 * 3)
+    assert model_flops(nn.Linear(16, 4), torch.randn(1, 16)) == 2 * 16 * 4
+
+
+def test_sgemm_rate_is_measured():
+    assert sgemm_gflops(1, sizes=(64, 128), runs=3) > 0.1
+
+
+def test_bench_times_every_artifact_on_its_runtime(cli, artifacts):
+    paths = [artifacts / name for name in ("tiny.tflite", "tiny.onnx", "tiny.mlpackage")]
+    result = cli("bench", *paths, "--runs", "3", "--threads", "1", "--json")
+    assert result.exit_code == 0, result.output
+    rows = json.loads(result.output)
+    assert [r["runtime"] for r in rows] == ["litert", "onnxruntime", "coreml-mil-executor"]
+    for row, path in zip(rows, paths):
+        assert row["timing"]["runs"] == 3 and 0 < row["timing"]["median_ms"] <= row["timing"]["p90_ms"]
+        assert row["threads"] == 1
+        assert row["peak_rss_mb"] >= row["added_rss_mb"] >= 0
+        size = sum(p.stat().st_size for p in path.rglob("*") if p.is_file()) if path.is_dir() else path.stat().st_size
+        assert row["size_bytes"] == size
+    table = cli("bench", paths[0], "--runs", "2")
+    assert table.exit_code == 0 and "litert" in table.output and "median" in table.output
+
+
+@pytest.mark.parametrize("name, content, message", [
+    ("missing.tflite", None, "artifact not found"),
+    ("model.pth", b"weights", "not a .tflite, .onnx or .mlpackage"),
+    ("corrupt.onnx", b"not a protobuf at all", "cannot load corrupt.onnx"),
+    ("corrupt.tflite", b"TFL3 not a flatbuffer", "cannot load corrupt.tflite"),
+])
+def test_bench_refuses_bad_artifacts_in_one_line(cli, tmp_path, name, content, message):
+    path = tmp_path / name
+    if content is not None:
+        path.write_bytes(content)
+    result = cli("bench", path, "--runs", "1")
+    assert result.exit_code == 2, result.output
+    assert message in result.output and "Traceback" not in result.output
