@@ -30,6 +30,10 @@ def test_fusion_proof_for_every_fastvit_variant(arch, realistic, inputs):
     # Every BatchNorm after a conv is gone; only the attention pre-norms (BN before qkv) remain.
     left = [n for n, m in fused.model.named_modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
     assert all(n.endswith(".norm") for n in left), left
+    # Every layer scale went into the conv/linear before it; no dropout is left for the exporters.
+    kinds = {type(m).__name__ for m in fused.model.modules()}
+    assert "LayerScale2d" not in kinds and "Dropout" not in kinds, kinds
+    assert fused.steps["fold_layer_scale"] > 0 and fused.steps["strip_noops"] > 0
 
 
 def test_reparameterize_is_idempotent_and_fuses_a_copy(realistic, inputs):
@@ -123,3 +127,14 @@ def test_no_fuse_is_recorded_as_skipped(realistic, inputs):
     model, _ = realistic("fastvit_t8")
     result = fuse_model(model, inputs=inputs("fastvit_t8", 8), enabled=False)
     assert result.model is model and result.proof.skipped
+
+
+def test_layer_scale_fold_is_exact_and_leaves_unfoldable_scales(realistic, inputs):
+    """EfficientFormer: the scale after each MLP folds into fc2 (after its BN is folded); the
+    scale after the pooling token mixer has no producer to fold into and stays."""
+    model, _ = realistic("efficientformer_l1")
+    fused = fuse_model(model, inputs=inputs("efficientformer_l1", 8))
+    assert fused.proof.passed and fused.proof.exact_rel_err < 1e-12
+    scales = [n for n, m in fused.model.named_modules() if type(m).__name__ in ("LayerScale", "LayerScale2d")]
+    assert scales and all(n.endswith(".ls1") for n in scales), scales
+    assert fused.steps["fold_layer_scale"] == 16      # ls2 of 15 blocks + ls1 of the attention block

@@ -5,6 +5,8 @@ Steps, in order (the order matters):
   1. reparameterize — collapse multi-branch training blocks; must come first, since it creates
      the convs that step 2 may fold into and removes the branch BNs it reads;
   2. fold BN       — fold every BatchNorm left after a conv/linear (e.g. FastViT's ConvMlp);
+     then fold layer scales into the conv/linear producing their input (layer_scale.py),
+     and drop inference no-ops such as Dropout (noops.py: they break TFLite int8 lowering);
   3. prove         — on >= 8 inputs: float64 fused == float64 unfused to 1e-9 (the rewrite is
      exact), and fp32 fused within max(1e-5, 4x the model's own fp32 error) of float64 (proof.py).
 Fusion arithmetic runs in float64 and is cast back to float32 once, so the folds themselves add
@@ -21,6 +23,8 @@ from torch import nn
 
 from ..errors import ParityFailed
 from .conv_bn import fold_batchnorms
+from .layer_scale import fold_layer_scales
+from .noops import strip_inference_noops
 from .proof import EXACT_TOLERANCE, FUSION_TOLERANCE, FusionProof, prove
 from .reparameterize import reparameterize, reparameterize_counted
 
@@ -48,9 +52,13 @@ def fuse_model(reference: nn.Module, *, inputs: torch.Tensor, enabled: bool = Tr
     with torch.no_grad():
         reparameterized = reparameterize_counted(fused)
         absorbed_bn = fold_batchnorms(fused)
-    steps = {"reparameterize": reparameterized, "fold_bn": len(absorbed_bn)}
-    proof = prove(reference.eval(), fused, inputs, modules_fused=sum(steps.values()),
-                  altered=frozenset(absorbed_bn), tolerance=tolerance)
+        absorbed_scale = fold_layer_scales(fused)         # after BN folding: ConvMlpWithNorm's norm2
+        stripped = strip_inference_noops(fused)
+    steps = {"reparameterize": reparameterized, "fold_bn": len(absorbed_bn),
+             "fold_layer_scale": len(absorbed_scale), "strip_noops": stripped}
+    changed = reparameterized + len(absorbed_bn) + len(absorbed_scale)
+    proof = prove(reference.eval(), fused, inputs, modules_fused=changed,
+                  altered=frozenset(absorbed_bn + absorbed_scale), tolerance=tolerance)
     if not proof.passed:
         where = f"; first divergent module: {proof.first_divergent}" if proof.first_divergent else ""
         raise ParityFailed(
