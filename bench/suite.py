@@ -35,7 +35,7 @@ ARTIFACTS = (
     ("TFLite fp32", "tflite", "fp32"), ("TFLite fp16", "tflite", "fp16"),
     ("TFLite int8", "tflite", "int8"), ("TFLite int8-weights", "tflite", "int8-weights"),
     ("ORT fp32", "onnx", "fp32"), ("ORT fp16", "onnx", "fp16"),
-    ("MIL fp32", "coreml", "fp32"), ("MIL fp16", "coreml", "fp16"),
+    ("MIL fp32", "coreml", "fp32"), ("MIL fp16", "coreml", "fp16"), ("MIL int8-weights", "coreml", "int8-weights"),
 )
 
 
@@ -90,11 +90,12 @@ def bench_model(arch: str, threads: int, runs: int, gflops: float) -> dict:
         row["toolchain_s"] = round(sum(e["timings_s"]["toolchain"] for e in entries), 2)
         row["convert_s"] = round(sum(e["timings_s"]["convert"] for e in entries), 2)
         row["validate_s"] = round(sum(e["timings_s"].get("validate", 0) for e in entries), 2)
-        int8_run = run(Request(ckpt, ("tflite",), ("int8", "int8-weights"), tmp / "out"))
-        paths = {(a.target, a.quant): a.path for a in main_run.artifacts + int8_run.artifacts}
-        row["passed"] = main_run.report["passed"] and int8_run.report["passed"]
+        int8_runs = [run(Request(ckpt, ("tflite",), ("int8", "int8-weights"), tmp / "out")),
+                     run(Request(ckpt, ("coreml",), ("int8-weights",), tmp / "out"))]
+        paths = {(a.target, a.quant): a.path for r in [main_run, *int8_runs] for a in r.artifacts}
+        row["passed"] = all(r.report["passed"] for r in [main_run, *int8_runs])
         row["parity"] = {f"{e['target']} {e['quant']}": _parity_cell(e)
-                         for e in entries + int8_run.report["artifacts"]}
+                         for e in entries + [e for r in int8_runs for e in r.report["artifacts"]]}
 
         loaded = load_checkpoint(ckpt)
         unfused = loaded.model.eval()
@@ -203,10 +204,12 @@ RATIOS = (
     ("TFLite int8-weights / fp32", "latency_ms", "TFLite int8-weights", "TFLite fp32"),
     ("ORT fp16 / fp32", "latency_ms", "ORT fp16", "ORT fp32"),
     ("MIL fp16 / fp32", "latency_ms", "MIL fp16", "MIL fp32"),
+    ("MIL int8-weights / fp32", "latency_ms", "MIL int8-weights", "MIL fp32"),
     ("size: TFLite fp16 / fp32", "size_mb", "TFLite fp16", "TFLite fp32"),
     ("size: TFLite int8 / fp32", "size_mb", "TFLite int8", "TFLite fp32"),
     ("size: TFLite int8-weights / fp32", "size_mb", "TFLite int8-weights", "TFLite fp32"),
     ("size: Core ML fp16 / fp32", "size_mb", "MIL fp16", "MIL fp32"),
+    ("size: Core ML int8-weights / fp32", "size_mb", "MIL int8-weights", "MIL fp32"),
     ("ORT fp32 / TFLite fp32", "latency_ms", "ORT fp32", "TFLite fp32"),
     ("TFLite fp32 / torch eager fused", "latency_ms", "TFLite fp32", "torch eager fused"),
     ("ORT fp32 / torch eager fused", "latency_ms", "ORT fp32", "torch eager fused"),

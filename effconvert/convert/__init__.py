@@ -2,7 +2,7 @@
 
 | target | quant modes | artifact    | input                        | runtime used to validate            |
 |--------|-------------|-------------|------------------------------|-------------------------------------|
-| coreml | fp32, fp16  | .mlpackage  | RGB image 0-255 (or tensor)  | Core ML on macOS; unvalidated on Linux until the MIL executor |
+| coreml | fp32, fp16, int8-weights | .mlpackage | RGB image 0-255 (or tensor)  | Core ML on macOS; unvalidated on Linux until the MIL executor |
 | tflite | fp32, fp16, int8-weights, int8 | .tflite | float NHWC, normalised | LiteRT interpreter (XNNPACK) |
 | onnx   | fp32, fp16  | .onnx       | float NCHW, normalised       | ONNX Runtime (CPU)                  |
 
@@ -66,7 +66,7 @@ def _build_coreml(model, info, sample, out, *, quant, metadata, options, clock):
 
 
 TARGETS: dict[str, Target] = {t.name: t for t in (
-    Target("coreml", ".mlpackage", ("fp32", "fp16"),
+    Target("coreml", ".mlpackage", ("fp32", "fp16", "int8-weights"),
            lambda o: "image" if o.get("input_kind", "image") == "image" else "nchw", _build_coreml),
     Target("tflite", ".tflite", ("fp32", "fp16", "int8-weights", "int8"), lambda o: o.get("layout", "nhwc"),
            _build_tflite),

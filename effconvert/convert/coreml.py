@@ -2,7 +2,8 @@
 
     fused model -> ImageClassifier wrapper (normalise in-graph, softmax + logits)
     -> torch.jit.trace -> MIL (fp32, or fp16 with fp16-fragile ops kept fp32)
-    -> classifier attached in a second pass -> metadata -> .mlpackage (atomic)
+    -> classifier attached in a second pass -> (int8-weights: per-channel int8 weights)
+    -> metadata -> .mlpackage (atomic)
 
 The second pass works around coremltools 9.0 failing (IndexError in `get_func_output`) when a
 classifier model has more outputs than the probabilities and `output_types` is set, which it
@@ -25,6 +26,7 @@ from .wrappers import ImageClassifier
 
 IOS_TARGETS = (16, 17, 18)
 INPUT_KINDS = ("image", "tensor")
+INT8_WEIGHT_THRESHOLD = 2048      # coremltools' default: smaller tensors (biases, norms) stay fp16
 
 
 def export_coreml(model: torch.nn.Module, preprocessing: Preprocessing, labels: Sequence[str],
@@ -52,7 +54,7 @@ def export_coreml(model: torch.nn.Module, preprocessing: Preprocessing, labels: 
                 else:
                     inputs = [ct.TensorType(name="input", shape=(1, c, h, w))]
                 precision = ct.precision.FLOAT32
-                if quant == "fp16":
+                if quant in ("fp16", "int8-weights"):             # int8 weights feed fp16 compute
                     keep = frozenset(fp32_ops)
                     precision = ct.transform.FP16ComputePrecision(op_selector=lambda op: op.op_type not in keep)
                 program = ct.convert(traced, inputs=inputs,
@@ -64,6 +66,8 @@ def export_coreml(model: torch.nn.Module, preprocessing: Preprocessing, labels: 
                                      compute_precision=ct.precision.FLOAT32,
                                      classifier_config=ct.ClassifierConfig(list(labels),
                                                                            predicted_probabilities_output="probabilities"))
+                if quant == "int8-weights":
+                    mlmodel = _int8_weights(mlmodel)
         except BadInput:
             raise
         except Exception as exc:  # coremltools raises many types; the message names the op
@@ -71,8 +75,23 @@ def export_coreml(model: torch.nn.Module, preprocessing: Preprocessing, labels: 
         _describe(mlmodel, metadata, preprocessing, input_kind)
         with atomic_path(out) as tmp, clock.running():
             mlmodel.save(str(tmp))
-    notes = [f"fp16 program; kept in fp32: {', '.join(sorted(fp32_ops))}"] if quant == "fp16" and fp32_ops else []
+    notes = []
+    if quant == "int8-weights":
+        notes.append(f"int8 weights (per-channel symmetric, tensors of >= {INT8_WEIGHT_THRESHOLD} elements), "
+                     "fp16 compute")
+    if quant in ("fp16", "int8-weights") and fp32_ops:
+        notes.append(f"fp16 program; kept in fp32: {', '.join(sorted(fp32_ops))}")
     return notes
+
+
+def _int8_weights(mlmodel):
+    """Per-output-channel symmetric int8 weights (coremltools linear_quantize_weights); the
+    program dequantizes them with constexpr ops, so compute stays as converted."""
+    from coremltools.optimize.coreml import OpLinearQuantizerConfig, OptimizationConfig, linear_quantize_weights
+
+    config = OptimizationConfig(global_config=OpLinearQuantizerConfig(
+        mode="linear_symmetric", dtype="int8", granularity="per_channel", weight_threshold=INT8_WEIGHT_THRESHOLD))
+    return linear_quantize_weights(mlmodel, config=config)
 
 
 def _describe(mlmodel, metadata: dict[str, str], preprocessing: Preprocessing, input_kind: str) -> None:
