@@ -66,6 +66,14 @@ def test_int8_has_float_io_unless_asked(quantized, digits, tmp_path):
     assert interpreter.get_input_details()[0]["dtype"] == np.float32
     assert interpreter.get_output_details()[0]["dtype"] == np.float32
     assert interpreter.get_input_details()[0]["name"] == "input"
+    # No int8 GELU is left to cut the XNNPACK delegate into partitions (tflite_float_gelu.py).
+    from ai_edge_litert import schema_py_generated as schema
+
+    model = schema.ModelT.InitFromPackedBuf(bytearray(path.read_bytes()), 0)
+    graph = model.subgraphs[0]
+    gelu_inputs = [graph.tensors[op.inputs[0]].type for op in graph.operators
+                   if model.operatorCodes[op.opcodeIndex].builtinCode == schema.BuiltinOperator.GELU]
+    assert gelu_inputs and set(gelu_inputs) == {schema.TensorType.FLOAT32}
     outcome = run(Request(digits.checkpoint, ("tflite",), ("int8",), tmp_path, samples=64,
                           val_dir=digits.val_dir, calib_dir=digits.train_dir, calib_samples=32, int8_io=True))
     entry = outcome.report["artifacts"][0]

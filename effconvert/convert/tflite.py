@@ -4,8 +4,9 @@ Input `input`: float32 NHWC normalised pixels by default (Android camera pipelin
 channel-last buffers), `--layout nchw` keeps NCHW. Output `logits`. fp16 = float16 weights
 (litert-torch's fp16 recipe); XNNPACK computes in fp32 or fp16 as the CPU allows.
 int8 = full-integer W8A8 through litert-torch's PT2E quantizer (per-channel symmetric weights,
-int8 activations calibrated on the calibration images), with float input/output added around
-it unless `--int8-io`; int8-weights = litert-torch's dynamic-range recipe (int8 per-channel
+int8 activations calibrated on the calibration images), GELUs run in float between DEQUANTIZE
+and QUANTIZE (XNNPACK has no int8 GELU; tflite_float_gelu.py), with float input/output added
+around it unless `--int8-io`; int8-weights = litert-torch's dynamic-range recipe (int8 per-channel
 weights, activations quantized on the fly by the kernels that support it, float elsewhere).
 """
 
@@ -19,6 +20,7 @@ from ..atomic import atomic_path
 from ..errors import BadInput, ConversionFailed
 from .quiet import first_line, quiet, quiet_native_stderr
 from .stopwatch import Stopwatch
+from .tflite_float_gelu import float_gelus
 from .tflite_float_io import with_float_io
 from .tflite_metadata import add_metadata
 from .wrappers import ChannelsLast
@@ -65,6 +67,8 @@ def export_tflite(model: torch.nn.Module, sample: torch.Tensor, out: Path, *, me
             data = add_metadata(tmp.read_bytes(), {**metadata, "effconvert.input_layout": layout,
                                                    "effconvert.int8_io": str(int8_io).lower()},
                                 input_name="input", output_name="logits")
+            if quant == "int8":
+                data, _ = float_gelus(data)                 # one XNNPACK partition, not one per GELU
             if quant == "int8" and not int8_io:
                 data = with_float_io(data)
             tmp.write_bytes(data)
