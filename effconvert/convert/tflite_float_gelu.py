@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .tflite_float_io import _opcode_index, _schema
+from .tflite_float_io import _float_twin, _op, _schema
 
 
 def float_gelus(data: bytes) -> tuple[bytes, int]:
@@ -25,17 +25,16 @@ def float_gelus(data: bytes) -> tuple[bytes, int]:
         operators = []
         for op in subgraph.operators:
             code = model.operatorCodes[op.opcodeIndex]
-            builtin = max(code.builtinCode, code.deprecatedBuiltinCode)
-            [source], [result] = (op.inputs, op.outputs) if builtin == schema.BuiltinOperator.GELU else ([0], [0])
-            if builtin != schema.BuiltinOperator.GELU or subgraph.tensors[source].type != schema.TensorType.INT8:
+            source, result = int(op.inputs[0]), int(op.outputs[0])
+            if (max(code.builtinCode, code.deprecatedBuiltinCode) != schema.BuiltinOperator.GELU
+                    or subgraph.tensors[source].type != schema.TensorType.INT8):
                 operators.append(op)
                 continue
-            float_in = _float_tensor(model, schema, subgraph, source, "_float")
-            float_out = _float_tensor(model, schema, subgraph, result, "_float")
-            dequantize = _unary(model, schema, schema.BuiltinOperator.DEQUANTIZE, source, float_in)
-            quantize = _unary(model, schema, schema.BuiltinOperator.QUANTIZE, float_out, result)
+            float_in = _float_twin(model, schema, subgraph, source, f"{_name(subgraph, source)}_float")
+            float_out = _float_twin(model, schema, subgraph, result, f"{_name(subgraph, result)}_float")
             op.inputs, op.outputs = np.array([float_in]), np.array([float_out])
-            operators += [dequantize, op, quantize]
+            operators += [_op(model, schema, schema.BuiltinOperator.DEQUANTIZE, source, float_in), op,
+                          _op(model, schema, schema.BuiltinOperator.QUANTIZE, float_out, result)]
             rewritten += 1
         subgraph.operators = operators
     if not rewritten:
@@ -45,21 +44,6 @@ def float_gelus(data: bytes) -> tuple[bytes, int]:
     return bytes(builder.Output()), rewritten
 
 
-def _float_tensor(model, schema, subgraph, like: int, suffix: str) -> int:
-    tensor = schema.TensorT()
-    tensor.shape = list(subgraph.tensors[like].shape)
-    tensor.shapeSignature = subgraph.tensors[like].shapeSignature
-    tensor.type = schema.TensorType.FLOAT32
-    name = subgraph.tensors[like].name or b""
-    tensor.name = (name.decode() if isinstance(name, bytes) else str(name)).encode() + suffix.encode()
-    model.buffers.append(schema.BufferT())
-    tensor.buffer = len(model.buffers) - 1
-    subgraph.tensors.append(tensor)
-    return len(subgraph.tensors) - 1
-
-
-def _unary(model, schema, builtin: int, source: int, result: int):
-    op = schema.OperatorT()
-    op.opcodeIndex = _opcode_index(model, schema, builtin)
-    op.inputs, op.outputs = np.array([source]), np.array([result])
-    return op
+def _name(subgraph, index: int) -> str:
+    name = subgraph.tensors[index].name or b""
+    return name.decode() if isinstance(name, bytes) else str(name)
