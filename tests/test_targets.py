@@ -36,7 +36,8 @@ def test_six_artifacts_and_parity_on_real_runtimes(all_targets):
         fp32, fp16 = _entry(all_targets, target, "fp32"), _entry(all_targets, target, "fp16")
         assert fp32["runtime"] == fp16["runtime"] == runtime
         assert fp32["parity"]["passed"] and fp32["parity"]["max_rel_err"] <= 1e-5, fp32["parity"]
-        assert fp16["parity"]["passed"] and fp16["parity"]["top1_agreement"] >= 0.99, fp16["parity"]
+        # Top-1 as the gate counts it: over inputs the reference decides (a near-tie may flip in fp16).
+        assert fp16["parity"]["passed"] and fp16["parity"]["top1_agreement_decided"] >= 0.99, fp16["parity"]
         assert fp16["parity"]["psnr_db"] >= 35
         assert fp16["size_bytes"] < 0.6 * fp32["size_bytes"]
         assert fp32["parity"]["samples"] == 16
@@ -49,7 +50,7 @@ def test_coreml_parity_comes_from_running_the_package(all_targets):
     assert fp32["runtime"] == fp16["runtime"] == expected
     assert fp32["parity"]["passed"] and fp32["parity"]["max_rel_err"] <= 1e-4, fp32["parity"]
     assert fp16["parity"]["passed"] and fp16["parity"]["psnr_db"] >= 35, fp16["parity"]
-    assert fp16["parity"]["top1_agreement"] >= 0.99
+    assert fp16["parity"]["top1_agreement_decided"] >= 0.99
     assert all_targets.report["passed"] is True and all_targets.exit_code == 0
 
 
