@@ -21,13 +21,18 @@ class Artifact:
 
     @property
     def size_bytes(self) -> int:
-        if self.path.is_dir():
-            return sum(p.stat().st_size for p in self.path.rglob("*") if p.is_file())
-        return self.path.stat().st_size
+        return size_on_disk(self.path)
 
     @property
     def sha256(self) -> str:
         return artifact_sha256(self.path)
+
+
+def size_on_disk(path: Path) -> int:
+    """Of the file, or of all files in a package folder (.mlpackage)."""
+    if path.is_dir():
+        return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+    return path.stat().st_size
 
 
 def artifact_sha256(path: Path) -> str:

@@ -20,8 +20,7 @@ from ..atomic import atomic_path
 from ..errors import BadInput, ConversionFailed
 from .quiet import first_line, quiet, quiet_native_stderr
 from .stopwatch import Stopwatch
-from .tflite_float_gelu import float_gelus
-from .tflite_float_io import with_float_io
+from .tflite_float_io import rewrite_int8_model
 from .tflite_metadata import add_metadata
 from .wrappers import ChannelsLast
 
@@ -67,10 +66,8 @@ def export_tflite(model: torch.nn.Module, sample: torch.Tensor, out: Path, *, me
             data = add_metadata(tmp.read_bytes(), {**metadata, "effconvert.input_layout": layout,
                                                    "effconvert.int8_io": str(int8_io).lower()},
                                 input_name="input", output_name="logits")
-            if quant == "int8":
-                data, _ = float_gelus(data)                 # one XNNPACK partition, not one per GELU
-            if quant == "int8" and not int8_io:
-                data = with_float_io(data)
+            if quant == "int8":                            # float GELUs; float I/O unless --int8-io
+                data = rewrite_int8_model(data, float_io=not int8_io)
             tmp.write_bytes(data)
 
 

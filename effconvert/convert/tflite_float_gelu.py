@@ -4,22 +4,19 @@ litert-torch lowers PT2E's dequantize -> gelu -> quantize into an int8 GELU, whi
 kernel for: every GELU then cuts the XNNPACK delegate into another partition, and the int8 model
 ran slower than fp32 (FastViT-S12 on this CPU: 20 partitions, 54.5 ms int8 vs 37.8 ms fp32).
 Rewritten as DEQUANTIZE -> GELU (float) -> QUANTIZE, all three of which XNNPACK runs, the graph
-stays in one delegate partition; the float GELU is also more exact than the int8 lookup table.
+stays in one delegate partition. Outputs are unchanged: requantized, the float GELU gives what the
+int8 lookup table gives (measured: 32.74 dB both ways on FastViT-S12).
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from .tflite_float_io import _float_twin, _op, _schema
+from .tflite_float_io import _float_twin, _op
 
 
-def float_gelus(data: bytes) -> tuple[bytes, int]:
-    """Return (model, number of int8 GELUs rewritten)."""
-    import flatbuffers
-
-    schema = _schema()
-    model = schema.ModelT.InitFromPackedBuf(bytearray(data), 0)
+def float_gelus(model, schema) -> int:
+    """Rewrite every int8 GELU of the unpacked `model` in place; return how many."""
     rewritten = 0
     for subgraph in model.subgraphs:
         operators = []
@@ -37,11 +34,7 @@ def float_gelus(data: bytes) -> tuple[bytes, int]:
                           _op(model, schema, schema.BuiltinOperator.QUANTIZE, float_out, result)]
             rewritten += 1
         subgraph.operators = operators
-    if not rewritten:
-        return data, 0
-    builder = flatbuffers.Builder(len(data) + 65536)
-    builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
-    return bytes(builder.Output()), rewritten
+    return rewritten
 
 
 def _name(subgraph, index: int) -> str:

@@ -49,11 +49,27 @@ def _op(model, schema, builtin: int, source: int, result: int):
     return op
 
 
-def with_float_io(data: bytes, *, input_name: str = "input", output_name: str = "logits") -> bytes:
+def rewrite_int8_model(data: bytes, *, float_io: bool) -> bytes:
+    """The int8 graph edits, on one unpacked copy: float GELUs (tflite_float_gelu.py), then float
+    input/output unless the app asked for integer I/O."""
     import flatbuffers
+
+    from .tflite_float_gelu import float_gelus
 
     schema = _schema()
     model = schema.ModelT.InitFromPackedBuf(bytearray(data), 0)
+    changed = float_gelus(model, schema) > 0
+    if float_io:
+        changed = add_float_io(model, schema) or changed
+    if not changed:
+        return data
+    builder = flatbuffers.Builder(len(data) + 65536)
+    builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
+    return bytes(builder.Output())
+
+
+def add_float_io(model, schema, *, input_name: str = "input", output_name: str = "logits") -> bool:
+    """Add QUANTIZE before an int8 input and DEQUANTIZE after an int8 output; False if neither."""
     subgraph = model.subgraphs[0]
     [int_in], [int_out] = subgraph.inputs, subgraph.outputs
     # Each end separately: a graph can end in float already (EfficientFormer's distilled head
@@ -61,7 +77,7 @@ def with_float_io(data: bytes, *, input_name: str = "input", output_name: str = 
     quantize_in = subgraph.tensors[int_in].type == schema.TensorType.INT8
     dequantize_out = subgraph.tensors[int_out].type == schema.TensorType.INT8
     if not (quantize_in or dequantize_out):
-        return data
+        return False
     before, after, remap = [], [], {}
     if quantize_in:
         float_in = _float_twin(model, schema, subgraph, int_in, input_name)
@@ -79,6 +95,4 @@ def with_float_io(data: bytes, *, input_name: str = "input", output_name: str = 
     for signature in model.signatureDefs or []:
         for entry in [*(signature.inputs or []), *(signature.outputs or [])]:
             entry.tensorIndex = remap.get(entry.tensorIndex, entry.tensorIndex)
-    builder = flatbuffers.Builder(len(data) + 4096)
-    builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
-    return bytes(builder.Output())
+    return True

@@ -13,6 +13,7 @@ import platform
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from ..convert.artifact import size_on_disk
 from ..errors import BadInput
 from .timing import Timing, time_calls
 
@@ -41,7 +42,7 @@ def bench_artifact(path: Path, *, threads: int = 2, runs: int = 20, warmup: int 
         result = pool.submit(_measure_in_child, str(path), threads, runs, warmup).result()
     if "error" in result:
         raise BadInput(result["error"])
-    return ArtifactBench(str(path), result["target"], result["runtime"], _size(path), threads,
+    return ArtifactBench(str(path), result["target"], result["runtime"], size_on_disk(path), threads,
                          Timing(**result["timing"]), result["peak_rss_mb"], result["added_rss_mb"])
 
 
@@ -70,9 +71,3 @@ def _rss_mb(field: str) -> float:
 
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return peak / (1024 * 1024 if platform.system() == "Darwin" else 1024)
-
-
-def _size(path: Path) -> int:
-    if path.is_dir():
-        return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
-    return path.stat().st_size

@@ -13,6 +13,7 @@ from typing import Callable
 
 import numpy as np
 
+from ..convert.quiet import first_line
 from ..errors import BadInput
 
 SUFFIX_TARGETS = {".tflite": "tflite", ".onnx": "onnx", ".mlpackage": "coreml"}
@@ -42,8 +43,7 @@ def invoker_for(path: Path, threads: int) -> tuple[str, Callable[[], object]]:
     except BadInput:
         raise
     except Exception as exc:  # each runtime raises its own types for a corrupt file
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise BadInput(f"cannot load {path.name} on its runtime: {first[:200]}") from exc
+        raise BadInput(f"cannot load {path.name} on its runtime: {first_line(exc)}") from exc
 
 
 def _noise(shape, dtype) -> np.ndarray:

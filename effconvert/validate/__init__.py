@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..convert.artifact import Artifact
+from ..convert.quiet import first_line
 from .gates import DEFAULT_GATES, Gate, gate_for, parse_gate
 from .inputs import InputSet, input_set
 from .metrics import Parity, parity
@@ -54,9 +55,8 @@ def validate_artifact(artifact: Artifact, inputs: InputSet, reference: np.ndarra
         return Validation("unvalidated", False, None, gate, [exc.message],
                           time.perf_counter() - start)
     except Exception as exc:  # noqa: BLE001 - a runtime refusing the artifact is a finding, not a crash
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         return Validation("unvalidated", False, None, gate,
-                          [f"the {artifact.target} runtime could not run the artifact: {first[:300]}"],
+                          [f"the {artifact.target} runtime could not run the artifact: {first_line(exc)}"],
                           time.perf_counter() - start)
     measured = parity(outputs, reference)
     failures = gate.check(measured)
