@@ -47,7 +47,7 @@ def convert_cmd(
     checkpoint: Path = typer.Argument(..., help="Checkpoint: .pth, .pth.tar, .pt or .safetensors"),
     target: List[str] = typer.Option(["coreml"], "--target", "-t", help="coreml | tflite | onnx | all (repeatable)"),
     quant: List[str] = typer.Option(["fp32"], "--quant", "-q",
-                                    help="fp32 | fp16 | int8-weights | int8 (repeatable; int8: tflite)"),
+                                    help="fp32 | fp16 | int8-weights | int8 (repeatable)"),
     arch: Optional[str] = typer.Option(None, help="Architecture override, e.g. fastvit_s12"),
     image_size: Optional[int] = typer.Option(None, help="Input resolution (default: the model's)"),
     out_dir: Optional[Path] = typer.Option(None, "--out", "-o", help="Output folder"),
@@ -56,6 +56,9 @@ def convert_cmd(
     calib: Optional[Path] = typer.Option(None, help="int8: folder of calibration images (default: built-in set)"),
     calib_samples: int = typer.Option(64, help="int8: calibration images to use"),
     int8_io: bool = typer.Option(False, "--int8-io", help="TFLite int8: integer input/output tensors"),
+    palettize: Optional[int] = typer.Option(None, help="Core ML: also write N-bit palettized weights (4 | 6)"),
+    no_fallback: bool = typer.Option(False, "--no-fallback",
+                                     help="TFLite int8: keep every layer int8 even if the gate fails"),
     gate: Optional[str] = typer.Option(None, help="Override gates, e.g. psnr=40,top1=0.995"),
     labels: Optional[Path] = typer.Option(None, help="Labels file, one per line"),
     no_fuse: bool = typer.Option(False, "--no-fuse", help="Convert the unfused model"),
@@ -74,7 +77,7 @@ def convert_cmd(
 
     request = Request(checkpoint, tuple(target), tuple(quant), out_dir, arch, image_size, samples,
                       val, gate, not no_fuse, not no_validate, labels, dynamic_batch, layout, ios,
-                      input_kind, calib, calib_samples, int8_io)
+                      input_kind, calib, calib_samples, int8_io, palettize, not no_fallback)
     try:
         unknown = [p for p in app_platforms if p not in PLATFORMS]
         if unknown:
@@ -129,6 +132,11 @@ def _render(report: dict, report_path: Path) -> None:
                 d = p["first_divergent_op"]
                 notes.append(f"{a['target']} {a['quant']}: first op below {d['threshold_db']:g} dB: "
                              f"{d['op']} {d['output']} ({d['psnr_db']:.1f} dB)")
+        if a.get("fallback"):
+            f = a["fallback"]
+            notes.append(f"{a['target']} {a['quant']}: missed its gate all-int8 ({f['all_int8']['psnr_db']:.1f} dB); "
+                         f"{len(f['float_layers'])} most sensitive layer(s) kept in float: "
+                         f"{', '.join(f['float_layers'])} (size x{f['size_ratio']:.2f}, latency x{f['latency_ratio']:.2f})")
         table.add_row(a["target"], a["quant"],
                       f"{a['size_bytes'] / 1e6:.1f} MB" if a.get("size_bytes") else "-",
                       a.get("runtime", "-"), _num(p.get("max_rel_err"), "{:.1e}"),
@@ -142,6 +150,10 @@ def _render(report: dict, report_path: Path) -> None:
                         if "accuracy" in a.get("parity", {}))
         err.print(f"task accuracy on {inputs['samples']} labelled images ({inputs['classes']} classes): "
                   f"PyTorch {inputs['reference_accuracy']:.3f}" + (f"; {per}" if per else ""))
+    if report.get("int8_sensitivity"):
+        worst = report["int8_sensitivity"]["layers"][:3]
+        err.print("int8 sensitivity (logits PSNR with only that layer int8): "
+                  + ", ".join(f"{w['layer']} {w['psnr_db']:.1f} dB" for w in worst) + " ... (report.json)")
     for note in dict.fromkeys(notes):
         err.print(f"[yellow]note:[/] {note}", soft_wrap=True)
     fused = "skipped" if fusion.get("skipped") else f"max rel err {fusion['max_rel_err']:.1e} ({'passed' if fusion['passed'] else 'FAILED'})"

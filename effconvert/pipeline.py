@@ -10,7 +10,8 @@ the report are each written atomically. Progress goes through `on_step`, so this
 from __future__ import annotations
 
 import copy
-
+import shutil
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,6 +21,7 @@ import numpy as np
 import torch
 
 from .convert import Artifact, ModelInfo, check_request, convert
+from .convert.int8_sensitivity import SIMULATION_BATCH, layer_sensitivity
 from .errors import ConversionFailed
 from .fuse import fuse_model
 from .labels import labels_for
@@ -35,6 +37,7 @@ StepCallback = Callable[[str, str], None]          # (step, message)
 PROOF_SAMPLES = 8
 REFERENCE_BATCH = 8
 CALIBRATION_SEED = 77_001         # built-in calibration images, disjoint from the validation seed
+FALLBACK_MAX_FRACTION = 0.25      # beyond a quarter of the layers in float, int8 is the wrong mode
 
 
 @dataclass(frozen=True)
@@ -58,6 +61,8 @@ class Request:
     calib_dir: Path | None = None        # int8: calibration images (built-in set when None)
     calib_samples: int = 64
     int8_io: bool = False                # tflite int8: integer input/output tensors
+    palettize: int | None = None         # coreml: also an artifact with N-bit palettized weights
+    fallback: bool = True                # tflite int8 missing its gate: sensitive layers back to float
 
     def converter_options(self) -> dict[str, Any]:
         return {"dynamic_batch": self.dynamic_batch, "layout": self.layout, "ios": self.ios,
@@ -88,7 +93,7 @@ def default_out_dir(checkpoint: Path) -> Path:
 
 
 def run(request: Request, on_step: StepCallback = lambda step, msg: None) -> Outcome:
-    pairs = check_request(list(request.targets), list(request.quants))
+    pairs = check_request(list(request.targets), list(request.quants), request.palettize)
     if request.gate:
         parse_gate(request.gate)                                   # refuse a bad --gate up front
     started = time.perf_counter()
@@ -120,14 +125,24 @@ def run(request: Request, on_step: StepCallback = lambda step, msg: None) -> Out
         calibration = input_set(loaded.preprocessing, samples=request.calib_samples, folder=request.calib_dir,
                                 seed=CALIBRATION_SEED)
         options["calibration"] = calibration.inputs
+        options["calibration_pixels"] = calibration.pixels
         on_step("calibrate", f"{len(calibration.inputs)} calibration images: {calibration.source}"
                 + ("" if request.calib_dir else " (no --calib given: built-in set)"))
     info = _model_info(loaded, labels, labels_source)
     sample = torch.from_numpy(inputs.inputs[:1])
     entries, artifacts, outputs = [], [], {}
+    sensitivity = None
+    if calibration is not None:
+        sensitivity = layer_sensitivity(fused.model, calibration.inputs)
+        on_step("sensitivity", "most int8-sensitive layers: " + ", ".join(
+            f"{s.name} {s.psnr_db:.1f} dB" for s in sensitivity[:3]))
     for target, quant in pairs:
-        entry, artifact, logits = _build_one(fused.model, info, target, quant, out_dir, sample, options,
-                                             request, inputs, reference, noise_floor, on_step)
+        build = (fused.model, info, target, quant, out_dir, sample, options, request, inputs, reference,
+                 noise_floor, on_step)
+        entry, artifact, logits = _build_one(*build)
+        missed = not entry.get("parity", {}).get("passed", True)
+        if request.fallback and missed and (target, quant) == ("tflite", "int8"):
+            entry, artifact, logits = _float_fallback(build, entry, artifact, logits, sensitivity)
         entries.append(entry)
         if artifact is not None:
             artifacts.append(artifact)
@@ -142,6 +157,9 @@ def run(request: Request, on_step: StepCallback = lambda step, msg: None) -> Out
         "fusion": {**fused.proof.report_dict(), "steps": fused.steps},
         **({"calibration": {"source": calibration.source, "samples": int(len(calibration.inputs)),
                             "builtin": request.calib_dir is None}} if calibration is not None else {}),
+        **({"int8_sensitivity": {"method": "one layer at a time in simulated W8A8, PSNR of the logits vs float "
+                                           f"on {min(len(calibration.inputs), SIMULATION_BATCH)} calibration images",
+                                 "layers": [s.report_dict() for s in sensitivity]}} if sensitivity else {}),
         "inputs": {"source": inputs.source, "samples": int(len(inputs.inputs)),
                    **({"classes": len(inputs.class_folders), "reference_accuracy": reference_accuracy}
                       if reference_accuracy is not None else {})},
@@ -185,6 +203,52 @@ def _build_one(model, info, target, quant, out_dir, sample, options, request, in
     where = f"on {validation.runtime}" if validation.parity is not None else "not validated"
     on_step("validate", f"{artifact.path.name} {where}: {verdict}")
     return entry, artifact, validation.outputs
+
+
+def _float_fallback(build, entry, artifact, logits, sensitivity):
+    """The int8 artifact missed its gate: keep the most sensitive layers in float (1, 2, 4, ... up to
+    a quarter of them) until it passes. Reports each attempt and what the float layers cost."""
+    *head, options, request, inputs, reference, noise_floor, on_step = build
+    if artifact is None or not sensitivity:
+        return entry, artifact, logits
+    first = {"size_bytes": entry["size_bytes"], "psnr_db": entry["parity"]["psnr_db"]}
+    with tempfile.TemporaryDirectory(prefix="effconvert-all-int8-") as keep:
+        all_int8 = Path(keep) / artifact.path.name           # kept to time against the final artifact
+        shutil.copyfile(artifact.path, all_int8)
+        attempts, count = [], 1
+        limit = max(1, int(len(sensitivity) * FALLBACK_MAX_FRACTION))
+        while count <= limit:
+            on_step("fallback", f"{entry['path']}: missed its gate; keeping {count} layer(s) in float")
+            names = [s.name for s in sensitivity[:count]]
+            attempt = (*head, {**options, "float_layers": names}, request, inputs, reference, noise_floor, on_step)
+            new_entry, new_artifact, new_logits = _build_one(*attempt)
+            if new_artifact is None:
+                break
+            entry, artifact, logits = new_entry, new_artifact, new_logits
+            attempts.append({"float_layers": count, "psnr_db": entry["parity"]["psnr_db"],
+                             "passed": entry["parity"]["passed"]})
+            if entry["parity"]["passed"]:
+                break
+            count *= 2
+        if attempts:
+            before, after = _latencies_ms(all_int8, artifact.path)
+            entry["fallback"] = {
+                "float_layers": [s.name for s in sensitivity[:attempts[-1]["float_layers"]]],
+                "attempts": attempts, "all_int8": {**first, "latency_ms": before}, "latency_ms": after,
+                "size_ratio": entry["size_bytes"] / first["size_bytes"], "latency_ratio": after / before}
+    return entry, artifact, logits
+
+
+def _latencies_ms(a: Path, b: Path, rounds: int = 2) -> tuple[float, float]:
+    """Median latency of two artifacts, timed alternately (a, b, a, b) so that a busy machine
+    weighs on both; the best round of each. What the float fallback costs."""
+    from .measure.artifacts import bench_artifact
+
+    times: dict[Path, list[float]] = {a: [], b: []}
+    for _ in range(rounds):
+        for path in (a, b):
+            times[path].append(bench_artifact(path, threads=2, runs=10).timing.median_ms)
+    return round(min(times[a]), 3), round(min(times[b]), 3)
 
 
 @torch.no_grad()

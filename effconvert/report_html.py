@@ -54,9 +54,23 @@ def render_html(report: dict[str, Any], reference: np.ndarray, outputs: dict[str
     ]
     for artifact in report["artifacts"]:
         parts.append(_card(artifact, reference, outputs.get(artifact.get("path") or "")))
+    if report.get("int8_sensitivity"):
+        parts.append(_sensitivity(report["int8_sensitivity"], report["artifacts"]))
     versions = ", ".join(f"{k} {v}" for k, v in report["versions"].items())
     parts.append(f"<p class='small'>{_e(versions)}</p></body></html>")
     return "\n".join(parts)
+
+
+def _sensitivity(table: dict, artifacts: list[dict]) -> str:
+    """Ranked per-layer int8 sensitivity; layers an artifact kept in float are marked."""
+    kept = {name: a["path"] for a in artifacts for name in a.get("fallback", {}).get("float_layers", [])}
+    rows = "".join(f"<tr><td>{i + 1}</td><td>{_e(r['layer'])}</td><td>{_e(r['kind'])}</td>"
+                   f"<td>{r['params']:,}</td><td>{r['psnr_db']:.1f}</td>"
+                   f"<td>{_e('float in ' + kept[r['layer']]) if r['layer'] in kept else ''}</td></tr>"
+                   for i, r in enumerate(table["layers"]))
+    return (f"<h2>int8 sensitivity</h2><p class='small'>{_e(table['method'])}; most sensitive first.</p>"
+            "<table><tr><th>#</th><th>layer</th><th>kind</th><th>params</th><th>PSNR dB</th><th></th></tr>"
+            f"{rows}</table>")
 
 
 def _fusion_line(fusion: dict) -> str:

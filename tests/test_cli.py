@@ -124,6 +124,9 @@ def test_wrong_arch_exits_2(tmp_path, cli, checkpoints):
     (["--quant", "int4"], "unknown quant"),
     (["--gate", "speed=3"], "unknown gate"),
     (["--samples", "0"], "--samples must be at least 1"),
+    (["--palettize", "3"], "--palettize 3 is not supported"),
+    (["--target", "tflite", "--palettize", "4"], "--palettize applies to Core ML"),
+    (["--target", "onnx", "--quant", "pal4"], "onnx does not support --quant pal4"),
 ])
 def test_bad_options_exit_2_before_anything_is_written(tmp_path, cli, checkpoints, args, message):
     result = cli(checkpoints("fastvit_t8"), "--out", tmp_path / "out", *args)

@@ -116,3 +116,45 @@ def test_int8_at_full_resolution_matches_its_quantized_simulation(tmp_path):
     parity = outcome.report["artifacts"][0]["parity"]
     assert outcome.report["fusion"]["steps"]["strip_noops"] > 0
     assert parity["psnr_db"] > 25 and parity["cosine"] > 0.95, parity       # measured 33.4 dB, 0.978
+
+
+def test_sensitivity_table_ranks_every_conv_and_linear(quantized, digits):
+    """One layer quantized at a time in simulation: every conv/linear has a finite score, sorted
+    most sensitive first, and quantizing one layer costs less than the whole int8 artifact."""
+    import torch
+
+    from effconvert.fuse import fuse_model
+    from effconvert.load import load_checkpoint
+
+    table = quantized.report["int8_sensitivity"]["layers"]
+    loaded = load_checkpoint(digits.checkpoint)
+    fused = fuse_model(loaded.model, inputs=torch.rand(8, *loaded.preprocessing.input_size), enabled=True)
+    layers = {n for n, m in fused.model.named_modules() if isinstance(m, (torch.nn.Conv2d, torch.nn.Linear))}
+    assert {row["layer"] for row in table} == layers
+    scores = [row["psnr_db"] for row in table]
+    assert scores == sorted(scores) and all(np.isfinite(scores))
+    assert scores[0] > _entry(quantized, "int8")["parity"]["psnr_db"]      # one layer < all layers
+    assert scores[-1] - scores[0] > 3                                         # it discriminates
+
+
+def test_a_missed_gate_keeps_the_most_sensitive_layers_in_float(quantized, digits, tmp_path):
+    """A gate the all-int8 artifact misses: layers go back to float, most sensitive first, until the
+    artifact passes on LiteRT; the report says which, and what it cost."""
+    from effconvert.pipeline import Request, run
+
+    all_int8 = _entry(quantized, "int8")["parity"]["psnr_db"]
+    gate = f"psnr={all_int8 + 1.5:.1f}"
+    outcome = run(Request(digits.checkpoint, ("tflite",), ("int8",), tmp_path, samples=400,
+                          val_dir=digits.val_dir, calib_dir=digits.train_dir, calib_samples=64, gate=gate))
+    [entry] = outcome.report["artifacts"]
+    fallback = entry["fallback"]
+    print(f"\nfallback to gate {gate}: {fallback['attempts']} size x{fallback['size_ratio']:.3f} "
+          f"latency x{fallback['latency_ratio']:.2f}")
+    ranked = [row["layer"] for row in outcome.report["int8_sensitivity"]["layers"]]
+    assert fallback["float_layers"] == ranked[:len(fallback["float_layers"])]
+    assert [a["float_layers"] for a in fallback["attempts"]][:2] == [1, 2][:len(fallback["attempts"])]
+    assert entry["parity"]["passed"] and entry["parity"]["psnr_db"] >= all_int8 + 1.5
+    assert fallback["all_int8"]["psnr_db"] < all_int8 + 1.5
+    assert fallback["size_ratio"] > 1.0                                        # float weights cost bytes
+    assert any("kept in float" in note for note in entry["notes"])
+    assert outcome.exit_code == 0

@@ -2,7 +2,7 @@
 
 | target | quant modes | artifact    | input                        | runtime used to validate            |
 |--------|-------------|-------------|------------------------------|-------------------------------------|
-| coreml | fp32, fp16, int8-weights | .mlpackage | RGB image 0-255 (or tensor)  | Core ML on macOS; unvalidated on Linux until the MIL executor |
+| coreml | fp32, fp16, int8-weights, int8, pal6, pal4 | .mlpackage | RGB image 0-255 (or tensor) | Core ML on macOS; the MIL executor on Linux |
 | tflite | fp32, fp16, int8-weights, int8 | .tflite | float NHWC, normalised | LiteRT interpreter (XNNPACK) |
 | onnx   | fp32, fp16  | .onnx       | float NCHW, normalised       | ONNX Runtime (CPU)                  |
 
@@ -50,33 +50,53 @@ def _build_tflite(model, info, sample, out, *, quant, metadata, options, clock):
     calibration = options.get("calibration")
     export_tflite(model, sample, out, quant=quant, metadata=metadata, layout=options.get("layout", "nhwc"),
                   calibration=None if calibration is None else torch.as_tensor(calibration),
-                  int8_io=options.get("int8_io", False), clock=clock)
+                  int8_io=options.get("int8_io", False), float_layers=tuple(options.get("float_layers", ())),
+                  clock=clock)
     if quant == "int8":
         io = "int8 input/output" if options.get("int8_io") else "float input/output around the int8 graph"
-        return [f"W8A8 (per-channel weights), calibrated on {len(calibration)} images; {io}"]
+        notes = [f"W8A8 (per-channel weights), calibrated on {len(calibration)} images; {io}"]
+        if options.get("float_layers"):
+            notes.append(f"kept in float: {', '.join(options['float_layers'])}")
+        return notes
     return ["dynamic-range int8: int8 weights, float activations"] if quant == "int8-weights" else []
 
 
 def _build_coreml(model, info, sample, out, *, quant, metadata, options, clock):
-    from .coreml import export_coreml
+    from .coreml import CalibrationImages, export_coreml
 
+    calibration = None
+    if options.get("calibration") is not None:
+        calibration = CalibrationImages(options["calibration_pixels"], options["calibration"])
     return export_coreml(model, info.preprocessing, info.labels, out, metadata=metadata, quant=quant,
                          ios=options.get("ios", 16), input_kind=options.get("input_kind", "image"),
-                         fp32_ops=options.get("fp32_ops", ()), clock=clock)
+                         fp32_ops=options.get("fp32_ops", ()), calibration=calibration, clock=clock)
 
 
 TARGETS: dict[str, Target] = {t.name: t for t in (
-    Target("coreml", ".mlpackage", ("fp32", "fp16", "int8-weights"),
+    Target("coreml", ".mlpackage", ("fp32", "fp16", "int8-weights", "int8", "pal6", "pal4"),
            lambda o: "image" if o.get("input_kind", "image") == "image" else "nchw", _build_coreml),
     Target("tflite", ".tflite", ("fp32", "fp16", "int8-weights", "int8"), lambda o: o.get("layout", "nhwc"),
            _build_tflite),
     Target("onnx", ".onnx", ("fp32", "fp16"), lambda o: "nchw", _build_onnx),
 )}
-ALL_QUANTS = ("fp32", "fp16", "int8-weights", "int8")
+ALL_QUANTS = ("fp32", "fp16", "int8-weights", "int8", "pal6", "pal4")
 
 
-def check_request(targets: list[str], quants: list[str]) -> list[tuple[str, str]]:
-    """Expand `--target all`, refuse unknown or unsupported pairs; return (target, quant) pairs."""
+def check_request(targets: list[str], quants: list[str], palettize: int | None = None) -> list[tuple[str, str]]:
+    """Expand `--target all`, refuse unknown or unsupported pairs; return (target, quant) pairs.
+    `palettize` (bits) adds one Core ML artifact with palettized weights (quant `pal<bits>`)."""
+    pairs = _pairs(targets, quants)
+    if palettize is not None:
+        if f"pal{palettize}" not in TARGETS["coreml"].quants:
+            raise BadInput(f"--palettize {palettize} is not supported", hint="choose from: 4, 6")
+        if "coreml" not in targets and "all" not in targets:
+            raise BadInput("--palettize applies to Core ML", hint="add --target coreml")
+        if ("coreml", f"pal{palettize}") not in pairs:
+            pairs.append(("coreml", f"pal{palettize}"))
+    return pairs
+
+
+def _pairs(targets: list[str], quants: list[str]) -> list[tuple[str, str]]:
     names = list(TARGETS) if "all" in targets else targets
     for name in names:
         if name not in TARGETS:

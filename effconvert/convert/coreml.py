@@ -2,8 +2,12 @@
 
     fused model -> ImageClassifier wrapper (normalise in-graph, softmax + logits)
     -> torch.jit.trace -> MIL (fp32, or fp16 with fp16-fragile ops kept fp32)
-    -> classifier attached in a second pass -> (int8-weights: per-channel int8 weights)
+    -> classifier attached in a second pass -> (int8: activations quantized with ranges the MIL
+    executor measured on the calibration images) -> (int8, int8-weights: per-channel int8 weights)
     -> metadata -> .mlpackage (atomic)
+
+int8 (W8A8) needs iOS 17's quantize/dequantize ops: a lower `--ios` is raised for that artifact,
+and the report says so.
 
 The second pass works around coremltools 9.0 failing (IndexError in `get_func_output`) when a
 classifier model has more outputs than the probabilities and `output_types` is set, which it
@@ -12,19 +16,24 @@ always is for fp16: converting to MIL first and attaching the classifier to the 
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import Iterator, Sequence
 
+import numpy as np
 import torch
 
 from ..atomic import atomic_path
 from ..errors import BadInput, ConversionFailed
 from ..load.preprocessing import Preprocessing
+from .coreml_activations import quantize_activations
 from .quiet import first_line, quiet
 from .stopwatch import Stopwatch
 from .wrappers import ImageClassifier
 
 IOS_TARGETS = (16, 17, 18)
+W8A8_MIN_IOS = 17
+PALETTES = {"pal6": 6, "pal4": 4}           # `--palettize N`: weights as 2^N-entry lookup tables
 INPUT_KINDS = ("image", "tensor")
 INT8_WEIGHT_THRESHOLD = 2048      # coremltools' default: smaller tensors (biases, norms) stay fp16
 
@@ -32,12 +41,20 @@ INT8_WEIGHT_THRESHOLD = 2048      # coremltools' default: smaller tensors (biase
 def export_coreml(model: torch.nn.Module, preprocessing: Preprocessing, labels: Sequence[str],
                   out: Path, *, metadata: dict[str, str], quant: str, ios: int = 16,
                   input_kind: str = "image", fp32_ops: Sequence[str] = (),
-                  clock: Stopwatch | None = None) -> list[str]:
+                  calibration: CalibrationImages | None = None, clock: Stopwatch | None = None) -> list[str]:
     """Write `out` (.mlpackage); return notes for the report (e.g. ops kept in fp32)."""
     if ios not in IOS_TARGETS:
         raise BadInput(f"--ios {ios} is not supported", hint=f"choose from: {', '.join(map(str, IOS_TARGETS))}")
     if input_kind not in INPUT_KINDS:
         raise BadInput(f"--input {input_kind} is not supported", hint="choose from: image, tensor")
+    if quant == "int8" and (calibration is None or len(calibration.pixels) == 0):
+        raise ConversionFailed("Core ML int8 needs calibration images")
+    notes = []
+    if quant == "int8" and ios < W8A8_MIN_IOS:
+        notes.append(f"minimum deployment target raised from iOS {ios} to iOS {W8A8_MIN_IOS}: "
+                     "int8 activations need its quantize/dequantize ops")
+        ios = W8A8_MIN_IOS
+    compressed = quant != "fp32"                      # fp16 compute around int8 or palettized weights
     clock = clock or Stopwatch()
     with quiet():
         import coremltools as ct
@@ -54,7 +71,7 @@ def export_coreml(model: torch.nn.Module, preprocessing: Preprocessing, labels: 
                 else:
                     inputs = [ct.TensorType(name="input", shape=(1, c, h, w))]
                 precision = ct.precision.FLOAT32
-                if quant in ("fp16", "int8-weights"):             # int8 weights feed fp16 compute
+                if compressed:
                     keep = frozenset(fp32_ops)
                     precision = ct.transform.FP16ComputePrecision(op_selector=lambda op: op.op_type not in keep)
                 program = ct.convert(traced, inputs=inputs,
@@ -66,8 +83,12 @@ def export_coreml(model: torch.nn.Module, preprocessing: Preprocessing, labels: 
                                      compute_precision=ct.precision.FLOAT32,
                                      classifier_config=ct.ClassifierConfig(list(labels),
                                                                            predicted_probabilities_output="probabilities"))
-                if quant == "int8-weights":
+                if quant == "int8":
+                    mlmodel = quantize_activations(mlmodel, calibration.feeds(input_kind))
+                if quant in ("int8", "int8-weights"):
                     mlmodel = _int8_weights(mlmodel)
+                if quant in PALETTES:
+                    mlmodel = _palettize(mlmodel, PALETTES[quant])
         except BadInput:
             raise
         except Exception as exc:  # coremltools raises many types; the message names the op
@@ -75,13 +96,31 @@ def export_coreml(model: torch.nn.Module, preprocessing: Preprocessing, labels: 
         _describe(mlmodel, metadata, preprocessing, input_kind)
         with atomic_path(out) as tmp, clock.running():
             mlmodel.save(str(tmp))
-    notes = []
-    if quant == "int8-weights":
+    if quant == "int8":
+        notes.append(f"W8A8: int8 activations (per-tensor symmetric, ranges measured by the MIL executor on "
+                     f"{len(calibration.pixels)} calibration images; the classifier's linear stays float)")
+    if quant in ("int8", "int8-weights"):
         notes.append(f"int8 weights (per-channel symmetric, tensors of >= {INT8_WEIGHT_THRESHOLD} elements), "
                      "fp16 compute")
-    if quant in ("fp16", "int8-weights") and fp32_ops:
+    if quant in PALETTES:
+        notes.append(f"{PALETTES[quant]}-bit palettized weights (k-means lookup table per tensor, tensors of >= "
+                     f"{INT8_WEIGHT_THRESHOLD} elements), fp16 compute")
+    if compressed and fp32_ops:
         notes.append(f"fp16 program; kept in fp32: {', '.join(sorted(fp32_ops))}")
     return notes
+
+
+@dataclass(frozen=True)
+class CalibrationImages:
+    pixels: np.ndarray        # N, H, W, 3 uint8: what an image input receives
+    inputs: np.ndarray        # N, 3, H, W float32, normalised: what a tensor input receives
+
+    def feeds(self, input_kind: str) -> Iterator[dict[str, np.ndarray]]:
+        for i in range(len(self.pixels)):
+            if input_kind == "image":
+                yield {"image": self.pixels[i:i + 1].transpose(0, 3, 1, 2).astype(np.float32)}
+            else:
+                yield {"input": self.inputs[i:i + 1].astype(np.float32)}
 
 
 def _int8_weights(mlmodel):
@@ -92,6 +131,16 @@ def _int8_weights(mlmodel):
     config = OptimizationConfig(global_config=OpLinearQuantizerConfig(
         mode="linear_symmetric", dtype="int8", granularity="per_channel", weight_threshold=INT8_WEIGHT_THRESHOLD))
     return linear_quantize_weights(mlmodel, config=config)
+
+
+def _palettize(mlmodel, nbits: int):
+    """k-means palettization per tensor (coremltools palettize_weights): iOS 16's
+    constexpr_lut_to_dense, so every deployment target can load it."""
+    from coremltools.optimize.coreml import OpPalettizerConfig, OptimizationConfig, palettize_weights
+
+    config = OptimizationConfig(global_config=OpPalettizerConfig(
+        mode="kmeans", nbits=nbits, granularity="per_tensor", weight_threshold=INT8_WEIGHT_THRESHOLD))
+    return palettize_weights(mlmodel, config=config)
 
 
 def _describe(mlmodel, metadata: dict[str, str], preprocessing: Preprocessing, input_kind: str) -> None:

@@ -29,7 +29,9 @@ LAYOUTS = ("nhwc", "nchw")
 
 def export_tflite(model: torch.nn.Module, sample: torch.Tensor, out: Path, *, metadata: dict[str, str],
                   quant: str, layout: str = "nhwc", calibration: torch.Tensor | None = None,
-                  int8_io: bool = False, clock: Stopwatch | None = None) -> None:
+                  int8_io: bool = False, float_layers: tuple[str, ...] = (),
+                  clock: Stopwatch | None = None) -> None:
+    """`float_layers` (int8): module names of `model` kept in float (the sensitivity fallback)."""
     if layout not in LAYOUTS:
         raise BadInput(f"--layout {layout} is not supported", hint="choose from: nhwc, nchw")
     module = ChannelsLast(model).eval() if layout == "nhwc" else model.eval()
@@ -55,7 +57,9 @@ def export_tflite(model: torch.nn.Module, sample: torch.Tensor, out: Path, *, me
                 if calibration is not None and layout == "nhwc":
                     calibration = calibration.permute(0, 2, 3, 1).contiguous()
                 with clock.running():                      # a raw PT2E user does the same steps
-                    module, quant_config = _pt2e_int8(module, example, calibration)
+                    prefix = "model." if layout == "nhwc" else ""      # ChannelsLast wraps the model
+                    module, quant_config = _pt2e_int8(module, example, calibration,
+                                                      frozenset(prefix + name for name in float_layers))
             with clock.running():
                 edge_model = litert_torch.convert(module, (example,), quant_config=quant_config)
         except Exception as exc:  # the converter raises many types; the message names the op
@@ -71,13 +75,25 @@ def export_tflite(model: torch.nn.Module, sample: torch.Tensor, out: Path, *, me
             tmp.write_bytes(data)
 
 
-def _pt2e_int8(module: torch.nn.Module, example: torch.Tensor, calibration: torch.Tensor | None):
+def _pt2e_int8(module: torch.nn.Module, example: torch.Tensor, calibration: torch.Tensor | None,
+               float_layers: frozenset[str] = frozenset()):
     """PT2E static: export, insert observers, calibrate, convert. Returns (module, config)."""
     from litert_torch.quantize import pt2e_quantizer
     from litert_torch.quantize.quant_config import QuantConfig
     from torchao.quantization.pt2e import quantize_pt2e
 
-    quantizer = pt2e_quantizer.PT2EQuantizer().set_global(
+    class Quantizer(pt2e_quantizer.PT2EQuantizer):
+        """Leaves the ops of `float_layers` unannotated, hence float. (litert-torch's own
+        set_module_name matches on mangled names that torch.export no longer produces.)"""
+
+        def _annotate_for_static_quantization_config(self, model):
+            def quantized(node) -> bool:
+                stack = node.meta.get("nn_module_stack", {})
+                return not any(path in float_layers for path, _ in stack.values())
+
+            return self._annotate_all_static_patterns(model, self.global_config, quantized)
+
+    quantizer = Quantizer().set_global(
         pt2e_quantizer.get_symmetric_quantization_config(is_per_channel=True, is_dynamic=False))
     graph = torch.export.export(module, (example,)).module()
     graph = quantize_pt2e.prepare_pt2e(graph, quantizer)

@@ -42,6 +42,8 @@ DEFAULT_GATES: dict[str, Gate] = {
     "fp16": Gate(psnr=35.0, top1=0.99),
     "int8-weights": Gate(psnr=30.0, top1=0.95),
     "int8": Gate(psnr=25.0, top1=0.90),
+    "pal6": Gate(psnr=30.0, top1=0.95),         # 64 levels per tensor: close to int8 weights
+    "pal4": Gate(psnr=20.0, top1=0.90),         # 16 levels per tensor: a size/accuracy trade, judged on --val
 }
 
 

@@ -169,7 +169,10 @@ def _to_tensor(data: np.ndarray, spec: TensorSpec) -> torch.Tensor:
     dtype = _TORCH_DTYPE.get(spec.dtype, torch.float32)
     if spec.dtype in _FLOATS:
         data = data.astype(np.float32)
-    tensor = torch.from_numpy(np.ascontiguousarray(data)).to(dtype)
+    data = np.ascontiguousarray(data)
+    if not data.flags.writeable:                 # views of the weight blob (e.g. palette indices)
+        data = data.copy()
+    tensor = torch.from_numpy(data).to(dtype)
     if spec.shape is not None and all(d is not None for d in spec.shape):
         tensor = tensor.reshape(spec.shape)
     return tensor

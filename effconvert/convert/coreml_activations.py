@@ -1,0 +1,82 @@
+"""Core ML W8A8 on Linux: coremltools' activation-quantization passes, fed with ranges we measure.
+
+coremltools' `linear_quantize_activations` gets its per-tensor min/max by calling
+`MLModel.predict`, which exists only on macOS. The passes that then insert the quantize/dequantize
+pairs only need those ranges, so here they come from running the float program on our MIL
+executor over the calibration inputs (validate/mil/calibration.py). Everything else is
+coremltools' own: the same passes, the same patterns, the same concat rule.
+
+The op that writes a program output (the classifier's linear) stays float: the passes cannot put a
+quantize/dequantize pair behind a block output, and 8-bit logits would cost the most accuracy.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+from typing import Iterable, Mapping
+
+import numpy as np
+
+
+def quantize_activations(mlmodel, feeds: Iterable[Mapping[str, np.ndarray]]):
+    """Return `mlmodel` (float ML Program) with int8 activations calibrated on `feeds`."""
+    from coremltools import _SPECIFICATION_VERSION_IOS_17
+    from coremltools.converters.mil.frontend.milproto import load as milproto_load
+    from coremltools.converters.mil.mil.passes.graph_pass import PassOption
+    from coremltools.converters.mil.mil.passes.pass_registry import PASS_REGISTRY
+    from coremltools.models import utils as model_utils
+    from coremltools.optimize.coreml import OpLinearQuantizerConfig, OptimizationConfig
+
+    stats = _measured_stats(mlmodel, feeds)
+    outputs = {o.name for o in mlmodel.get_spec().description.output}
+    main = mlmodel._mil_program.functions["main"]
+    float_ops = {op.name: None for op in main.operations if any(o.name in outputs for o in op.outputs)}
+    _share_concat_ranges(main, stats)
+    config = OptimizationConfig(global_config=OpLinearQuantizerConfig(mode="linear_symmetric", dtype="int8"),
+                                op_name_configs=float_ops)
+    passes = []
+    for name in ("compression::insert_prefix_quantize_dequantize_pair",
+                 "compression::insert_suffix_quantize_dequantize_pair"):
+        graph_pass = PASS_REGISTRY[name]
+        graph_pass.set_options([PassOption("config", config)])
+        graph_pass.set_options([PassOption("activation_stats", stats)])
+        passes.append(graph_pass)
+    passes.append(PASS_REGISTRY["common::dequantize_quantize_pair_elimination"])
+    return model_utils._apply_graph_pass(mlmodel, passes, spec_version=_SPECIFICATION_VERSION_IOS_17,
+                                         pymil_load_func=milproto_load.load, skip_model_load=True)
+
+
+def _measured_stats(mlmodel, feeds) -> dict[str, dict[str, np.float32]]:
+    """{tensor: {"rmin", "rmax"}} from the float program run by the MIL executor."""
+    from ..validate.mil import MILExecutor
+    from ..validate.mil.calibration import activation_ranges
+
+    with tempfile.TemporaryDirectory(prefix="effconvert-calib-") as tmp:
+        path = Path(tmp) / "float.mlpackage"
+        mlmodel.save(str(path))
+        ranges = activation_ranges(MILExecutor(path), feeds)
+    if not ranges:
+        raise ValueError("no calibration input reached the program")
+    return {name: {"rmin": np.float32(r.min), "rmax": np.float32(r.max)} for name, r in ranges.items()}
+
+
+def _share_concat_ranges(function, stats: dict) -> None:
+    """Inputs and output of a concat get one range (coremltools' rule, so the pair is shared)."""
+    groups: list[set[str]] = []
+    for op in function.operations:
+        if op.op_type != "concat":
+            continue
+        names = {v.name for v in op.values} | {op.outputs[0].name}
+        for group in [g for g in groups if g & names]:
+            names |= group
+            groups.remove(group)
+        groups.append(names)
+    for group in groups:
+        known = [stats[n] for n in group if n in stats]
+        if not known:
+            continue
+        shared = {"rmin": min(s["rmin"] for s in known), "rmax": max(s["rmax"] for s in known)}
+        for name in group:
+            if name in stats:
+                stats[name] = dict(shared)
