@@ -31,6 +31,16 @@ def _entry(outcome, quant):
     return entry
 
 
+def _depthwise_kernels(path) -> list[int]:
+    from ai_edge_litert import schema_py_generated as schema
+
+    model = schema.ModelT.InitFromPackedBuf(bytearray(path.read_bytes()), 0)
+    graph = model.subgraphs[0]
+    codes = [max(c.builtinCode, c.deprecatedBuiltinCode) for c in model.operatorCodes]   # small codes: either field
+    return [max(graph.tensors[op.inputs[1]].shape[1:3]) for op in graph.operators
+            if codes[op.opcodeIndex] == schema.BuiltinOperator.DEPTHWISE_CONV_2D]
+
+
 def test_the_digits_model_is_trained(digits):
     assert digits.accuracy >= 0.95
 
@@ -74,6 +84,12 @@ def test_int8_has_float_io_unless_asked(quantized, digits, tmp_path):
     gelu_inputs = [graph.tensors[op.inputs[0]].type for op in graph.operators
                    if model.operatorCodes[op.opcodeIndex].builtinCode == schema.BuiltinOperator.GELU]
     assert gelu_inputs and set(gelu_inputs) == {schema.TensorType.FLOAT32}
+    # FastViT's 7x7 depthwise convs on maps of >= 16x16 run as 4x4 tiles (XNNPACK's slow multipass
+    # kernel avoided); not in int8-weights, where each tile would quantize its input again.
+    int8_kernels = _depthwise_kernels(path)
+    weights_kernels = _depthwise_kernels(quantized.out_dir / _entry(quantized, "int8-weights")["path"])
+    assert 4 in int8_kernels and 4 not in weights_kernels
+    assert int8_kernels.count(7) < weights_kernels.count(7)
     outcome = run(Request(digits.checkpoint, ("tflite",), ("int8",), tmp_path, samples=64,
                           val_dir=digits.val_dir, calib_dir=digits.train_dir, calib_samples=32, int8_io=True))
     entry = outcome.report["artifacts"][0]

@@ -48,17 +48,18 @@ def _build_tflite(model, info, sample, out, *, quant, metadata, options, clock):
     from .tflite import export_tflite
 
     calibration = options.get("calibration")
-    export_tflite(model, sample, out, quant=quant, metadata=metadata, layout=options.get("layout", "nhwc"),
-                  calibration=None if calibration is None else torch.as_tensor(calibration),
-                  int8_io=options.get("int8_io", False), float_layers=tuple(options.get("float_layers", ())),
-                  clock=clock)
+    notes = export_tflite(model, sample, out, quant=quant, metadata=metadata, layout=options.get("layout", "nhwc"),
+                          calibration=None if calibration is None else torch.as_tensor(calibration),
+                          int8_io=options.get("int8_io", False),
+                          float_layers=tuple(options.get("float_layers", ())), clock=clock)
     if quant == "int8":
         io = "int8 input/output" if options.get("int8_io") else "float input/output around the int8 graph"
-        notes = [f"W8A8 (per-channel weights), calibrated on {len(calibration)} images; {io}"]
+        notes.append(f"W8A8 (per-channel weights), calibrated on {len(calibration)} images; {io}")
         if options.get("float_layers"):
             notes.append(f"kept in float: {', '.join(options['float_layers'])}")
-        return notes
-    return ["dynamic-range int8: int8 weights, float activations"] if quant == "int8-weights" else []
+    if quant == "int8-weights":
+        notes.append("dynamic-range int8: int8 weights, float activations")
+    return notes
 
 
 def _build_coreml(model, info, sample, out, *, quant, metadata, options, clock):

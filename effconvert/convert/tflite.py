@@ -21,6 +21,7 @@ from ..errors import BadInput, ConversionFailed
 from .quiet import first_line, quiet, quiet_native_stderr
 from .stopwatch import Stopwatch
 from .tflite_float_io import rewrite_int8_model
+from .tflite_large_kernels import MAX_TILE, tile_large_depthwise
 from .tflite_metadata import add_metadata
 from .wrappers import ChannelsLast
 
@@ -30,10 +31,14 @@ LAYOUTS = ("nhwc", "nchw")
 def export_tflite(model: torch.nn.Module, sample: torch.Tensor, out: Path, *, metadata: dict[str, str],
                   quant: str, layout: str = "nhwc", calibration: torch.Tensor | None = None,
                   int8_io: bool = False, float_layers: tuple[str, ...] = (),
-                  clock: Stopwatch | None = None) -> None:
-    """`float_layers` (int8): module names of `model` kept in float (the sensitivity fallback)."""
+                  clock: Stopwatch | None = None) -> list[str]:
+    """Write `out`; return notes for the report. `float_layers` (int8): module names of `model`
+    kept in float (the sensitivity fallback)."""
     if layout not in LAYOUTS:
         raise BadInput(f"--layout {layout} is not supported", hint="choose from: nhwc, nchw")
+    tiled = 0
+    if quant != "int8-weights":   # dynamic range re-quantizes the input once per tile: measured slower
+        model, tiled = tile_large_depthwise(model, sample)
     module = ChannelsLast(model).eval() if layout == "nhwc" else model.eval()
     example = sample.permute(0, 2, 3, 1).contiguous() if layout == "nhwc" else sample
     clock = clock or Stopwatch()
@@ -73,6 +78,8 @@ def export_tflite(model: torch.nn.Module, sample: torch.Tensor, out: Path, *, me
             if quant == "int8":                            # float GELUs; float I/O unless --int8-io
                 data = rewrite_int8_model(data, float_io=not int8_io)
             tmp.write_bytes(data)
+    return [f"{tiled} depthwise conv(s) larger than {MAX_TILE}x{MAX_TILE} computed as {MAX_TILE}x{MAX_TILE} tiles "
+            "(XNNPACK's fast kernels)"] if tiled else []
 
 
 def _pt2e_int8(module: torch.nn.Module, example: torch.Tensor, calibration: torch.Tensor | None,
