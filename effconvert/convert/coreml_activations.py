@@ -7,7 +7,9 @@ executor over the calibration inputs (validate/mil/calibration.py). Everything e
 coremltools' own: the same passes, the same patterns, the same concat rule.
 
 The op that writes a program output (the classifier's linear) stays float: the passes cannot put a
-quantize/dequantize pair behind a block output, and 8-bit logits would cost the most accuracy.
+quantize/dequantize pair behind a block output, and 8-bit logits would cost the most accuracy. So
+do the family's fp32 islands (EfficientViT's attention): their tensors cannot take the passes' fp16
+scales, and they are fp32 because fp16 was measured not to be enough for them.
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ def quantize_activations(mlmodel, feeds: Iterable[Mapping[str, np.ndarray]]):
     stats = _measured_stats(mlmodel, feeds)
     outputs = {o.name for o in mlmodel.get_spec().description.output}
     main = mlmodel._mil_program.functions["main"]
-    float_ops = {op.name: None for op in main.operations if any(o.name in outputs for o in op.outputs)}
+    float_ops = {op.name: None for op in main.operations if _stays_float(op, outputs)}
     _share_concat_ranges(main, stats)
     config = OptimizationConfig(global_config=OpLinearQuantizerConfig(mode="linear_symmetric", dtype="int8"),
                                 op_name_configs=float_ops)
@@ -45,6 +47,19 @@ def quantize_activations(mlmodel, feeds: Iterable[Mapping[str, np.ndarray]]):
     passes.append(PASS_REGISTRY["common::dequantize_quantize_pair_elimination"])
     return model_utils._apply_graph_pass(mlmodel, passes, spec_version=_SPECIFICATION_VERSION_IOS_17,
                                          pymil_load_func=milproto_load.load, skip_model_load=True)
+
+
+def _stays_float(op, outputs: set[str]) -> bool:
+    """The op writing a program output, and ops of the family's fp32 islands: coremltools'
+    passes give every quantize an fp16 scale, which an fp32 tensor cannot take."""
+    from coremltools.converters.mil.mil import types
+
+    if any(o.name in outputs for o in op.outputs):
+        return True
+    values = [*op.outputs]
+    for value in op.inputs.values():
+        values.extend(value if isinstance(value, (list, tuple)) else [value])
+    return any(types.is_tensor(v.sym_type) and v.dtype == types.fp32 for v in values if hasattr(v, "sym_type"))
 
 
 def _measured_stats(mlmodel, feeds) -> dict[str, dict[str, np.float32]]:

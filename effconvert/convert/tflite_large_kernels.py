@@ -6,7 +6,7 @@ this machine, six 7x7 depthwise convs over 64 channels at 64x64: fp32 17.3 ms as
 5x5 tiles; int8 25.1 ms vs 4.9 ms. FastViT has one in every ConvMlp and RepCPE and in each patch
 embedding, so its int8 graph was barely faster than fp32. (4x4 tiles measured the same as 5x5.)
 FastViT-S12 @256, 2 threads, one run: fp32 32.9 -> 26.6 ms, int8 27.5 -> 13.3 ms. Not used for
-int8-weights: dynamic range quantizes each tile's input again (16.9 -> 24.9 ms).
+int8-weights: dynamic range quantizes each tile's input again (15.5 -> 23.4 ms, timed alternately).
 
 The rewrite is exact up to float summation order: a k x k kernel is cut into tiles of at most
 4x4, each applied as its own conv, and the shifted outputs added. The model is copied; the

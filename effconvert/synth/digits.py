@@ -1,6 +1,6 @@
-"""A small model that is actually trained, so quantization can be judged by accuracy.
+"""Small models that are actually trained, so quantization can be judged by accuracy.
 
-FastViT-T8 at 64x64 on scikit-learn's handwritten digits (1,797 real 8x8 scans, upsampled to RGB
+FastViT-T8 (and EfficientViT-B0) at 64x64 on scikit-learn's handwritten digits (1,797 real 8x8 scans, upsampled to RGB
 PNGs in an ImageFolder layout). Train and held-out images go through the model's own eval
 preprocessing (load/preprocessing.py) — the path `--val` and `--calib` use — so the measured
 accuracy is the accuracy a user of the artifacts gets. Deterministic (seeded, single-threaded
@@ -21,6 +21,10 @@ from ..atomic import atomic_path
 from ..load.preprocessing import Preprocessing
 
 ARCH = "fastvit_t8"
+# Other families trained the same way. EfficientViT-B0's linear attention takes any input size.
+# EfficientFormer is absent: V1's attention biases are fixed to a 224x224 input (too slow to train
+# here), V2's are sized by the input, which the loader would have to be told before building.
+ARCHS = ("fastvit_t8", "efficientvit_b0")
 IMAGE_SIZE = 64
 PNG_SIZE = 72             # written a little larger: eval preprocessing resizes and centre-crops
 HELD_OUT = 0.2
@@ -41,21 +45,23 @@ def cache_dir() -> Path:
     return Path(os.environ.get("EFFCONVERT_CACHE", Path.home() / ".cache" / "effconvert")) / "digits"
 
 
-def digits_model(root: Path | None = None) -> DigitsModel:
+def digits_model(root: Path | None = None, arch: str = ARCH) -> DigitsModel:
     """The cached trained checkpoint and its image folders; trains (~2 min on 2 cores) if absent."""
+    if arch not in ARCHS:
+        raise ValueError(f"no digits recipe for {arch} (have: {', '.join(ARCHS)})")
     root = Path(root) if root else cache_dir()
-    ckpt = root / f"{ARCH}_digits_{IMAGE_SIZE}.pth"
+    ckpt = root / f"{arch}_digits_{IMAGE_SIZE}.pth"
     train_dir, val_dir = root / "train", root / "val"
     if not (train_dir.is_dir() and val_dir.is_dir()):
         _write_images(train_dir, val_dir)
     if not ckpt.exists():
-        _train(ckpt, train_dir, val_dir)
+        _train(ckpt, train_dir, val_dir, arch)
     info = torch.load(ckpt, map_location="cpu", weights_only=True)["effconvert"]
     return DigitsModel(ckpt, train_dir, val_dir, float(info["held_out_accuracy"]))
 
 
-def preprocessing() -> Preprocessing:
-    return Preprocessing.from_timm(ARCH, image_size=IMAGE_SIZE)
+def preprocessing(arch: str = ARCH) -> Preprocessing:
+    return Preprocessing.from_timm(arch, image_size=IMAGE_SIZE)
 
 
 def _write_images(train_dir: Path, val_dir: Path) -> None:
@@ -74,22 +80,22 @@ def _write_images(train_dir: Path, val_dir: Path) -> None:
                 img.save(tmp / str(digits.target[i]) / f"{i:04d}.png")
 
 
-def _load_folder(folder: Path) -> tuple[torch.Tensor, torch.Tensor]:
+def _load_folder(folder: Path, arch: str) -> tuple[torch.Tensor, torch.Tensor]:
     from ..validate.inputs import input_set
 
-    images = input_set(preprocessing(), samples=10_000, folder=folder)
+    images = input_set(preprocessing(arch), samples=10_000, folder=folder)
     return torch.from_numpy(images.inputs), torch.from_numpy(images.labels)
 
 
-def _train(ckpt: Path, train_dir: Path, val_dir: Path) -> None:
+def _train(ckpt: Path, train_dir: Path, val_dir: Path, arch: str) -> None:
     import timm
 
     from .checkpoint import write_state
 
     torch.manual_seed(SEED)
-    x_train, y_train = _load_folder(train_dir)
-    x_val, y_val = _load_folder(val_dir)
-    model = timm.create_model(ARCH, pretrained=False, num_classes=10)
+    x_train, y_train = _load_folder(train_dir, arch)
+    x_val, y_val = _load_folder(val_dir, arch)
+    model = timm.create_model(arch, pretrained=False, num_classes=10)
     optimizer = torch.optim.AdamW(model.parameters(), lr=2e-3, weight_decay=0.05)
     schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=2e-3, total_steps=STEPS)
     gen = torch.Generator().manual_seed(SEED)
@@ -106,8 +112,8 @@ def _train(ckpt: Path, train_dir: Path, val_dir: Path) -> None:
     model.eval()
     with torch.no_grad():
         accuracy = float((model(x_val).argmax(-1) == y_val).float().mean())
-    info = {"synthetic": False, "arch": ARCH, "seed": SEED, "layout": "timm", "image_size": IMAGE_SIZE,
+    info = {"synthetic": False, "arch": arch, "seed": SEED, "layout": "timm", "image_size": IMAGE_SIZE,
             "held_out_accuracy": round(accuracy, 4), "held_out_images": int(len(y_val)),
-            "note": f"effconvert digits model: {ARCH} trained on scikit-learn digits at {IMAGE_SIZE}x{IMAGE_SIZE}"}
+            "note": f"effconvert digits model: {arch} trained on scikit-learn digits at {IMAGE_SIZE}x{IMAGE_SIZE}"}
     ckpt.parent.mkdir(parents=True, exist_ok=True)
     write_state(ckpt, {k: v.detach().clone() for k, v in model.state_dict().items()}, info)
