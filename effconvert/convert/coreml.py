@@ -116,11 +116,17 @@ class CalibrationImages:
     inputs: np.ndarray        # N, 3, H, W float32, normalised: what a tensor input receives
 
     def feeds(self, input_kind: str) -> Iterator[dict[str, np.ndarray]]:
+        name = "image" if input_kind == "image" else "input"
         for i in range(len(self.pixels)):
-            if input_kind == "image":
-                yield {"image": self.pixels[i:i + 1].transpose(0, 3, 1, 2).astype(np.float32)}
-            else:
-                yield {"input": self.inputs[i:i + 1].astype(np.float32)}
+            yield {name: program_input(input_kind, self.pixels, self.inputs, i)}
+
+
+def program_input(input_kind: str, pixels: np.ndarray, inputs: np.ndarray, i: int) -> np.ndarray:
+    """What the program's input receives for image i: 0-255 pixels as NCHW float for an image
+    input, the normalised tensor otherwise."""
+    if input_kind == "image":
+        return pixels[i:i + 1].transpose(0, 3, 1, 2).astype(np.float32)
+    return inputs[i:i + 1].astype(np.float32)
 
 
 def _int8_weights(mlmodel):

@@ -17,6 +17,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..validate.metrics import psnr_db
+
 SIMULATION_BATCH = 8
 QUANTIZABLE = (nn.Conv2d, nn.Linear)
 
@@ -45,7 +47,7 @@ def layer_sensitivity(model: nn.Module, calibration: np.ndarray) -> list[LayerSe
         with _quantized(layer, *ranges[name]):
             out = model(images)
         result.append(LayerSensitivity(name, "conv" if isinstance(layer, nn.Conv2d) else "linear",
-                                       layer.weight.numel(), _psnr(out, reference)))
+                                       layer.weight.numel(), psnr_db(out.numpy(), reference.numpy())))
     return sorted(result, key=lambda s: s.psnr_db)
 
 
@@ -88,9 +90,3 @@ def _fake_quant_activation(x: torch.Tensor, low: float, high: float) -> torch.Te
     zero = round(-128 - low / scale)
     q = torch.clamp(torch.round(x / scale) + zero, -128, 127)
     return (q - zero) * scale
-
-
-def _psnr(out: torch.Tensor, ref: torch.Tensor) -> float:
-    mse = float(((out - ref) ** 2).mean())
-    peak = float(ref.max() - ref.min())
-    return float("inf") if mse == 0 else 10.0 * np.log10(peak * peak / mse)

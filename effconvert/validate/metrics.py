@@ -31,15 +31,21 @@ class Parity:
         return asdict(self)
 
 
+def psnr_db(out: np.ndarray, ref: np.ndarray) -> float:
+    """20 log10(range(ref) / rmse), in float64."""
+    out, ref = np.asarray(out, dtype=np.float64), np.asarray(ref, dtype=np.float64)
+    mse = float(np.mean((out - ref) ** 2))
+    return float("inf") if mse == 0 else float(20 * np.log10(float(ref.max() - ref.min()) / np.sqrt(mse)))
+
+
 def parity(out: np.ndarray, ref: np.ndarray) -> Parity:
     if out.shape != ref.shape:
         raise ValueError(f"output shape {out.shape} differs from reference {ref.shape}")
     out, ref = out.astype(np.float64), ref.astype(np.float64)
     diff = np.abs(out - ref)
     scale = np.abs(ref).max()
-    mse = float(np.mean((out - ref) ** 2))
     peak = float(ref.max() - ref.min())
-    psnr = float("inf") if mse == 0 else 20 * np.log10(peak / np.sqrt(mse))
+    psnr = psnr_db(out, ref)
     sorted_ref = np.sort(ref, axis=-1)
     margin = sorted_ref[:, -1] - sorted_ref[:, -2] if ref.shape[-1] > 1 else np.full(len(ref), np.inf)
     decided = margin >= TIE_MARGIN * peak

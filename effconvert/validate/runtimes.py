@@ -130,9 +130,9 @@ class CoreMLExecutor:
         self.input_name = next(iter(self.executor.program.inputs))
 
     def feed(self, inputs: InputSet, i: int) -> dict[str, np.ndarray]:
-        if self.layout == "image":
-            return {self.input_name: inputs.pixels[i:i + 1].transpose(0, 3, 1, 2).astype(np.float32)}
-        return {self.input_name: inputs.inputs[i:i + 1].astype(np.float32)}
+        from ..convert.coreml import program_input
+
+        return {self.input_name: program_input(self.layout, inputs.pixels, inputs.inputs, i)}
 
     def run(self, inputs: InputSet) -> np.ndarray:
         outs = [self.executor.run(self.feed(inputs, i))["logits"].numpy().reshape(1, -1)
