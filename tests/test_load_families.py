@@ -139,3 +139,28 @@ def test_fusion_is_exact_for_every_family(arch, realistic, inputs):
     left = [n for n, m in fused.model.named_modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
     # EfficientFormerV2 keeps its final BN (before pooling, not next to a conv); nothing else remains.
     assert left in ([], ["norm"]), left
+
+
+def test_efficientformer_v2_at_another_input_size_loads_with_its_image_size(tmp_path):
+    """V2's attention biases are sized by the input: a model trained at 64x64 does not fit the
+    224x224 build. The size comes from effconvert's metadata or --image-size; without either the
+    error says so instead of guessing."""
+    from effconvert.errors import BadInput
+    from effconvert.synth.checkpoint import write_state
+
+    torch.manual_seed(0)
+    model = build_model("efficientformerv2_s0", num_classes=10, image_size=64)
+    state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+    bare, tagged = tmp_path / "bare.pth", tmp_path / "tagged.pth"
+    write_state(bare, state, {})
+    write_state(tagged, state, {"synthetic": False, "image_size": 64})
+
+    with pytest.raises(BadInput) as missed:
+        load_checkpoint(bare)
+    assert "--image-size" in missed.value.hint and "attention biases" in missed.value.hint
+    x = torch.randn(2, 3, 64, 64)
+    for loaded in (load_checkpoint(bare, image_size=64), load_checkpoint(tagged)):
+        assert loaded.arch == "efficientformerv2_s0" and loaded.preprocessing.size == (64, 64)
+        with torch.no_grad():
+            assert torch.equal(loaded.model(x), model(x))
+    assert load_checkpoint(bare, arch="efficientformerv2_s0", image_size=64).arch_from == "--arch"

@@ -34,14 +34,14 @@ def load_checkpoint(path: Path, *, arch: str | None = None, image_size: int | No
     _check_finite(state)
     fused = family.is_fused(state)
     num_classes = _num_classes(family, state)
-    arch, arch_from = _choose_arch(family, state, raw.path.name, num_classes=num_classes,
-                                   fused=fused, requested=arch)
-    model = build_model(arch, num_classes=num_classes, fused=fused)
-    _load_strict(model, state, arch)
     made_here = unwrapped.extras.get("effconvert") or _safetensors_synthetic(raw) or {}
     synthetic = made_here if made_here.get("synthetic") in (True, "true") else None
     if image_size is None and made_here.get("image_size"):
         image_size = int(made_here["image_size"])        # e.g. the 64x64 digits model
+    arch, arch_from = _choose_arch(family, state, raw.path.name, num_classes=num_classes,
+                                   fused=fused, requested=arch, image_size=image_size)
+    model = build_model(arch, num_classes=num_classes, fused=fused, image_size=image_size)
+    _load_strict(model, state, arch)
     label = layout.label if layout.fused is not None or not fused else f"{layout.label}-reparam"
     return LoadedModel(
         model=model, arch=arch, family=family.name, checkpoint=raw.path, sha256=raw.sha256,
@@ -51,12 +51,13 @@ def load_checkpoint(path: Path, *, arch: str | None = None, image_size: int | No
     )
 
 
-def build_model(arch: str, *, num_classes: int = 1000, fused: bool = False) -> torch.nn.Module:
+def build_model(arch: str, *, num_classes: int = 1000, fused: bool = False,
+                image_size: int | None = None) -> torch.nn.Module:
     family = family_of_arch(arch)
     if family is None:
         raise BadInput(f"unknown architecture {arch!r}",
                        hint=f"supported: {', '.join(all_variants())}")
-    return build_timm(family, arch, num_classes=num_classes, fused=fused).eval()
+    return build_timm(family, arch, num_classes=num_classes, fused=fused, image_size=image_size).eval()
 
 
 def _detect(raw: RawCheckpoint) -> tuple[Family, Layout, Unwrapped]:
@@ -85,7 +86,8 @@ def _num_classes(family: Family, state: StateDict) -> int:
 
 
 def _choose_arch(family: Family, state: StateDict, filename: str, *, num_classes: int,
-                 fused: bool, requested: str | None) -> tuple[str, str]:
+                 fused: bool, requested: str | None, image_size: int | None) -> tuple[str, str]:
+    sized = {"image_size": image_size}
     if requested is not None:
         if requested not in family.variants:
             other = family_of_arch(requested)
@@ -93,12 +95,12 @@ def _choose_arch(family: Family, state: StateDict, filename: str, *, num_classes
             raise BadInput(f"--arch {requested} is {where}, but the checkpoint is {family.name}",
                            hint=f"{family.name} variants: {', '.join(family.variants)}")
         mismatch = rank_candidates(family, state, num_classes=num_classes, fused=fused,
-                                   candidates=[requested])[0]
+                                   candidates=[requested], **sized)[0]
         if mismatch.count:
             raise BadInput(f"checkpoint does not fit --arch {requested}: {mismatch.describe()}",
-                           hint=_best_guess_hint(family, state, num_classes, fused))
+                           hint=_best_guess_hint(family, state, num_classes, fused, image_size))
         return requested, "--arch"
-    ranked = rank_candidates(family, state, num_classes=num_classes, fused=fused)
+    ranked = rank_candidates(family, state, num_classes=num_classes, fused=fused, **sized)
     exact = [m.arch for m in ranked if m.count == 0]
     if len(exact) == 1:
         return exact[0], "keys"
@@ -113,16 +115,27 @@ def _choose_arch(family: Family, state: StateDict, filename: str, *, num_classes
     raise BadInput(
         f"no {family.name} variant matches this checkpoint (closest: {closest[0].arch}: "
         f"{closest[0].describe()})",
-        hint=f"candidates: {listing}; pass --arch to force one",
+        hint=_input_size_hint(family, closest[0]) or f"candidates: {listing}; pass --arch to force one",
     )
 
 
-def _best_guess_hint(family: Family, state: StateDict, num_classes: int, fused: bool) -> str:
-    ranked = rank_candidates(family, state, num_classes=num_classes, fused=fused)
+def _best_guess_hint(family: Family, state: StateDict, num_classes: int, fused: bool,
+                     image_size: int | None) -> str:
+    ranked = rank_candidates(family, state, num_classes=num_classes, fused=fused, image_size=image_size)
     exact = [m.arch for m in ranked if m.count == 0]
     if exact:
         return f"the keys match {', '.join(exact)}"
-    return f"closest: {', '.join(m.arch for m in ranked[:3])}"
+    return _input_size_hint(family, ranked[0]) or f"closest: {', '.join(m.arch for m in ranked[:3])}"
+
+
+def _input_size_hint(family: Family, closest) -> str | None:
+    """Only attention biases differ: the model was trained at another input size (the size cannot
+    be read back from the shapes: any size that rounds to the same token grid fits)."""
+    if family.input_sized and closest.wrong_shape and not (closest.missing or closest.unexpected) \
+            and all("attention_biases" in k for k in closest.wrong_shape):
+        return (f"{closest.arch}'s attention biases are sized by the input: pass the training "
+                "resolution with --image-size")
+    return None
 
 
 def _load_strict(model: torch.nn.Module, state: StateDict, arch: str) -> None:

@@ -185,6 +185,8 @@ EFFICIENTFORMER = register_family(Family(
     classifier="head",
 ))
 
+# V1 is not input-sized in timm: its attention biases stay at 7x7 tokens whatever `img_size` says,
+# so a V1 model only runs at 224x224.
 EFFICIENTFORMER_V2 = register_family(Family(
     name="efficientformerv2",
     variants=V2_VARIANTS,
@@ -195,4 +197,5 @@ EFFICIENTFORMER_V2 = register_family(Family(
     ),
     is_fused=never_fused,
     classifier="head",
+    input_sized=True,
 ))

@@ -43,6 +43,9 @@ class Family:
     classifier: str = "head.fc"                      # timm name of the final Linear
     # MIL op types a Core ML fp16 program must keep in fp32 for this family (fp32 islands).
     coreml_fp32_ops: tuple[str, ...] = ()
+    # timm sizes some parameters by the input (EfficientFormerV2's attention biases, via
+    # `img_size`): such a model must be built for the checkpoint's image size, not the default.
+    input_sized: bool = False
 
     def layout(self, name: str) -> Layout:
         for layout in self.layouts:
@@ -86,11 +89,15 @@ def all_variants() -> list[str]:
     return [v for f in FAMILIES.values() for v in f.variants]
 
 
-def build_timm(family: Family, arch: str, *, num_classes: int = 1000, fused: bool = False) -> "torch.nn.Module":
-    """timm's model for `arch`, in deploy form when `fused` (works on the meta device too)."""
+def build_timm(family: Family, arch: str, *, num_classes: int = 1000, fused: bool = False,
+               image_size: int | None = None) -> "torch.nn.Module":
+    """timm's model for `arch`, in deploy form when `fused` (works on the meta device too).
+    `image_size` matters only to input-sized families; None means timm's default."""
     import timm
 
     kwargs = dict(family.fused_build_kwargs) if fused else {}
+    if family.input_sized and image_size is not None:
+        kwargs["img_size"] = image_size
     model = timm.create_model(arch, pretrained=False, num_classes=num_classes, **kwargs)
     if fused and family.reparameterize_to_build:
         from ..fuse.reparameterize import reparameterize

@@ -41,9 +41,10 @@ class Mismatch:
 
 
 @functools.lru_cache(maxsize=None)
-def signature(family: Family, arch: str, num_classes: int, fused: bool) -> Signature:
+def signature(family: Family, arch: str, num_classes: int, fused: bool,
+              image_size: int | None = None) -> Signature:
     with torch.device("meta"):
-        model = build_timm(family, arch, num_classes=num_classes, fused=fused)
+        model = build_timm(family, arch, num_classes=num_classes, fused=fused, image_size=image_size)
     return {k: tuple(v.shape) for k, v in model.state_dict().items()}
 
 
@@ -56,9 +57,11 @@ def compare(arch: str, expected: Signature, state: Mapping[str, torch.Tensor]) -
 
 
 def rank_candidates(family: Family, state: Mapping[str, torch.Tensor], *, num_classes: int,
-                    fused: bool, candidates: Sequence[str] | None = None) -> list[Mismatch]:
+                    fused: bool, candidates: Sequence[str] | None = None,
+                    image_size: int | None = None) -> list[Mismatch]:
     """Every candidate with its mismatch against the checkpoint, best first."""
-    results = [compare(arch, signature(family, arch, num_classes, fused), state)
+    size = image_size if family.input_sized else None          # keeps one cache entry otherwise
+    results = [compare(arch, signature(family, arch, num_classes, fused, size), state)
                for arch in (candidates or family.variants)]
     return sorted(results, key=lambda m: m.count)
 
