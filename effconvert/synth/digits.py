@@ -1,6 +1,6 @@
 """Small models that are actually trained, so quantization can be judged by accuracy.
 
-FastViT-T8 (and EfficientViT-B0) at 64x64 on scikit-learn's handwritten digits (1,797 real 8x8 scans, upsampled to RGB
+FastViT-T8 (also EfficientViT-B0 and EfficientFormerV2-S0) at 64x64 on scikit-learn's handwritten digits (1,797 real 8x8 scans, upsampled to RGB
 PNGs in an ImageFolder layout). Train and held-out images go through the model's own eval
 preprocessing (load/preprocessing.py) — the path `--val` and `--calib` use — so the measured
 accuracy is the accuracy a user of the artifacts gets. Deterministic (seeded, single-threaded
@@ -21,10 +21,10 @@ from ..atomic import atomic_path
 from ..load.preprocessing import Preprocessing
 
 ARCH = "fastvit_t8"
-# Other families trained the same way. EfficientViT-B0's linear attention takes any input size.
-# EfficientFormer is absent: V1's attention biases are fixed to a 224x224 input (too slow to train
-# here), V2's are sized by the input, which the loader would have to be told before building.
-ARCHS = ("fastvit_t8", "efficientvit_b0")
+# Other families trained the same way. EfficientViT-B0's linear attention takes any input size;
+# EfficientFormerV2 sizes its attention biases by the input (built with img_size=64; the
+# checkpoint's image_size tells the loader). V1's biases are fixed to 224x224: too slow to train here.
+ARCHS = ("fastvit_t8", "efficientvit_b0", "efficientformerv2_s0")
 IMAGE_SIZE = 64
 PNG_SIZE = 72             # written a little larger: eval preprocessing resizes and centre-crops
 HELD_OUT = 0.2
@@ -46,18 +46,25 @@ def cache_dir() -> Path:
 
 
 def digits_model(root: Path | None = None, arch: str = ARCH) -> DigitsModel:
-    """The cached trained checkpoint and its image folders; trains (~2 min on 2 cores) if absent."""
+    """The cached trained checkpoint and its image folders; trains (1-2.5 min on 2 cores) if absent."""
     if arch not in ARCHS:
         raise ValueError(f"no digits recipe for {arch} (have: {', '.join(ARCHS)})")
     root = Path(root) if root else cache_dir()
     ckpt = root / f"{arch}_digits_{IMAGE_SIZE}.pth"
-    train_dir, val_dir = root / "train", root / "val"
-    if not (train_dir.is_dir() and val_dir.is_dir()):
-        _write_images(train_dir, val_dir)
+    train_dir, val_dir = digits_images(root)
     if not ckpt.exists():
         _train(ckpt, train_dir, val_dir, arch)
     info = torch.load(ckpt, map_location="cpu", weights_only=True)["effconvert"]
     return DigitsModel(ckpt, train_dir, val_dir, float(info["held_out_accuracy"]))
+
+
+def digits_images(root: Path | None = None) -> tuple[Path, Path]:
+    """The train and held-out image folders (ImageFolder layout), written if absent."""
+    root = Path(root) if root else cache_dir()
+    train_dir, val_dir = root / "train", root / "val"
+    if not (train_dir.is_dir() and val_dir.is_dir()):
+        _write_images(train_dir, val_dir)
+    return train_dir, val_dir
 
 
 def preprocessing(arch: str = ARCH) -> Preprocessing:
@@ -88,14 +95,13 @@ def _load_folder(folder: Path, arch: str) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def _train(ckpt: Path, train_dir: Path, val_dir: Path, arch: str) -> None:
-    import timm
-
+    from ..load import build_model
     from .checkpoint import write_state
 
     torch.manual_seed(SEED)
     x_train, y_train = _load_folder(train_dir, arch)
     x_val, y_val = _load_folder(val_dir, arch)
-    model = timm.create_model(arch, pretrained=False, num_classes=10)
+    model = build_model(arch, num_classes=10, image_size=IMAGE_SIZE)
     optimizer = torch.optim.AdamW(model.parameters(), lr=2e-3, weight_decay=0.05)
     schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=2e-3, total_steps=STEPS)
     gen = torch.Generator().manual_seed(SEED)
