@@ -58,7 +58,7 @@ def convert_cmd(
     int8_io: bool = typer.Option(False, "--int8-io", help="TFLite int8: integer input/output tensors"),
     palettize: Optional[int] = typer.Option(None, help="Core ML: also write N-bit palettized weights (4 | 6)"),
     no_fallback: bool = typer.Option(False, "--no-fallback",
-                                     help="TFLite int8: keep every layer int8 even if the gate fails"),
+                                     help="int8: keep every layer int8 even if the gate fails"),
     gate: Optional[str] = typer.Option(None, help="Override gates, e.g. psnr=40,top1=0.995"),
     labels: Optional[Path] = typer.Option(None, help="Labels file, one per line"),
     no_fuse: bool = typer.Option(False, "--no-fuse", help="Convert the unfused model"),
@@ -136,7 +136,8 @@ def _render(report: dict, report_path: Path) -> None:
             f = a["fallback"]
             notes.append(f"{a['target']} {a['quant']}: missed its gate all-int8 ({f['all_int8']['psnr_db']:.1f} dB); "
                          f"{len(f['float_layers'])} most sensitive layer(s) kept in float: "
-                         f"{', '.join(f['float_layers'])} (size x{f['size_ratio']:.2f}, latency x{f['latency_ratio']:.2f})")
+                         f"{', '.join(f['float_layers'])} (size x{f['size_ratio']:.2f}"
+                         + (f", latency x{f['latency_ratio']:.2f})" if "latency_ratio" in f else ")"))
         table.add_row(a["target"], a["quant"],
                       f"{a['size_bytes'] / 1e6:.1f} MB" if a.get("size_bytes") else "-",
                       a.get("runtime", "-"), _num(p.get("max_rel_err"), "{:.1e}"),

@@ -75,3 +75,79 @@ def test_palettized_weights_are_lookup_tables_and_keep_accuracy(converted):
     luts = [op for op in program.operations if op.type == "constexpr_lut_to_dense"]
     assert len(luts) >= 10
     assert all(len(op.inputs["lut"][0][1].flatten()) == 64 for op in luts)
+
+
+def test_a_missed_gate_keeps_the_most_sensitive_layers_in_float(converted, tmp_path):
+    """Core ML's float fallback: the sensitivity ranking's first layers lose their quantize/dequantize
+    pairs and int8 weights in the package itself, until the executor says the gate passes."""
+    from effconvert.pipeline import Request, run
+    from effconvert.validate.mil import MILExecutor
+
+    digits = digits_model()
+    all_int8 = _entry(converted, "int8")["parity"]["psnr_db"]
+    gate = f"psnr={all_int8 + 1.0:.1f}"
+    outcome = run(Request(digits.checkpoint, ("coreml",), ("int8",), tmp_path, samples=400,
+                          val_dir=digits.val_dir, calib_dir=digits.train_dir, calib_samples=32, gate=gate))
+    [entry] = outcome.report["artifacts"]
+    fallback = entry["fallback"]
+    print(f"\ncoreml fallback to gate {gate}: {fallback['attempts']} size x{fallback['size_ratio']:.3f}")
+    ranked = [row["layer"] for row in outcome.report["int8_sensitivity"]["layers"]]
+    assert fallback["float_layers"] == ranked[:len(fallback["float_layers"])]
+    assert entry["parity"]["passed"] and entry["parity"]["psnr_db"] >= all_int8 + 1.0
+    assert fallback["all_int8"]["psnr_db"] < all_int8 + 1.0
+    assert "latency_ratio" not in fallback and "device" in fallback["latency"]   # the executor is no device
+
+    program = MILExecutor(tmp_path / entry["path"]).program
+    producer = {name: op.type for op in program.operations for name, _ in op.outputs}
+    for layer in fallback["float_layers"]:
+        weight = "model_" + layer.replace(".", "_") + "_weight"
+        [conv] = [op for op in program.operations if op.type == "conv"
+                  and op.inputs["weight"][0][1].removesuffix("_to_fp16") == weight]
+        assert producer.get(conv.inputs["x"][0][1]) != "dequantize"             # float activations in
+        assert not producer.get(conv.inputs["weight"][0][1], "").startswith("constexpr_")
+    assert "quantize" in set(producer.values())                                  # the rest is still W8A8
+
+
+def test_float_layers_keep_float_weights_and_activations(tmp_path):
+    """A named layer large enough for int8 weights (fc1 of a stage-2 block): its weight stays a plain
+    const and its output is not quantized; its neighbours are W8A8. A name with no op is refused."""
+    import torch
+
+    from effconvert.convert.coreml import CalibrationImages, export_coreml
+    from effconvert.errors import ConversionFailed
+    from effconvert.fuse import fuse_model
+    from effconvert.load import load_checkpoint
+    from effconvert.validate.inputs import input_set
+    from effconvert.validate.mil import MILExecutor
+
+    digits = digits_model()
+    loaded = load_checkpoint(digits.checkpoint)
+    model = fuse_model(loaded.model, inputs=torch.from_numpy(
+        input_set(loaded.preprocessing, samples=8, folder=digits.val_dir).inputs)).model
+    calib = input_set(loaded.preprocessing, samples=8, folder=digits.train_dir)
+    images = CalibrationImages(calib.pixels, calib.inputs)
+    labels = [str(i) for i in range(10)]
+    layer = "stages.2.blocks.0.mlp.fc1"
+    out = tmp_path / "kept.mlpackage"
+    notes = export_coreml(model, loaded.preprocessing, labels, out, metadata={}, quant="int8",
+                          calibration=images, float_layers=[layer])
+    assert f"kept in float: {layer}" in notes
+
+    program = MILExecutor(out).program
+    producer = {name: op.type for op in program.operations for name, _ in op.outputs}
+    convs = {op.inputs["weight"][0][1]: op for op in program.operations if op.type == "conv"}
+    kept = [op for name, op in convs.items() if name.startswith("model_" + layer.replace(".", "_") + "_weight")]
+    neighbour = [op for name, op in convs.items() if name.startswith("model_stages_2_blocks_0_mlp_fc2_weight")]
+    assert len(kept) == 1 and len(neighbour) == 1
+    # its output is not quantized and its weight not compressed; its input is whatever its producer
+    # emits (the depthwise conv before it is still W8A8, so that tensor arrives dequantized)
+    output = kept[0].outputs[0][0]
+    assert not [op for op in program.operations if op.type == "quantize" and op.inputs["input"][0][1] == output]
+    assert not producer.get(kept[0].inputs["weight"][0][1], "const").startswith("constexpr_")
+    assert producer[neighbour[0].inputs["x"][0][1]] == "dequantize"
+    assert producer[neighbour[0].inputs["weight"][0][1]].startswith("constexpr_")
+
+    with pytest.raises(ConversionFailed, match="no Core ML op for layer"):
+        export_coreml(model, loaded.preprocessing, labels, tmp_path / "bad.mlpackage", metadata={}, quant="int8",
+                      calibration=images, float_layers=["stages.9.nothing"])
+    assert not (tmp_path / "bad.mlpackage").exists()

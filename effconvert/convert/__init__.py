@@ -70,7 +70,8 @@ def _build_coreml(model, info, sample, out, *, quant, metadata, options, clock):
         calibration = CalibrationImages(options["calibration_pixels"], options["calibration"])
     return export_coreml(model, info.preprocessing, info.labels, out, metadata=metadata, quant=quant,
                          ios=options.get("ios", 16), input_kind=options.get("input_kind", "image"),
-                         fp32_ops=options.get("fp32_ops", ()), calibration=calibration, clock=clock)
+                         fp32_ops=options.get("fp32_ops", ()), calibration=calibration,
+                         float_layers=tuple(options.get("float_layers", ())), clock=clock)
 
 
 TARGETS: dict[str, Target] = {t.name: t for t in (

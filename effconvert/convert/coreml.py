@@ -26,7 +26,7 @@ import torch
 from ..atomic import atomic_path
 from ..errors import BadInput, ConversionFailed
 from ..load.preprocessing import Preprocessing
-from .coreml_activations import quantize_activations
+from .coreml_activations import layer_ops, quantize_activations
 from .quiet import first_line, quiet
 from .stopwatch import Stopwatch
 from .wrappers import ImageClassifier
@@ -41,8 +41,10 @@ INT8_WEIGHT_THRESHOLD = 2048      # coremltools' default: smaller tensors (biase
 def export_coreml(model: torch.nn.Module, preprocessing: Preprocessing, labels: Sequence[str],
                   out: Path, *, metadata: dict[str, str], quant: str, ios: int = 16,
                   input_kind: str = "image", fp32_ops: Sequence[str] = (),
-                  calibration: CalibrationImages | None = None, clock: Stopwatch | None = None) -> list[str]:
-    """Write `out` (.mlpackage); return notes for the report (e.g. ops kept in fp32)."""
+                  calibration: CalibrationImages | None = None, float_layers: Sequence[str] = (),
+                  clock: Stopwatch | None = None) -> list[str]:
+    """Write `out` (.mlpackage); return notes for the report (e.g. ops kept in fp32).
+    `float_layers` (int8 only): module paths whose conv/linear keeps float weights and activations."""
     if ios not in IOS_TARGETS:
         raise BadInput(f"--ios {ios} is not supported", hint=f"choose from: {', '.join(map(str, IOS_TARGETS))}")
     if input_kind not in INPUT_KINDS:
@@ -83,10 +85,12 @@ def export_coreml(model: torch.nn.Module, preprocessing: Preprocessing, labels: 
                                      compute_precision=ct.precision.FLOAT32,
                                      classifier_config=ct.ClassifierConfig(list(labels),
                                                                            predicted_probabilities_output="probabilities"))
+                kept = layer_ops(mlmodel._mil_program.functions["main"], float_layers) if quant == "int8" else {}
                 if quant == "int8":
-                    mlmodel = quantize_activations(mlmodel, calibration.feeds(input_kind))
+                    mlmodel = quantize_activations(mlmodel, calibration.feeds(input_kind),
+                                                   float_ops=[op for op, _ in kept.values()])
                 if quant in ("int8", "int8-weights"):
-                    mlmodel = _int8_weights(mlmodel)
+                    mlmodel = _int8_weights(mlmodel, float_weights=[weight for _, weight in kept.values()])
                 if quant in PALETTES:
                     mlmodel = _palettize(mlmodel, PALETTES[quant])
         except BadInput:
@@ -99,6 +103,8 @@ def export_coreml(model: torch.nn.Module, preprocessing: Preprocessing, labels: 
     if quant == "int8":
         notes.append(f"W8A8: int8 activations (per-tensor symmetric, ranges measured by the MIL executor on "
                      f"{len(calibration.pixels)} calibration images; the classifier's linear stays float)")
+        if float_layers:
+            notes.append(f"kept in float: {', '.join(float_layers)}")
     if quant in ("int8", "int8-weights"):
         notes.append(f"int8 weights (per-channel symmetric, tensors of >= {INT8_WEIGHT_THRESHOLD} elements), "
                      "fp16 compute")
@@ -129,13 +135,15 @@ def program_input(input_kind: str, pixels: np.ndarray, inputs: np.ndarray, i: in
     return inputs[i:i + 1].astype(np.float32)
 
 
-def _int8_weights(mlmodel):
+def _int8_weights(mlmodel, float_weights: Sequence[str] = ()):
     """Per-output-channel symmetric int8 weights (coremltools linear_quantize_weights); the
-    program dequantizes them with constexpr ops, so compute stays as converted."""
+    program dequantizes them with constexpr ops, so compute stays as converted. The consts named
+    in `float_weights` stay as they are."""
     from coremltools.optimize.coreml import OpLinearQuantizerConfig, OptimizationConfig, linear_quantize_weights
 
     config = OptimizationConfig(global_config=OpLinearQuantizerConfig(
-        mode="linear_symmetric", dtype="int8", granularity="per_channel", weight_threshold=INT8_WEIGHT_THRESHOLD))
+        mode="linear_symmetric", dtype="int8", granularity="per_channel", weight_threshold=INT8_WEIGHT_THRESHOLD),
+        op_name_configs={name: None for name in float_weights})
     return linear_quantize_weights(mlmodel, config=config)
 
 

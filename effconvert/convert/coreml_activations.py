@@ -6,6 +6,11 @@ pairs only need those ranges, so here they come from running the float program o
 executor over the calibration inputs (validate/mil/calibration.py). Everything else is
 coremltools' own: the same passes, the same patterns, the same concat rule.
 
+Layers the caller names (`float_layers`, module paths of the fused model: the float fallback of an
+artifact that missed its gate) stay float as well, activations and weights. The PyTorch frontend
+names each weight const after its parameter (`model.<module path>.weight`, `_to_fp16` once cast),
+which is how a module path finds its conv/linear op.
+
 The op that writes a program output (the classifier's linear) stays float: the passes cannot put a
 quantize/dequantize pair behind a block output, and 8-bit logits would cost the most accuracy. So
 do the family's fp32 islands (EfficientViT's attention): their tensors cannot take the passes' fp16
@@ -14,15 +19,40 @@ scales, and they are fp32 because fp16 was measured not to be enough for them.
 
 from __future__ import annotations
 
+import re
 import tempfile
 from pathlib import Path
 from typing import Iterable, Mapping
 
 import numpy as np
 
+from .wrappers import WRAPPED_MODEL
 
-def quantize_activations(mlmodel, feeds: Iterable[Mapping[str, np.ndarray]]):
-    """Return `mlmodel` (float ML Program) with int8 activations calibrated on `feeds`."""
+
+def layer_ops(function, layers: Iterable[str]) -> dict[str, tuple[str, str]]:
+    """{module path: (conv/linear op name, weight const name)} for each of `layers` in `function`.
+    Raises if a layer has no op: a silently quantized "float" layer would be a lie in the report."""
+    by_weight = {}
+    for op in function.operations:
+        weight = op.inputs.get("weight") if op.op_type in ("conv", "linear") else None
+        if weight is not None and weight.op is not None:
+            by_weight[_sanitized(weight.name.removesuffix("_to_fp16"))] = (op.name, weight.op.name)
+    found = {name: by_weight.get(_sanitized(f"{WRAPPED_MODEL}.{name}.weight")) for name in layers}
+    missing = [name for name, ops in found.items() if ops is None]
+    if missing:
+        raise ValueError(f"no Core ML op for layer(s) {', '.join(missing)}")
+    return found
+
+
+def _sanitized(name: str) -> str:
+    """A saved program's names have every non-word character replaced by '_' (coremltools'
+    NameSanitizer), an unsaved one keeps the frontend's dots: compare both the same way."""
+    return re.sub(r"\W", "_", name)
+
+
+def quantize_activations(mlmodel, feeds: Iterable[Mapping[str, np.ndarray]], float_ops: Iterable[str] = ()):
+    """Return `mlmodel` (float ML Program) with int8 activations calibrated on `feeds`; the ops
+    named in `float_ops` (see layer_ops) keep float inputs and outputs."""
     from coremltools import _SPECIFICATION_VERSION_IOS_17
     from coremltools.converters.mil.frontend.milproto import load as milproto_load
     from coremltools.converters.mil.mil.passes.graph_pass import PassOption
@@ -33,10 +63,11 @@ def quantize_activations(mlmodel, feeds: Iterable[Mapping[str, np.ndarray]]):
     stats = _measured_stats(mlmodel, feeds)
     outputs = {o.name for o in mlmodel.get_spec().description.output}
     main = mlmodel._mil_program.functions["main"]
-    float_ops = {op.name: None for op in main.operations if _stays_float(op, outputs)}
+    kept = {op.name: None for op in main.operations if _stays_float(op, outputs)}
+    kept.update(dict.fromkeys(float_ops))
     _share_concat_ranges(main, stats)
     config = OptimizationConfig(global_config=OpLinearQuantizerConfig(mode="linear_symmetric", dtype="int8"),
-                                op_name_configs=float_ops)
+                                op_name_configs=kept)
     passes = []
     for name in ("compression::insert_prefix_quantize_dequantize_pair",
                  "compression::insert_suffix_quantize_dequantize_pair"):

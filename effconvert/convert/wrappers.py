@@ -28,6 +28,9 @@ class Normalize(nn.Module):
         return (x - self.mean) * self.inv_std
 
 
+WRAPPED_MODEL = "model"          # attribute holding the fused model: prefixes its traced parameter names
+
+
 class ImageClassifier(nn.Module):
     """Pixels (0..1, NCHW; Core ML's ImageType supplies scale 1/255) -> (probabilities, logits)."""
 
