@@ -4,7 +4,7 @@ VENV    := .venv
 BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed
 
-.PHONY: install demo test test-slow bench clean
+.PHONY: install demo test test-slow bench bench-int8 clean
 
 install: $(STAMP)
 
@@ -26,6 +26,10 @@ test-slow: install
 
 bench: install
 	$(BIN)/python bench/suite.py
+
+# FastViT-S12 int8 decisions at 256x256 on a head fitted to the digits (top-1 on a random head means nothing).
+bench-int8: install
+	$(BIN)/python bench/int8_decisions.py
 
 clean:
 	rm -rf $(VENV) effconvert-out .pytest_cache
