@@ -86,7 +86,7 @@ def _num_classes(family: Family, state: StateDict) -> int:
 
 
 def _choose_arch(family: Family, state: StateDict, filename: str, *, num_classes: int,
-                 fused: bool, requested: str | None, image_size: int | None) -> tuple[str, str]:
+                 fused: bool, requested: str | None, image_size: int | None = None) -> tuple[str, str]:
     sized = {"image_size": image_size}
     if requested is not None:
         if requested not in family.variants:
