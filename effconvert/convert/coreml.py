@@ -44,7 +44,7 @@ def export_coreml(model: torch.nn.Module, preprocessing: Preprocessing, labels: 
                   calibration: CalibrationImages | None = None, float_layers: Sequence[str] = (),
                   clock: Stopwatch | None = None) -> list[str]:
     """Write `out` (.mlpackage); return notes for the report (e.g. ops kept in fp32).
-    `float_layers` (int8 only): module paths whose conv/linear keeps float weights and activations."""
+    `float_layers` (int8 only): module paths whose conv/linear keeps float weights and an unquantized output."""
     if ios not in IOS_TARGETS:
         raise BadInput(f"--ios {ios} is not supported", hint=f"choose from: {', '.join(map(str, IOS_TARGETS))}")
     if input_kind not in INPUT_KINDS:
