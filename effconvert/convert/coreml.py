@@ -85,8 +85,9 @@ def export_coreml(model: torch.nn.Module, preprocessing: Preprocessing, labels: 
                                      compute_precision=ct.precision.FLOAT32,
                                      classifier_config=ct.ClassifierConfig(list(labels),
                                                                            predicted_probabilities_output="probabilities"))
-                kept = layer_ops(mlmodel._mil_program.functions["main"], float_layers) if quant == "int8" else {}
+                kept = {}
                 if quant == "int8":
+                    kept = layer_ops(mlmodel._mil_program.functions["main"], float_layers)
                     mlmodel = quantize_activations(mlmodel, calibration.feeds(input_kind),
                                                    float_ops=[op for op, _ in kept.values()])
                 if quant in ("int8", "int8-weights"):
