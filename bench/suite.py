@@ -128,7 +128,7 @@ def bench_model(arch: str, threads: int, runs: int, gflops: float) -> dict:
 
 def raw_tflite(model: torch.nn.Module, sample: torch.Tensor, out: Path) -> float:
     """What a user without effconvert does: litert_torch.convert on the unfused model, NCHW."""
-    from effconvert.convert.quiet import quiet, quiet_native_stderr
+    from effconvert.quiet import quiet, quiet_native_stderr
 
     start = time.perf_counter()
     with quiet(), quiet_native_stderr():

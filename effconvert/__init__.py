@@ -1,3 +1,61 @@
-"""effconvert: a trained efficient-ViT checkpoint in, a phone-ready artifact and a parity report out."""
+"""effconvert: a trained efficient-ViT checkpoint in, a phone-ready artifact and a parity report out.
 
-__version__ = "0.1.0"
+    import effconvert
+    result = effconvert.convert("fastvit_s12.pth", targets=["coreml", "tflite"], quants=["fp16"])
+    print(result.passed, [a.path for a in result.artifacts])
+
+The API lives in api.py and is imported on first use, so `import effconvert` (and the CLI's
+option checks) stay fast: torch and the converters load only when a stage needs them.
+
+`effconvert.convert`, `.load`, `.fuse` and `.validate` are the API's functions, although stage
+packages of the same names exist: Python would otherwise replace each function by its package as
+soon as the package is imported. The stages stay importable by their full names
+(`from effconvert.convert import ExportOptions`).
+"""
+
+from __future__ import annotations
+
+import sys
+import types
+from typing import TYPE_CHECKING
+
+from ._version import __version__
+from .errors import BadInput, ConversionFailed, EffconvertError, ParityFailed
+
+if TYPE_CHECKING:                                   # for type checkers and IDEs only
+    from .api import ArtifactResult, Result, convert, fuse, load, validate
+
+_SHADOWED = ("convert", "load", "fuse", "validate")   # API functions named like stage packages
+_LAZY = ("ArtifactResult", "Result")
+__all__ = ["__version__", "EffconvertError", "BadInput", "ConversionFailed", "ParityFailed", *_SHADOWED, *_LAZY]
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        from . import api
+
+        return getattr(api, name)
+    raise AttributeError(f"module 'effconvert' has no attribute {name!r}")
+
+
+def _api_function(name: str) -> property:
+    def get(module):
+        from . import api
+
+        return getattr(api, name)
+
+    def keep_function(module, value):
+        # The import system sets a newly imported stage package here; the function stays.
+        if not isinstance(value, types.ModuleType):
+            raise AttributeError(f"effconvert.{name} is the API function and cannot be replaced")
+
+    return property(get, keep_function)
+
+
+class _Package(types.ModuleType):
+    pass
+
+
+for _name in _SHADOWED:
+    setattr(_Package, _name, _api_function(_name))
+sys.modules[__name__].__class__ = _Package

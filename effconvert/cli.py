@@ -1,4 +1,4 @@
-"""Command line: parse options, call the pipeline, render with rich. No logic lives here.
+"""Command line: parse options, call the pipeline, hand rendering to report/console.py.
 
     effconvert CHECKPOINT [--target ...] [--quant ...] [options]   (the `convert` command)
     effconvert demo | inspect PATH | make-checkpoint ARCH -o FILE | bench ARTIFACT...
@@ -18,6 +18,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from .errors import BadInput, EffconvertError
+from .report.console import render_console
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Efficient vision transformer checkpoint -> phone-ready artifact + parity report.")
@@ -75,9 +76,11 @@ def convert_cmd(
     from .apps import PLATFORMS
     from .pipeline import Request, run
 
-    request = Request(checkpoint, tuple(target), tuple(quant), out_dir, arch, image_size, samples,
-                      val, gate, not no_fuse, not no_validate, labels, dynamic_batch, layout, ios,
-                      input_kind, calib, calib_samples, int8_io, palettize, not no_fallback)
+    request = Request(checkpoint, targets=tuple(target), quants=tuple(quant), out_dir=out_dir, arch=arch,
+                      image_size=image_size, samples=samples, val_dir=val, gate=gate, fuse=not no_fuse,
+                      validate=not no_validate, labels_file=labels, dynamic_batch=dynamic_batch, layout=layout,
+                      ios=ios, input_kind=input_kind, calib_dir=calib, calib_samples=calib_samples,
+                      int8_io=int8_io, palettize=palettize, fallback=not no_fallback)
     try:
         unknown = [p for p in app_platforms if p not in PLATFORMS]
         if unknown:
@@ -87,7 +90,7 @@ def convert_cmd(
         _write_apps(app_platforms, outcome)
     except Exception as exc:  # noqa: BLE001 - every error becomes one line + an exit code
         _fail(exc, debug)
-    _render(outcome.report, outcome.report_path)
+    render_console(err, outcome.report, outcome.report_path)
     if as_json:
         out.print_json(json.dumps(outcome.report, allow_nan=True))
     raise typer.Exit(code=outcome.exit_code)
@@ -110,62 +113,6 @@ def _step(status, step: str, message: str) -> None:
     status.update(f"{step}: {message}")
 
 
-def _render(report: dict, report_path: Path) -> None:
-    fusion = report["fusion"]
-    table = Table(title=f"{report['model']['arch']} — {report['model']['weights']}", title_justify="left")
-    for col in ("target", "quant", "size", "runtime", "max rel", "PSNR dB", "top-1", "verdict"):
-        table.add_column(col, justify="right" if col in ("size", "max rel", "PSNR dB", "top-1") else "left")
-    notes = []
-    for a in report["artifacts"]:
-        p = a.get("parity", {})
-        if a.get("error"):
-            verdict = "[red]conversion failed[/]"
-            notes.append(f"{a['target']} {a['quant']}: {a['error']}")
-        elif p.get("skipped"):
-            verdict = "[yellow]not validated[/] (--no-validate)"
-        elif a.get("runtime") == "unvalidated":
-            verdict = "[yellow]not validated[/]"
-            notes.append(f"{a['target']} {a['quant']}: {'; '.join(p.get('failures', []))}")
-        else:
-            verdict = "[green]passed[/]" if p.get("passed") else "[red]FAILED[/] " + "; ".join(p.get("failures", []))
-            if p.get("first_divergent_op"):
-                d = p["first_divergent_op"]
-                notes.append(f"{a['target']} {a['quant']}: first op below {d['threshold_db']:g} dB: "
-                             f"{d['op']} {d['output']} ({d['psnr_db']:.1f} dB)")
-        if a.get("fallback"):
-            f = a["fallback"]
-            notes.append(f"{a['target']} {a['quant']}: missed its gate all-int8 ({f['all_int8']['psnr_db']:.1f} dB); "
-                         f"{len(f['float_layers'])} most sensitive layer(s) kept in float: "
-                         f"{', '.join(f['float_layers'])} (size x{f['size_ratio']:.2f}"
-                         + (f", latency x{f['latency_ratio']:.2f})" if "latency_ratio" in f else ")"))
-        table.add_row(a["target"], a["quant"],
-                      f"{a['size_bytes'] / 1e6:.1f} MB" if a.get("size_bytes") else "-",
-                      a.get("runtime", "-"), _num(p.get("max_rel_err"), "{:.1e}"),
-                      _num(p.get("psnr_db"), "{:.1f}"), _num(p.get("top1_agreement"), "{:.3f}")
-                      + (f" ({p['top1_ties']} tie{'s' if p['top1_ties'] > 1 else ''})" if p.get("top1_ties") else ""),
-                      verdict)
-    err.print(table)
-    inputs = report.get("inputs", {})
-    if "reference_accuracy" in inputs:
-        per = ", ".join(f"{a['target']} {a['quant']} {a['parity']['accuracy']:.3f}" for a in report["artifacts"]
-                        if "accuracy" in a.get("parity", {}))
-        err.print(f"task accuracy on {inputs['samples']} labelled images ({inputs['classes']} classes): "
-                  f"PyTorch {inputs['reference_accuracy']:.3f}" + (f"; {per}" if per else ""))
-    if report.get("int8_sensitivity"):
-        worst = report["int8_sensitivity"]["layers"][:3]
-        err.print("int8 sensitivity (logits PSNR with only that layer int8): "
-                  + ", ".join(f"{w['layer']} {w['psnr_db']:.1f} dB" for w in worst) + " ... (report.json)")
-    for note in dict.fromkeys(notes):
-        err.print(f"[yellow]note:[/] {note}", soft_wrap=True)
-    fused = "skipped" if fusion.get("skipped") else f"max rel err {fusion['max_rel_err']:.1e} ({'passed' if fusion['passed'] else 'FAILED'})"
-    err.print(f"fusion proof: {fused}")
-    err.print(f"report: {report_path}")
-
-
-def _num(value, fmt: str) -> str:
-    return "-" if value is None else fmt.format(value)
-
-
 @app.command("demo")
 def demo_cmd(
     out_dir: Path = typer.Option(Path("effconvert-out/demo"), "--out", "-o", help="Output folder"),
@@ -185,7 +132,7 @@ def demo_cmd(
                           on_step=lambda step, msg: _step(status, step, msg))
     except Exception as exc:  # noqa: BLE001
         _fail(exc, debug)
-    _render(outcome.report, outcome.report_path)
+    render_console(err, outcome.report, outcome.report_path)
     for artifact in outcome.artifacts:
         err.print(f"artifact: {artifact.path}")
     raise typer.Exit(code=outcome.exit_code)

@@ -7,18 +7,16 @@ from collections import Counter
 from pathlib import Path
 
 from .errors import BadInput
+from .files import size_on_disk
+from .targets import TARGETS, target_of
 
 
 def inspect_path(path: Path) -> list[tuple[str, str]]:
     path = Path(path)
     if not path.exists():
         raise BadInput(f"not found: {path}")
-    if path.suffix == ".onnx":
-        return _inspect_onnx(path)
-    if path.suffix == ".tflite":
-        return _inspect_tflite(path)
-    if path.suffix == ".mlpackage":
-        return _inspect_mlpackage(path)
+    if any(path.name.lower().endswith(t.suffix) for t in TARGETS.values()):
+        return _ARTIFACTS[target_of(path).name](path)
     return _inspect_checkpoint(path)
 
 
@@ -78,7 +76,7 @@ def _metadata_rows(meta: dict[str, str]) -> list[tuple[str, str]]:
 def _inspect_tflite(path: Path) -> list[tuple[str, str]]:
     from ai_edge_litert.interpreter import Interpreter
 
-    from .convert.quiet import quiet_native_stderr
+    from .quiet import quiet_native_stderr
     from .convert.tflite_metadata import read_metadata
 
     try:
@@ -101,7 +99,7 @@ def _inspect_tflite(path: Path) -> list[tuple[str, str]]:
 
 
 def _inspect_mlpackage(path: Path) -> list[tuple[str, str]]:
-    from .convert.quiet import quiet
+    from .quiet import quiet
 
     with quiet():
         import coremltools as ct
@@ -129,7 +127,7 @@ def _inspect_mlpackage(path: Path) -> list[tuple[str, str]]:
         if op.type == "const":
             value_type = op.attributes["val"].type.tensorType
             dtypes[ct.proto.MIL_pb2.DataType.Name(value_type.dataType)] += 1
-    size = sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+    size = size_on_disk(path)
     rows = [
         ("inputs", ", ".join(feature(f) for f in spec.description.input)),
         ("outputs", ", ".join(feature(f) for f in spec.description.output)),
@@ -140,3 +138,6 @@ def _inspect_mlpackage(path: Path) -> list[tuple[str, str]]:
         ("size", f"{size / 1e6:.2f} MB"),
     ]
     return rows + _metadata_rows(dict(spec.description.metadata.userDefined))
+
+
+_ARTIFACTS = {"onnx": _inspect_onnx, "tflite": _inspect_tflite, "coreml": _inspect_mlpackage}

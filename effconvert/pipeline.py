@@ -13,22 +13,24 @@ import copy
 import shutil
 import tempfile
 import time
-from dataclasses import dataclass, field
+from dataclasses import KW_ONLY, dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
 import torch
 
-from .convert import Artifact, ModelInfo, check_request, convert
-from .convert.int8_sensitivity import SIMULATION_BATCH, layer_sensitivity
+from .atomic import write_text_atomic
+from .convert import Artifact, ExportOptions, ModelInfo, convert
 from .errors import ConversionFailed
 from .fuse import fuse_model
 from .labels import labels_for
 from .load import FAMILIES, LoadedModel, load_checkpoint
-from .atomic import write_text_atomic
+from .quantize import SIMULATION_BATCH, Calibration, QuantPlan, layer_sensitivity
+from .quantize import fallback as fallback_policy
 from .report import SCHEMA, versions, write_report
-from .report_html import render_html
+from .report.html import render_html
+from .targets import check_pairs
 from .validate import Validation, gate_for, input_set, parse_gate, task_accuracy, validate_artifact
 from .validate.gates import DEFAULT_GATES, FP32_NOISE_FACTOR
 
@@ -37,7 +39,6 @@ StepCallback = Callable[[str, str], None]          # (step, message)
 PROOF_SAMPLES = 8
 REFERENCE_BATCH = 8
 CALIBRATION_SEED = 77_001         # built-in calibration images, disjoint from the validation seed
-FALLBACK_MAX_FRACTION = 0.25      # beyond a quarter of the layers in float, int8 is the wrong mode
 
 
 @dataclass(frozen=True)
@@ -46,6 +47,7 @@ class Request:
     targets: tuple[str, ...] = ("onnx",)
     quants: tuple[str, ...] = ("fp32",)
     out_dir: Path | None = None
+    _: KW_ONLY                           # the rest by name: 21 positional fields read as noise
     arch: str | None = None
     image_size: int | None = None
     samples: int = 32
@@ -64,9 +66,25 @@ class Request:
     palettize: int | None = None         # coreml: also an artifact with N-bit palettized weights
     fallback: bool = True                # int8 missing its gate: sensitive layers back to float
 
-    def converter_options(self) -> dict[str, Any]:
-        return {"dynamic_batch": self.dynamic_batch, "layout": self.layout, "ios": self.ios,
-                "input_kind": self.input_kind, "int8_io": self.int8_io}
+    def export_options(self) -> ExportOptions:
+        return ExportOptions(layout=self.layout, ios=self.ios, input_kind=self.input_kind,
+                             dynamic_batch=self.dynamic_batch)
+
+
+@dataclass(frozen=True)
+class _Shared:
+    """What every artifact of one run shares: the model, where to write, what to compare against."""
+
+    model: torch.nn.Module
+    info: ModelInfo
+    out_dir: Path
+    sample: torch.Tensor
+    export: ExportOptions
+    request: Request
+    inputs: Any                       # validate.InputSet
+    reference: np.ndarray
+    noise_floor: float
+    on_step: StepCallback
 
 
 @dataclass
@@ -93,7 +111,7 @@ def default_out_dir(checkpoint: Path) -> Path:
 
 
 def run(request: Request, on_step: StepCallback = lambda step, msg: None) -> Outcome:
-    pairs = check_request(list(request.targets), list(request.quants), request.palettize)
+    pairs = check_pairs(list(request.targets), list(request.quants), request.palettize)
     if request.gate:
         parse_gate(request.gate)                                   # refuse a bad --gate up front
     started = time.perf_counter()
@@ -118,31 +136,31 @@ def run(request: Request, on_step: StepCallback = lambda step, msg: None) -> Out
             f"{fused.proof.modules_fused} modules fused, max rel err {fused.proof.max_rel_err:.1e}")
 
     out_dir = Path(request.out_dir) if request.out_dir else default_out_dir(loaded.checkpoint)
-    options = {**request.converter_options(), "fp32_ops": FAMILIES[loaded.family].coreml_fp32_ops}
     calibration = None
     if any(quant == "int8" for _, quant in pairs):
         # Never the validation images: a different built-in seed, or the user's --calib folder.
-        calibration = input_set(loaded.preprocessing, samples=request.calib_samples, folder=request.calib_dir,
-                                seed=CALIBRATION_SEED)
-        options["calibration"] = calibration.inputs
-        options["calibration_pixels"] = calibration.pixels
-        on_step("calibrate", f"{len(calibration.inputs)} calibration images: {calibration.source}"
+        images = input_set(loaded.preprocessing, samples=request.calib_samples, folder=request.calib_dir,
+                           seed=CALIBRATION_SEED)
+        calibration = Calibration(images.inputs, images.pixels, images.source, builtin=request.calib_dir is None)
+        on_step("calibrate", f"{len(calibration)} calibration images: {calibration.source}"
                 + ("" if request.calib_dir else " (no --calib given: built-in set)"))
     info = _model_info(loaded, labels, labels_source)
-    sample = torch.from_numpy(inputs.inputs[:1])
+    shared = _Shared(fused.model, info, out_dir, torch.from_numpy(inputs.inputs[:1]), request.export_options(),
+                     request, inputs, reference, noise_floor, on_step)
     entries, artifacts, outputs = [], [], {}
     sensitivity = None
     if calibration is not None:
         sensitivity = layer_sensitivity(fused.model, calibration.inputs)
         on_step("sensitivity", "most int8-sensitive layers: " + ", ".join(
             f"{s.name} {s.psnr_db:.1f} dB" for s in sensitivity[:3]))
+    fp32_ops = tuple(FAMILIES[loaded.family].coreml_fp32_ops)
     for target, quant in pairs:
-        build = (fused.model, info, target, quant, out_dir, sample, options, request, inputs, reference,
-                 noise_floor, on_step)
-        entry, artifact, logits = _build_one(*build)
+        plan = QuantPlan(quant, calibration=calibration if quant == "int8" else None,
+                         fp32_ops=fp32_ops if target == "coreml" else (), int8_io=request.int8_io)
+        entry, artifact, logits = _build_one(shared, target, plan)
         missed = not entry.get("parity", {}).get("passed", True)
         if request.fallback and missed and quant == "int8":
-            entry, artifact, logits = _float_fallback(build, entry, artifact, logits, sensitivity)
+            entry, artifact, logits = _float_fallback(shared, target, plan, entry, artifact, logits, sensitivity)
         entries.append(entry)
         if artifact is not None:
             artifacts.append(artifact)
@@ -155,8 +173,8 @@ def run(request: Request, on_step: StepCallback = lambda step, msg: None) -> Out
                   and not any(e.get("error") for e in entries),
         "model": loaded.report_dict(),
         "fusion": {**fused.proof.report_dict(), "steps": fused.steps},
-        **({"calibration": {"source": calibration.source, "samples": int(len(calibration.inputs)),
-                            "builtin": request.calib_dir is None}} if calibration is not None else {}),
+        **({"calibration": {"source": calibration.source, "samples": len(calibration),
+                            "builtin": calibration.builtin}} if calibration is not None else {}),
         **({"int8_sensitivity": {"method": "one layer at a time in simulated W8A8, PSNR of the logits vs float "
                                            f"on {min(len(calibration.inputs), SIMULATION_BATCH)} calibration images",
                                  "layers": [s.report_dict() for s in sensitivity]}} if sensitivity else {}),
@@ -176,32 +194,32 @@ def run(request: Request, on_step: StepCallback = lambda step, msg: None) -> Out
     return Outcome(report, report_path, out_dir, artifacts)
 
 
-def _build_one(model, info, target, quant, out_dir, sample, options, request, inputs, reference, noise_floor,
-               on_step):
-    entry: dict[str, Any] = {"target": target, "quant": quant}
+def _build_one(shared: _Shared, target: str, plan: QuantPlan) -> tuple[dict, Artifact | None, np.ndarray | None]:
+    """Convert one (target, plan), validate it on its runtime; (report entry, artifact, its logits)."""
+    entry: dict[str, Any] = {"target": target, "quant": plan.quant}
     try:
-        artifact = convert(model, info, target=target, quant=quant, out_dir=out_dir, sample=sample,
-                           options=options)
+        artifact = convert(shared.model, shared.info, target=target, plan=plan, out_dir=shared.out_dir,
+                           sample=shared.sample, options=shared.export)
     except ConversionFailed as exc:
         entry.update(error=exc.message, path=None)
-        on_step("convert", f"{target} {quant}: FAILED {exc.message}")
+        shared.on_step("convert", f"{target} {plan.quant}: FAILED {exc.message}")
         return entry, None, None
     entry.update(path=artifact.path.name, size_bytes=artifact.size_bytes, sha256=artifact.sha256,
                  input_layout=artifact.input_layout,
                  timings_s={"convert": round(artifact.convert_s, 3),
                             "toolchain": round(artifact.toolchain_s, 3)}, notes=artifact.notes)
-    on_step("convert", f"{artifact.path.name} ({artifact.size_bytes / 1e6:.1f} MB)")
-    gate = gate_for(quant, request.gate, fp32_noise_floor=noise_floor)
-    if not request.validate:
+    shared.on_step("convert", f"{artifact.path.name} ({artifact.size_bytes / 1e6:.1f} MB)")
+    gate = gate_for(plan.quant, shared.request.gate, fp32_noise_floor=shared.noise_floor)
+    if not shared.request.validate:
         entry.update(runtime="unvalidated",
                      parity={"passed": True, "skipped": True, "thresholds": gate.as_dict()})
         return entry, artifact, None
-    validation: Validation = validate_artifact(artifact, inputs, reference, gate=gate)
+    validation: Validation = validate_artifact(artifact, shared.inputs, shared.reference, gate=gate)
     entry.update(runtime=validation.runtime, parity=validation.report_dict())
     entry["timings_s"]["validate"] = round(validation.validate_s, 3)
     verdict = "passed" if validation.passed else "FAILED " + "; ".join(validation.failures)
     where = f"on {validation.runtime}" if validation.parity is not None else "not validated"
-    on_step("validate", f"{artifact.path.name} {where}: {verdict}")
+    shared.on_step("validate", f"{artifact.path.name} {where}: {verdict}")
     return entry, artifact, validation.outputs
 
 
@@ -211,38 +229,33 @@ LATENCY_TARGETS = ("tflite",)
 LATENCY_ELSEWHERE = "not measured: Core ML latency belongs to the device (Xcode's performance report)"
 
 
-def _float_fallback(build, entry, artifact, logits, sensitivity):
-    """The int8 artifact missed its gate: keep the most sensitive layers in float (1, 2, 4, ... up to
-    a quarter of them) until it passes. Reports each attempt and what the float layers cost."""
-    *head, options, request, inputs, reference, noise_floor, on_step = build
+def _float_fallback(shared: _Shared, target: str, plan: QuantPlan, entry, artifact, logits, sensitivity):
+    """The int8 artifact missed its gate: keep the most sensitive layers in float, in the policy's
+    order (quantize/fallback.py), until it passes. Reports each attempt and what the float layers cost."""
     if artifact is None or not sensitivity:
         return entry, artifact, logits
     first = {"size_bytes": entry["size_bytes"], "psnr_db": entry["parity"]["psnr_db"]}
     with tempfile.TemporaryDirectory(prefix="effconvert-all-int8-") as keep:
         all_int8 = Path(keep) / artifact.path.name           # kept to time against the final artifact
-        if entry["target"] in LATENCY_TARGETS:
+        if target in LATENCY_TARGETS:
             shutil.copyfile(artifact.path, all_int8)
-        attempts, count = [], 1
-        limit = max(1, int(len(sensitivity) * FALLBACK_MAX_FRACTION))
-        while count <= limit:
-            on_step("fallback", f"{entry['path']}: missed its gate; keeping {count} layer(s) in float")
-            names = [s.name for s in sensitivity[:count]]
-            attempt = (*head, {**options, "float_layers": names}, request, inputs, reference, noise_floor, on_step)
-            new_entry, new_artifact, new_logits = _build_one(*attempt)
+        attempts = []
+        for layers in fallback_policy.attempts(sensitivity):
+            shared.on_step("fallback", f"{entry['path']}: missed its gate; keeping {len(layers)} layer(s) in float")
+            new_entry, new_artifact, new_logits = _build_one(shared, target, plan.keeping_float(layers))
             if new_artifact is None:
                 break
             entry, artifact, logits = new_entry, new_artifact, new_logits
-            attempts.append({"float_layers": count, "psnr_db": entry["parity"]["psnr_db"],
+            attempts.append({"float_layers": len(layers), "psnr_db": entry["parity"]["psnr_db"],
                              "passed": entry["parity"]["passed"]})
             if entry["parity"]["passed"]:
                 break
-            count *= 2
         if attempts:
             entry["fallback"] = {
                 "float_layers": [s.name for s in sensitivity[:attempts[-1]["float_layers"]]],
                 "attempts": attempts, "all_int8": dict(first),
                 "size_ratio": entry["size_bytes"] / first["size_bytes"]}
-            if entry["target"] in LATENCY_TARGETS:
+            if target in LATENCY_TARGETS:
                 before, after = _latencies_ms(all_int8, artifact.path)
                 entry["fallback"].update(latency_ms=after, latency_ratio=after / before)
                 entry["fallback"]["all_int8"]["latency_ms"] = before

@@ -71,6 +71,16 @@ def checkpoints(tmp_path_factory, realistic):
     return get
 
 
+@pytest.fixture(scope="session")
+def t8_all(tmp_path_factory, checkpoints):
+    """One run of the main command on the smallest FastViT (T8, Apple layout): every target, fp32
+    and fp16, validated on 8 inputs. Every test that reads a T8 artifact reads these."""
+    from effconvert.pipeline import Request, run
+
+    out = tmp_path_factory.mktemp("t8-all")
+    return run(Request(checkpoints("fastvit_t8"), ("all",), ("fp32", "fp16"), out, samples=8))
+
+
 @pytest.fixture()
 def cli():
     """cli(*args) -> click Result, with the same default-command rule as the console script."""

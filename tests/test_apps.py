@@ -13,17 +13,13 @@ from pathlib import Path
 import pytest
 
 from effconvert.apps import PLATFORMS, TEMPLATES, embed_app
-from effconvert.pipeline import Request, run
 
 tree_sitter = pytest.importorskip("tree_sitter")
 
 
 @pytest.fixture(scope="module")
-def converted(tmp_path_factory, checkpoints):
-    out = tmp_path_factory.mktemp("apps")
-    outcome = run(Request(checkpoints("fastvit_t8"), ("coreml", "tflite"), ("fp16",), out, samples=1,
-                          validate=False))
-    return outcome
+def converted(t8_all):
+    return t8_all          # the session's T8 run: its Core ML and TFLite fp16 artifacts go into the apps
 
 
 @pytest.fixture(scope="module")
@@ -34,8 +30,8 @@ def projects(converted, tmp_path_factory):
     return {"ios": ios, "android": android, "report": converted.report}
 
 
-def _artifact_entry(report, target):
-    return next(a for a in report["artifacts"] if a["target"] == target)
+def _artifact_entry(report, target, quant="fp16"):
+    return next(a for a in report["artifacts"] if (a["target"], a["quant"]) == (target, quant))
 
 
 def test_ios_project_holds_model_and_manifest_matching_the_spec(projects):

@@ -17,10 +17,12 @@ def _report(out_dir):
     return json.loads((out_dir / "report.json").read_text())
 
 
-def test_make_checkpoint_then_convert_to_onnx(tmp_path, cli):
-    """The foundation issue's acceptance, through the CLI."""
-    ckpt = tmp_path / "fastvit_s12.pth"
-    result = cli("make-checkpoint", "fastvit_s12", "--layout", "apple", "-o", ckpt)
+@pytest.mark.parametrize("arch, params", [("fastvit_t8", 3_000_000),
+                                          pytest.param("fastvit_s12", 8_000_000, marks=pytest.mark.slow)])
+def test_make_checkpoint_then_convert_to_onnx(tmp_path, cli, arch, params):
+    """The foundation issue's acceptance, through the CLI (S12, the issue's model, in test-slow)."""
+    ckpt = tmp_path / f"{arch}.pth"
+    result = cli("make-checkpoint", arch, "--layout", "apple", "-o", ckpt)
     assert result.exit_code == 0, result.output
     out = tmp_path / "out"
     result = cli(ckpt, "--target", "onnx", "--quant", "fp32", "--out", out)
@@ -28,8 +30,8 @@ def test_make_checkpoint_then_convert_to_onnx(tmp_path, cli):
     report = _report(out)
     assert report["schema"] == "effconvert.report/1" and report["passed"] is True
     model = report["model"]
-    assert model["arch"] == "fastvit_s12" and model["source_layout"] == "apple-ml-fastvit"
-    assert model["input_size"] == [3, 256, 256] and model["params"] > 8_000_000
+    assert model["arch"] == arch and model["source_layout"] == "apple-ml-fastvit"
+    assert model["input_size"] == [3, 256, 256] and model["params"] > params
     assert "not a trained model" in model["weights"]
     assert report["fusion"]["passed"] and report["fusion"]["max_rel_err"] <= FUSION_TOLERANCE
     assert report["fusion"]["exact_rel_err"] <= 1e-9   # FastViT: ~1e-15
@@ -40,7 +42,7 @@ def test_make_checkpoint_then_convert_to_onnx(tmp_path, cli):
     assert parity["max_rel_err"] <= 1e-5 and parity["top1_agreement"] == 1.0
     assert (out / artifact["path"]).stat().st_size == artifact["size_bytes"]
     meta = {p.key: p.value for p in onnx.load(str(out / artifact["path"])).metadata_props}
-    assert meta["effconvert.arch"] == "fastvit_s12"
+    assert meta["effconvert.arch"] == arch
     assert meta["effconvert.checkpoint_sha256"] == model["sha256"]
     assert json.loads(meta["effconvert.std"]) == [0.229, 0.224, 0.225]
     assert len(json.loads(meta["effconvert.labels"])) == 1000
@@ -141,13 +143,11 @@ def test_missing_checkpoint_exits_2(tmp_path, cli):
     assert result.exit_code == 2 and "not found" in result.output
 
 
-def test_inspect_checkpoint_and_artifact(tmp_path, cli, checkpoints):
-    result = cli("inspect", checkpoints("fastvit_sa12", "apple-fused"))
+def test_inspect_checkpoint_and_artifact(cli, checkpoints, t8_all):
+    result = cli("inspect", checkpoints("fastvit_t8", "apple-fused"))
     assert result.exit_code == 0, result.output
-    assert "fastvit_sa12" in result.output and "apple-ml-fastvit-reparam" in result.output
-    out = tmp_path / "out"
-    assert cli(checkpoints("fastvit_t8"), "--target", "onnx", "--out", out, "--samples", "8").exit_code == 0
-    result = cli("inspect", out / "fastvit_t8_fp32.onnx")
+    assert "fastvit_t8" in result.output and "apple-ml-fastvit-reparam" in result.output
+    result = cli("inspect", t8_all.out_dir / "fastvit_t8_fp32.onnx")
     assert result.exit_code == 0, result.output
     assert "input [1, 3, 256, 256]" in result.output and "Conv" in result.output
 
@@ -182,7 +182,9 @@ def test_make_checkpoint_rejects_unknown_arch_and_layout(tmp_path, cli):
     assert not (tmp_path / "x.pth").exists()
 
 
+@pytest.mark.slow
 def test_demo(tmp_path, cli):
+    """`make demo` itself (FastViT-S12, every target, fp32 and fp16): 46 s quiet, so test-slow."""
     result = cli("demo", "--out", tmp_path / "demo")
     assert result.exit_code == 0, result.output
     report = _report(tmp_path / "demo")
@@ -196,7 +198,7 @@ def test_labelled_val_folder_reports_task_accuracy(tmp_path, checkpoints, cli):
     """--val with one sub-folder per class: accuracy of PyTorch and of the artifact, per artifact."""
     from PIL import Image
 
-    from effconvert.synth import natural_images
+    from effconvert.validate.natural_images import natural_images
 
     val = tmp_path / "val"
     for i, img in enumerate(natural_images(6, (300, 300), seed=3)):

@@ -47,6 +47,7 @@ def test_mit_linear_attention_needs_its_fp32_islands_in_core_ml_fp16(tmp_path, c
     from effconvert.labels import labels_for
     from effconvert.load import load_checkpoint
     from effconvert.pipeline import _model_info
+    from effconvert.quantize import QuantPlan
     from effconvert.validate import gate_for, input_set, validate_artifact
 
     loaded = load_checkpoint(checkpoints("efficientvit_b0", "mit"))
@@ -58,8 +59,8 @@ def test_mit_linear_attention_needs_its_fp32_islands_in_core_ml_fp16(tmp_path, c
     info = _model_info(loaded, labels, source)
     results = {}
     for name, ops in (("none", ()), ("family", FAMILIES["efficientvit-b"].coreml_fp32_ops)):
-        artifact = convert(fused, info, target="coreml", quant="fp16", out_dir=tmp_path / name,
-                           sample=torch.from_numpy(inputs.inputs[:1]), options={"fp32_ops": ops})
+        artifact = convert(fused, info, target="coreml", out_dir=tmp_path / name,
+                           sample=torch.from_numpy(inputs.inputs[:1]), plan=QuantPlan("fp16", fp32_ops=ops))
         results[name] = validate_artifact(artifact, inputs, reference, gate=gate_for("fp16"))
     bare, islands = results["none"], results["family"]
     print(f"\nb0 coreml fp16: no islands {bare.parity.psnr_db:.1f} dB, first divergent "

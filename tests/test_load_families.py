@@ -90,7 +90,7 @@ def test_every_layout_is_recognised_as_its_own_family_only(arch):
         assert others == [], f"{arch} {layout.name} also matches {others}"
 
 
-@pytest.mark.parametrize("arch", ONE_PER_FAMILY + ["mobileone_s4"])
+@pytest.mark.parametrize("arch", ONE_PER_FAMILY + [pytest.param("mobileone_s4", marks=pytest.mark.slow)])
 def test_authors_checkpoint_loads_without_arch_and_computes_the_same(arch, tmp_path, realistic, inputs):
     family = family_of_arch(arch)
     layout = AUTHORS[family.name]

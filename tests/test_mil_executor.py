@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from effconvert.validate.mil import OPS, MILExecutor, UnsupportedProgram, load_program
+from effconvert.runtime.mil import OPS, MILExecutor, UnsupportedProgram, load_program
 
 ct = pytest.importorskip("coremltools")
 from coremltools.converters.mil import Builder as mb  # noqa: E402
@@ -304,7 +304,7 @@ def test_activation_quantize_dequantize_round_trip(tmp_path):
 
 def test_activation_ranges_for_calibration_on_linux(tmp_path, checkpoints):
     from effconvert.pipeline import Request, run
-    from effconvert.validate.mil import activation_ranges
+    from effconvert.quantize.coreml_ranges import activation_ranges
 
     run(Request(checkpoints("fastvit_t8"), ("coreml",), ("fp32",), tmp_path, samples=1, validate=False))
     executor = MILExecutor(tmp_path / "fastvit_t8_fp32.mlpackage")

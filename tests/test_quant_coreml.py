@@ -25,7 +25,7 @@ def _entry(outcome, quant):
 
 
 def test_int8_weights_shrinks_the_package_and_keeps_accuracy(converted):
-    from effconvert.validate.mil import MILExecutor
+    from effconvert.runtime.mil import MILExecutor
 
     fp32, fp16, int8 = (_entry(converted, q) for q in ("fp32", "fp16", "int8-weights"))
     for entry in (fp32, fp16, int8):
@@ -44,7 +44,7 @@ def test_int8_weights_shrinks_the_package_and_keeps_accuracy(converted):
 
 def test_int8_w8a8_is_calibrated_on_linux_and_keeps_accuracy(converted):
     """W8A8 with activation ranges from the MIL executor; judged on the saved package's own program."""
-    from effconvert.validate.mil import MILExecutor
+    from effconvert.runtime.mil import MILExecutor
 
     fp32, int8 = (_entry(converted, q) for q in ("fp32", "int8"))
     p = int8["parity"]
@@ -63,7 +63,7 @@ def test_int8_w8a8_is_calibrated_on_linux_and_keeps_accuracy(converted):
 
 def test_palettized_weights_are_lookup_tables_and_keep_accuracy(converted):
     """--palettize 6: 64-entry k-means palettes per weight tensor, run from the package by the executor."""
-    from effconvert.validate.mil import MILExecutor
+    from effconvert.runtime.mil import MILExecutor
 
     fp32, pal6 = (_entry(converted, q) for q in ("fp32", "pal6"))
     p = pal6["parity"]
@@ -81,7 +81,7 @@ def test_a_missed_gate_keeps_the_most_sensitive_layers_in_float(converted, tmp_p
     """Core ML's float fallback: the sensitivity ranking's first layers lose their quantize/dequantize
     pairs and int8 weights in the package itself, until the executor says the gate passes."""
     from effconvert.pipeline import Request, run
-    from effconvert.validate.mil import MILExecutor
+    from effconvert.runtime.mil import MILExecutor
 
     digits = digits_model()
     all_int8 = _entry(converted, "int8")["parity"]["psnr_db"]
@@ -113,24 +113,25 @@ def test_float_layers_keep_float_weights_and_activations(tmp_path):
     const and its output is not quantized; its neighbours are W8A8. A name with no op is refused."""
     import torch
 
-    from effconvert.convert.coreml import CalibrationImages, export_coreml
+    from effconvert.convert.coreml import export_coreml
+    from effconvert.quantize import Calibration, QuantPlan
     from effconvert.errors import ConversionFailed
     from effconvert.fuse import fuse_model
     from effconvert.load import load_checkpoint
     from effconvert.validate.inputs import input_set
-    from effconvert.validate.mil import MILExecutor
+    from effconvert.runtime.mil import MILExecutor
 
     digits = digits_model()
     loaded = load_checkpoint(digits.checkpoint)
     model = fuse_model(loaded.model, inputs=torch.from_numpy(
         input_set(loaded.preprocessing, samples=8, folder=digits.val_dir).inputs)).model
     calib = input_set(loaded.preprocessing, samples=8, folder=digits.train_dir)
-    images = CalibrationImages(calib.pixels, calib.inputs)
+    images = Calibration(calib.inputs, calib.pixels, str(digits.train_dir), builtin=False)
     labels = [str(i) for i in range(10)]
     layer = "stages.2.blocks.0.mlp.fc1"
     out = tmp_path / "kept.mlpackage"
-    notes = export_coreml(model, loaded.preprocessing, labels, out, metadata={}, quant="int8",
-                          calibration=images, float_layers=[layer])
+    notes = export_coreml(model, loaded.preprocessing, labels, out, metadata={},
+                          plan=QuantPlan("int8", calibration=images, float_layers=(layer,)))
     assert f"kept in float: {layer}" in notes
 
     program = MILExecutor(out).program
@@ -148,6 +149,6 @@ def test_float_layers_keep_float_weights_and_activations(tmp_path):
     assert producer[neighbour[0].inputs["weight"][0][1]].startswith("constexpr_")
 
     with pytest.raises(ConversionFailed, match="no Core ML op for layer"):
-        export_coreml(model, loaded.preprocessing, labels, tmp_path / "bad.mlpackage", metadata={}, quant="int8",
-                      calibration=images, float_layers=["stages.9.nothing"])
+        export_coreml(model, loaded.preprocessing, labels, tmp_path / "bad.mlpackage", metadata={},
+                      plan=QuantPlan("int8", calibration=images, float_layers=("stages.9.nothing",)))
     assert not (tmp_path / "bad.mlpackage").exists()

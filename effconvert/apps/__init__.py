@@ -18,6 +18,7 @@ from typing import Any, Callable
 
 from ..atomic import atomic_path
 from ..errors import BadInput
+from ..targets import TARGETS
 from .manifest import coreml_manifest, tflite_manifest
 
 TEMPLATES = Path(__file__).resolve().parents[2] / "apps"
@@ -26,17 +27,21 @@ TEMPLATES = Path(__file__).resolve().parents[2] / "apps"
 @dataclass(frozen=True)
 class Platform:
     name: str
-    suffix: str
+    target: str                  # a row of the target table (targets.py)
     template: str
     model_path: str
     manifest_path: str
     manifest: Callable[[Path], dict[str, Any]]
 
+    @property
+    def suffix(self) -> str:
+        return TARGETS[self.target].suffix
+
 
 PLATFORMS: dict[str, Platform] = {p.name: p for p in (
-    Platform("ios", ".mlpackage", "ios", "EffconvertClassifier/Model.mlpackage",
+    Platform("ios", "coreml", "ios", "EffconvertClassifier/Model.mlpackage",
              "EffconvertClassifier/manifest.json", coreml_manifest),
-    Platform("android", ".tflite", "android", "app/src/main/assets/model.tflite",
+    Platform("android", "tflite", "android", "app/src/main/assets/model.tflite",
              "app/src/main/assets/manifest.json", tflite_manifest),
 )}
 

@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from ..convert.artifact import artifact_sha256
+from ..files import artifact_sha256
 from ..errors import BadInput
 
 
@@ -37,7 +37,7 @@ def _common(meta: dict[str, str], path: Path) -> dict[str, Any]:
 
 
 def coreml_manifest(path: Path) -> dict[str, Any]:
-    from ..convert.quiet import quiet
+    from ..quiet import quiet
 
     with quiet():
         import coremltools as ct
@@ -66,7 +66,7 @@ def coreml_manifest(path: Path) -> dict[str, Any]:
 def tflite_manifest(path: Path) -> dict[str, Any]:
     from ai_edge_litert.interpreter import Interpreter
 
-    from ..convert.quiet import quiet_native_stderr
+    from ..quiet import quiet_native_stderr
     from ..convert.tflite_metadata import read_metadata
 
     meta = read_metadata(path)

@@ -1,10 +1,9 @@
 """Core ML: an ML Program `.mlpackage` with an image input, a classifier output and provenance.
 
     fused model -> ImageClassifier wrapper (normalise in-graph, softmax + logits)
-    -> torch.jit.trace -> MIL (fp32, or fp16 with fp16-fragile ops kept fp32)
-    -> classifier attached in a second pass -> (int8: activations quantized with ranges the MIL
-    executor measured on the calibration images) -> (int8, int8-weights: per-channel int8 weights)
-    -> metadata -> .mlpackage (atomic)
+    -> torch.jit.trace -> MIL (fp32, or fp16 with the family's fp16-fragile ops kept fp32)
+    -> classifier attached in a second pass -> the plan's quantizer (quantize/coreml.py: int8
+    activations and weights, palettized weights) -> metadata -> .mlpackage (atomic)
 
 int8 (W8A8) needs iOS 17's quantize/dequantize ops: a lower `--ios` is raised for that artifact,
 and the report says so.
@@ -16,46 +15,42 @@ always is for fp16: converting to MIL first and attaching the classifier to the 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator, Sequence
+from typing import Sequence
 
-import numpy as np
 import torch
 
 from ..atomic import atomic_path
 from ..errors import BadInput, ConversionFailed
 from ..load.preprocessing import Preprocessing
-from .coreml_activations import layer_ops, quantize_activations
-from .quiet import first_line, quiet
-from .stopwatch import Stopwatch
-from .wrappers import ImageClassifier
+from ..quantize import QuantPlan
+from ..quantize import coreml as quantizer
+from ..quiet import first_line, quiet
+from ..stopwatch import Stopwatch
+from .wrappers import WRAPPED_MODEL, ImageClassifier
 
 IOS_TARGETS = (16, 17, 18)
 W8A8_MIN_IOS = 17
-PALETTES = {"pal6": 6, "pal4": 4}           # `--palettize N`: weights as 2^N-entry lookup tables
 INPUT_KINDS = ("image", "tensor")
-INT8_WEIGHT_THRESHOLD = 2048      # coremltools' default: smaller tensors (biases, norms) stay fp16
 
 
 def export_coreml(model: torch.nn.Module, preprocessing: Preprocessing, labels: Sequence[str],
-                  out: Path, *, metadata: dict[str, str], quant: str, ios: int = 16,
-                  input_kind: str = "image", fp32_ops: Sequence[str] = (),
-                  calibration: CalibrationImages | None = None, float_layers: Sequence[str] = (),
-                  clock: Stopwatch | None = None) -> list[str]:
-    """Write `out` (.mlpackage); return notes for the report (e.g. ops kept in fp32).
-    `float_layers` (int8 only): module paths whose conv/linear keeps float weights and an unquantized output."""
+                  out: Path, *, metadata: dict[str, str], plan: QuantPlan, ios: int = 16,
+                  input_kind: str = "image", clock: Stopwatch | None = None) -> list[str]:
+    """Write `out` (.mlpackage); return notes for the report (e.g. ops kept in fp32)."""
     if ios not in IOS_TARGETS:
         raise BadInput(f"--ios {ios} is not supported", hint=f"choose from: {', '.join(map(str, IOS_TARGETS))}")
     if input_kind not in INPUT_KINDS:
         raise BadInput(f"--input {input_kind} is not supported", hint="choose from: image, tensor")
-    if quant == "int8" and (calibration is None or len(calibration.pixels) == 0):
+    quant = plan.quant
+    if quant == "int8" and (plan.calibration is None or len(plan.calibration) == 0):
         raise ConversionFailed("Core ML int8 needs calibration images")
     notes = []
     if quant == "int8" and ios < W8A8_MIN_IOS:
         notes.append(f"minimum deployment target raised from iOS {ios} to iOS {W8A8_MIN_IOS}: "
                      "int8 activations need its quantize/dequantize ops")
         ios = W8A8_MIN_IOS
+    fp32_ops = plan.fp32_ops
     compressed = quant != "fp32"                      # fp16 compute around int8 or palettized weights
     clock = clock or Stopwatch()
     with quiet():
@@ -85,15 +80,7 @@ def export_coreml(model: torch.nn.Module, preprocessing: Preprocessing, labels: 
                                      compute_precision=ct.precision.FLOAT32,
                                      classifier_config=ct.ClassifierConfig(list(labels),
                                                                            predicted_probabilities_output="probabilities"))
-                kept = {}
-                if quant == "int8":
-                    kept = layer_ops(mlmodel._mil_program.functions["main"], float_layers)
-                    mlmodel = quantize_activations(mlmodel, calibration.feeds(input_kind),
-                                                   float_ops=[op for op, _ in kept.values()])
-                if quant in ("int8", "int8-weights"):
-                    mlmodel = _int8_weights(mlmodel, float_weights=[weight for _, weight in kept.values()])
-                if quant in PALETTES:
-                    mlmodel = _palettize(mlmodel, PALETTES[quant])
+                mlmodel = quantizer.compress(mlmodel, plan, input_kind=input_kind, module_prefix=WRAPPED_MODEL)
         except BadInput:
             raise
         except Exception as exc:  # coremltools raises many types; the message names the op
@@ -101,61 +88,10 @@ def export_coreml(model: torch.nn.Module, preprocessing: Preprocessing, labels: 
         _describe(mlmodel, metadata, preprocessing, input_kind)
         with atomic_path(out) as tmp, clock.running():
             mlmodel.save(str(tmp))
-    if quant == "int8":
-        notes.append(f"W8A8: int8 activations (per-tensor symmetric, ranges measured by the MIL executor on "
-                     f"{len(calibration.pixels)} calibration images; the classifier's linear stays float)")
-        if float_layers:
-            notes.append(f"kept in float: {', '.join(float_layers)}")
-    if quant in ("int8", "int8-weights"):
-        notes.append(f"int8 weights (per-channel symmetric, tensors of >= {INT8_WEIGHT_THRESHOLD} elements), "
-                     "fp16 compute")
-    if quant in PALETTES:
-        notes.append(f"{PALETTES[quant]}-bit palettized weights (k-means lookup table per tensor, tensors of >= "
-                     f"{INT8_WEIGHT_THRESHOLD} elements), fp16 compute")
+    notes += quantizer.notes(plan)
     if compressed and fp32_ops:
         notes.append(f"fp16 program; kept in fp32: {', '.join(sorted(fp32_ops))}")
     return notes
-
-
-@dataclass(frozen=True)
-class CalibrationImages:
-    pixels: np.ndarray        # N, H, W, 3 uint8: what an image input receives
-    inputs: np.ndarray        # N, 3, H, W float32, normalised: what a tensor input receives
-
-    def feeds(self, input_kind: str) -> Iterator[dict[str, np.ndarray]]:
-        name = "image" if input_kind == "image" else "input"
-        for i in range(len(self.pixels)):
-            yield {name: program_input(input_kind, self.pixels, self.inputs, i)}
-
-
-def program_input(input_kind: str, pixels: np.ndarray, inputs: np.ndarray, i: int) -> np.ndarray:
-    """What the program's input receives for image i: 0-255 pixels as NCHW float for an image
-    input, the normalised tensor otherwise."""
-    if input_kind == "image":
-        return pixels[i:i + 1].transpose(0, 3, 1, 2).astype(np.float32)
-    return inputs[i:i + 1].astype(np.float32)
-
-
-def _int8_weights(mlmodel, float_weights: Sequence[str] = ()):
-    """Per-output-channel symmetric int8 weights (coremltools linear_quantize_weights); the
-    program dequantizes them with constexpr ops, so compute stays as converted. The consts named
-    in `float_weights` stay as they are."""
-    from coremltools.optimize.coreml import OpLinearQuantizerConfig, OptimizationConfig, linear_quantize_weights
-
-    config = OptimizationConfig(global_config=OpLinearQuantizerConfig(
-        mode="linear_symmetric", dtype="int8", granularity="per_channel", weight_threshold=INT8_WEIGHT_THRESHOLD),
-        op_name_configs={name: None for name in float_weights})
-    return linear_quantize_weights(mlmodel, config=config)
-
-
-def _palettize(mlmodel, nbits: int):
-    """k-means palettization per tensor (coremltools palettize_weights): iOS 16's
-    constexpr_lut_to_dense, so every deployment target can load it."""
-    from coremltools.optimize.coreml import OpPalettizerConfig, OptimizationConfig, palettize_weights
-
-    config = OptimizationConfig(global_config=OpPalettizerConfig(
-        mode="kmeans", nbits=nbits, granularity="per_tensor", weight_threshold=INT8_WEIGHT_THRESHOLD))
-    return palettize_weights(mlmodel, config=config)
 
 
 def _describe(mlmodel, metadata: dict[str, str], preprocessing: Preprocessing, input_kind: str) -> None:
@@ -174,3 +110,9 @@ def _describe(mlmodel, metadata: dict[str, str], preprocessing: Preprocessing, i
         mlmodel.input_description["input"] = (
             f"float32 NCHW {pre.input_size}: (pixel/255 - mean) / std, mean {pre.mean}, std {pre.std}")
     mlmodel.output_description["logits"] = "raw class scores before softmax"
+
+
+def export(model, info, sample, out, *, plan: QuantPlan, options, metadata, clock) -> list[str]:
+    """The target table's entry point (convert/__init__.py)."""
+    return export_coreml(model, info.preprocessing, info.labels, out, metadata=metadata, plan=plan,
+                         ios=options.ios, input_kind=options.input_kind, clock=clock)

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from pathlib import Path
 
-from .. import __version__
+from .._version import __version__
 from ..load.preprocessing import Preprocessing
 
 
@@ -45,3 +46,26 @@ def provenance(info: ModelInfo, *, target: str, quant: str) -> dict[str, str]:
         "effconvert.labels_source": info.labels_source,
         "effconvert.labels": json.dumps(list(info.labels)),
     }
+
+
+def read_provenance(path: Path) -> dict[str, str]:
+    """The effconvert.* metadata an artifact carries (empty if it has none), from any target."""
+    from ..targets import target_of
+
+    path = Path(path)
+    target = target_of(path).name
+    if target == "onnx":
+        import onnx
+
+        model = onnx.load(str(path), load_external_data=False)
+        return {p.key: p.value for p in model.metadata_props}
+    if target == "tflite":
+        from .tflite_metadata import read_metadata
+
+        return read_metadata(path)
+    from ..quiet import quiet
+
+    with quiet():
+        import coremltools as ct
+
+        return dict(ct.utils.load_spec(str(path)).description.metadata.userDefined)

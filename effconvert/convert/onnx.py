@@ -11,8 +11,9 @@ import torch
 
 from ..atomic import atomic_path
 from ..errors import ConversionFailed
-from .quiet import first_line, quiet
-from .stopwatch import Stopwatch
+from ..quantize.onnx import to_fp16
+from ..quiet import first_line, quiet
+from ..stopwatch import Stopwatch
 
 OPSET = 18       # the dynamo exporter's native opset; ONNX Runtime 1.17+ and mobile ORT run it
 
@@ -38,7 +39,10 @@ def export_onnx(model: torch.nn.Module, sample: torch.Tensor, out: Path, *, quan
     except Exception:  # onnxsim is an optimisation: the unsimplified graph is still valid
         pass
     if quant == "fp16":
-        proto = _to_fp16(proto)
+        try:
+            proto = to_fp16(proto)
+        except Exception as exc:
+            raise ConversionFailed(f"ONNX fp16 conversion failed: {first_line(exc)}") from exc
     proto.doc_string = f"effconvert {metadata.get('effconvert.arch', '')} {metadata.get('effconvert.quant', '')}"
     del proto.metadata_props[:]
     for key, value in metadata.items():
@@ -51,13 +55,8 @@ def export_onnx(model: torch.nn.Module, sample: torch.Tensor, out: Path, *, quan
         onnx.save(proto, str(tmp))
 
 
-def _to_fp16(proto):
-    """fp16 weights and compute, float32 input/output so apps feed the same tensors as fp32.
-    ONNX Runtime's CPU provider inserts casts around ops it has no fp16 kernel for."""
-    from onnxconverter_common import float16
-
-    try:
-        with quiet():
-            return float16.convert_float_to_float16(proto, keep_io_types=True)
-    except Exception as exc:
-        raise ConversionFailed(f"ONNX fp16 conversion failed: {first_line(exc)}") from exc
+def export(model, info, sample, out, *, plan, options, metadata, clock) -> list[str]:
+    """The target table's entry point (convert/__init__.py)."""
+    export_onnx(model, sample, out, quant=plan.quant, metadata=metadata, dynamic_batch=options.dynamic_batch,
+                clock=clock)
+    return []

@@ -26,7 +26,9 @@ from .conv_bn import fold_batchnorms
 from .layer_scale import fold_layer_scales
 from .noops import strip_inference_noops
 from .proof import EXACT_TOLERANCE, FUSION_TOLERANCE, FusionProof, prove
-from .reparameterize import reparameterize, reparameterize_counted
+# Reparameterization lives with the loader, which also needs it to build the deploy form that a
+# reparameterized checkpoint loads into; fusion applies it first.
+from ..load.reparameterize import reparameterize, reparameterize_counted
 
 __all__ = ["FusedModel", "FusionProof", "fuse_model", "reparameterize", "FUSION_TOLERANCE"]
 

@@ -19,6 +19,8 @@ from dataclasses import asdict, dataclass
 import torch
 from torch import nn
 
+from ..numeric import max_errors
+
 # max|fused - reference| / max|reference| over the batch (design.md's max_rel_err).
 FUSION_TOLERANCE = 1e-5
 # float64 fused vs float64 reference: rounding only. ~1e-13 on most models; MIT EfficientViT's
@@ -44,12 +46,6 @@ class FusionProof:
 
     def report_dict(self) -> dict:
         return asdict(self)
-
-
-def max_errors(out: torch.Tensor, ref: torch.Tensor) -> tuple[float, float]:
-    diff = (out.double() - ref.double()).abs().max().item()
-    scale = ref.double().abs().max().item()
-    return diff, diff / scale if scale > 0 else (0.0 if diff == 0 else float("inf"))
 
 
 @torch.no_grad()

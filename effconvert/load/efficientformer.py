@@ -19,13 +19,13 @@ from typing import Mapping
 import torch
 
 from .family import Family, Layout, StateDict, identity, never_fused, register_family
-from .rename import rename_state, rules
+from .rename import Pair, both_ways, rename_state, rules
 
 V1_VARIANTS = ("efficientformer_l1", "efficientformer_l3", "efficientformer_l7")
 V2_VARIANTS = ("efficientformerv2_s0", "efficientformerv2_s1", "efficientformerv2_s2", "efficientformerv2_l")
 
 
-def _blocks(m: re.Match) -> str:
+def _blocks(m: re.Match) -> str:                     # V2: network.2s.k -> stages.s.blocks.k
     return f"stages.{int(m[1]) // 2}.blocks.{m[2]}."
 
 
@@ -35,28 +35,20 @@ def _network_blocks(m: re.Match) -> str:
 
 # ---- V1 --------------------------------------------------------------------------------------
 
-_V1_TO_TIMM = rules([
-    (r"^patch_embed\.0\.", "stem.conv1."),
-    (r"^patch_embed\.1\.", "stem.norm1."),
-    (r"^patch_embed\.3\.", "stem.conv2."),
-    (r"^patch_embed\.4\.", "stem.norm2."),
-    (r"^network\.(\d+)\.(\d+)\.", _blocks),
-    (r"^network\.(\d+)\.proj\.", lambda m: f"stages.{(int(m[1]) + 1) // 2}.downsample.conv."),
-    (r"^network\.(\d+)\.norm\.", lambda m: f"stages.{(int(m[1]) + 1) // 2}.downsample.norm."),
-    (r"layer_scale_(\d)$", r"ls\1.gamma"),
-    (r"^dist_head\.", "head_dist."),
-])
+_DOWNSAMPLE = {"to_timm": lambda v: {"n": (v["n"] + 1) // 2}, "to_authors": lambda v: {"n": 2 * v["n"] - 1}}
 
-_TIMM_TO_V1 = rules([
-    (r"^stem\.conv1\.", "patch_embed.0."),
-    (r"^stem\.norm1\.", "patch_embed.1."),
-    (r"^stem\.conv2\.", "patch_embed.3."),
-    (r"^stem\.norm2\.", "patch_embed.4."),
-    (r"^stages\.(\d+)\.blocks\.(\d+)\.", _network_blocks),
-    (r"^stages\.(\d+)\.downsample\.conv\.", lambda m: f"network.{2 * int(m[1]) - 1}.proj."),
-    (r"^stages\.(\d+)\.downsample\.norm\.", lambda m: f"network.{2 * int(m[1]) - 1}.norm."),
-    (r"ls(\d)\.gamma$", r"layer_scale_\1"),
-    (r"^head_dist\.", "dist_head."),
+_V1_TO_TIMM, _TIMM_TO_V1 = both_ways([
+    Pair("^patch_embed.0.", "^stem.conv1."),
+    Pair("^patch_embed.1.", "^stem.norm1."),
+    Pair("^patch_embed.3.", "^stem.conv2."),
+    Pair("^patch_embed.4.", "^stem.norm2."),
+    # stage s's blocks are network.2s; its downsample (before them) is network.2s-1
+    Pair("^network.{n}.{k}.", "^stages.{n}.blocks.{k}.",
+         to_timm=lambda v: {**v, "n": v["n"] // 2}, to_authors=lambda v: {**v, "n": 2 * v["n"]}),
+    Pair("^network.{n}.proj.", "^stages.{n}.downsample.conv.", **_DOWNSAMPLE),
+    Pair("^network.{n}.norm.", "^stages.{n}.downsample.norm.", **_DOWNSAMPLE),
+    Pair("layer_scale_{i}$", "ls{i}.gamma$"),
+    Pair("^dist_head.", "^head_dist."),
 ])
 
 
@@ -72,6 +64,8 @@ def timm_to_snap_v1(state: StateDict) -> StateDict:
 
 _CONV_NORM_PARTS = "q|k|v|v_local|stride_conv"
 
+# Written once per direction: V2's downsample names (`proj`/`norm` or `conv`/`bn`) depend on
+# whether the stage downsamples with attention, which only the rest of the checkpoint tells.
 _V2_TO_TIMM = rules([
     (r"^patch_embed\.0\.", "stem.conv1.conv."),
     (r"^patch_embed\.1\.", "stem.conv1.bn."),

@@ -21,7 +21,7 @@ from typing import Mapping
 import torch
 
 from .family import Family, Layout, StateDict, identity, never_fused, register_family
-from .rename import rename_state, rules
+from .rename import Pair, both_ways, rename_state, rules, shift
 
 M_VARIANTS = tuple(f"efficientvit_m{i}" for i in range(6))
 B_VARIANTS = tuple(f"efficientvit_b{i}" for i in range(4))
@@ -46,6 +46,8 @@ def _timm_block(m: re.Match) -> str:
     return f"blocks{stage + 1}.{index + offset}."
 
 
+# Written once per direction: Cream's `blocks{s}.{i}` is a downsample part for the first few i of
+# a stage and a block after them, so the way back is two rules into one (not a Pair table).
 _CREAM_TO_TIMM = rules([
     (r"^patch_embed\.(\d+)\.", lambda m: f"patch_embed.conv{int(m[1]) // 2 + 1}."),
     (r"^blocks(\d)\.(\d+)\.", _cream_block),
@@ -73,24 +75,14 @@ def timm_to_cream(state: StateDict) -> StateDict:
 
 # ---- MIT (B-series) --------------------------------------------------------------------------
 
-_MIT_TO_TIMM = rules([
-    (r"^backbone\.input_stem\.op_list\.0\.", "stem.in_conv."),
-    (r"^backbone\.input_stem\.op_list\.(\d+)\.", lambda m: f"stem.res{int(m[1]) - 1}."),
-    (r"^backbone\.stages\.(\d+)\.op_list\.(\d+)\.", r"stages.\1.blocks.\2."),
-    (r"^head\.op_list\.0\.", "head.in_conv."),
-    (r"^head\.op_list\.2\.linear\.", "head.classifier.0."),
-    (r"^head\.op_list\.2\.norm\.", "head.classifier.1."),
-    (r"^head\.op_list\.3\.linear\.", "head.classifier.4."),
-])
-
-_TIMM_TO_MIT = rules([
-    (r"^stem\.in_conv\.", "backbone.input_stem.op_list.0."),
-    (r"^stem\.res(\d+)\.", lambda m: f"backbone.input_stem.op_list.{int(m[1]) + 1}."),
-    (r"^stages\.(\d+)\.blocks\.(\d+)\.", r"backbone.stages.\1.op_list.\2."),
-    (r"^head\.in_conv\.", "head.op_list.0."),
-    (r"^head\.classifier\.0\.", "head.op_list.2.linear."),
-    (r"^head\.classifier\.1\.", "head.op_list.2.norm."),
-    (r"^head\.classifier\.4\.", "head.op_list.3.linear."),
+_MIT_TO_TIMM, _TIMM_TO_MIT = both_ways([
+    Pair("^backbone.input_stem.op_list.0.", "^stem.in_conv."),
+    Pair("^backbone.input_stem.op_list.{i}.", "^stem.res{i}.", **shift("i", -1)),
+    Pair("^backbone.stages.{s}.op_list.{b}.", "^stages.{s}.blocks.{b}."),
+    Pair("^head.op_list.0.", "^head.in_conv."),
+    Pair("^head.op_list.2.linear.", "^head.classifier.0."),
+    Pair("^head.op_list.2.norm.", "^head.classifier.1."),
+    Pair("^head.op_list.3.linear.", "^head.classifier.4."),
 ])
 
 

@@ -100,7 +100,7 @@ def build_timm(family: Family, arch: str, *, num_classes: int = 1000, fused: boo
         kwargs["img_size"] = image_size
     model = timm.create_model(arch, pretrained=False, num_classes=num_classes, **kwargs)
     if fused and family.reparameterize_to_build:
-        from ..fuse.reparameterize import reparameterize
+        from .reparameterize import reparameterize
 
         with torch.no_grad():
             model = reparameterize(model.eval(), inplace=True)

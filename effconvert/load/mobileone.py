@@ -14,30 +14,19 @@ from typing import Mapping
 import torch
 
 from .family import Family, Layout, StateDict, identity, register_family
-from .rename import rename_state, rules
+from .rename import Pair, both_ways, rename_state, shift
 
 VARIANTS = tuple(f"mobileone_s{i}" for i in range(5))
 
-_APPLE_TO_TIMM = rules([
-    (r"^stage0\.", "stem."),
-    (r"^stage(\d)\.", lambda m: f"stages.{int(m[1]) - 1}."),
-    (r"\.rbr_conv\.", ".conv_kxk."),
-    (r"\.rbr_scale\.", ".conv_scale."),
-    (r"\.rbr_skip\.", ".identity."),
-    (r"\.se\.reduce\.", ".attn.fc1."),
-    (r"\.se\.expand\.", ".attn.fc2."),
-    (r"^linear\.", "head.fc."),
-])
-
-_TIMM_TO_APPLE = rules([
-    (r"^stem\.", "stage0."),
-    (r"^stages\.(\d)\.", lambda m: f"stage{int(m[1]) + 1}."),
-    (r"\.conv_kxk\.", ".rbr_conv."),
-    (r"\.conv_scale\.", ".rbr_scale."),
-    (r"\.identity\.", ".rbr_skip."),
-    (r"\.attn\.fc1\.", ".se.reduce."),
-    (r"\.attn\.fc2\.", ".se.expand."),
-    (r"^head\.fc\.", "linear."),
+_APPLE_TO_TIMM, _TIMM_TO_APPLE = both_ways([
+    Pair("^stage0.", "^stem."),
+    Pair("^stage{i}.", "^stages.{i}.", **shift("i", -1)),
+    Pair(".rbr_conv.", ".conv_kxk."),
+    Pair(".rbr_scale.", ".conv_scale."),
+    Pair(".rbr_skip.", ".identity."),
+    Pair(".se.reduce.", ".attn.fc1."),
+    Pair(".se.expand.", ".attn.fc2."),
+    Pair("^linear.", "^head.fc."),
 ])
 
 

@@ -7,7 +7,6 @@ whose unpickler only builds tensors and containers; `.safetensors` has no code p
 from __future__ import annotations
 
 import argparse
-import hashlib
 import pickle
 import zipfile
 from dataclasses import dataclass, field
@@ -17,6 +16,8 @@ from typing import Any
 import torch
 
 from ..errors import BadInput
+from ..files import sha256_of
+from ..quiet import first_line
 
 PICKLE_SUFFIXES = (".pth", ".pth.tar", ".pt", ".bin", ".ckpt", ".tar")
 SAFETENSORS_SUFFIX = ".safetensors"
@@ -35,14 +36,6 @@ class RawCheckpoint:
     sha256: str
     content: Any                      # dict of tensors, or a wrapper dict around one
     file_metadata: dict[str, str] = field(default_factory=dict)  # safetensors header metadata
-
-
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def read_checkpoint(path: Path) -> RawCheckpoint:
@@ -73,7 +66,7 @@ def _read_safetensors(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, st
             meta = dict(f.metadata() or {})
             return {k: f.get_tensor(k) for k in f.keys()}, meta
     except Exception as exc:  # safetensors raises several types for a damaged header
-        raise BadInput(f"not a readable safetensors file: {path.name} ({_first_line(exc)})") from exc
+        raise BadInput(f"not a readable safetensors file: {path.name} ({first_line(exc)})") from exc
 
 
 def _read_pickle(path: Path) -> Any:
@@ -96,7 +89,7 @@ def _read_pickle(path: Path) -> Any:
     except (RuntimeError, EOFError, ValueError, zipfile.BadZipFile, OSError, KeyError,
             IndexError, TypeError, AttributeError, UnicodeDecodeError) as exc:
         raise BadInput(
-            f"not a readable PyTorch checkpoint: {path.name} ({_first_line(exc)[:120]})",
+            f"not a readable PyTorch checkpoint: {path.name} ({first_line(exc)[:120]})",
             hint="the file may be corrupt, truncated or not a checkpoint at all",
         ) from exc
 
@@ -106,8 +99,3 @@ def _unsafe_global(text: str) -> str:
         if "GLOBAL" in line or "Unsupported global" in line:
             return line.strip().rstrip(".")[:160]
     return "an object torch's weights-only loader does not allow"
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return (text[0] if text else type(exc).__name__)[:200]

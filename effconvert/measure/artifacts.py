@@ -13,8 +13,8 @@ import platform
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from ..convert.artifact import size_on_disk
-from ..errors import BadInput
+from ..files import size_on_disk
+from ..errors import BadInput, EffconvertError
 from .timing import Timing, time_calls
 
 
@@ -47,16 +47,23 @@ def bench_artifact(path: Path, *, threads: int = 2, runs: int = 20, warmup: int 
 
 
 def _measure_in_child(path: str, threads: int, runs: int, warmup: int) -> dict:
-    from .invokers import invoker_for, target_of
+    from ..runtime import noise_batch, open_runtime
+    from ..targets import target_of
 
     try:
         before = _rss_mb("VmRSS")
-        runtime, call = invoker_for(Path(path), threads)
-        timing = time_calls(call, runs=runs, warmup=warmup)
-    except BadInput as exc:                      # sent back as text: exceptions pickle badly
+        target = target_of(Path(path))
+        if target.name == "coreml":
+            import torch
+
+            torch.set_num_threads(threads)            # the MIL executor computes in torch
+        runtime = open_runtime(Path(path), threads=threads)
+        batch = noise_batch((1, *runtime.input_shape[1:]))
+        timing = time_calls(lambda: runtime.run(batch), runs=runs, warmup=warmup)
+    except EffconvertError as exc:               # sent back as text: exceptions pickle badly
         return {"error": exc.message}
     peak = _rss_mb("VmHWM")
-    return {"target": target_of(Path(path)), "runtime": runtime, "timing": timing.as_dict(),
+    return {"target": target.name, "runtime": runtime.name, "timing": timing.as_dict(),
             "peak_rss_mb": peak, "added_rss_mb": max(peak - before, 0.0)}
 
 

@@ -10,7 +10,7 @@ import torch
 
 from ..atomic import atomic_path
 from ..errors import BadInput
-from ..fuse.reparameterize import reparameterize
+from ..load.reparameterize import reparameterize
 from ..load import Preprocessing, family_of_arch, all_variants
 from ..load.family import Family
 from .weights import WeightStats, make_realistic

@@ -22,7 +22,7 @@ import torch
 from torch import nn
 
 from ..load.preprocessing import Preprocessing
-from .images import natural_images
+from ..validate.natural_images import natural_images
 
 LAYER_SCALE_RANGE = (0.05, 0.5)       # trained FastViT layer scales sit roughly here
 BN_GAMMA_RANGE = (0.5, 1.5)

@@ -1,6 +1,9 @@
 """validate: run every artifact on a real runtime and compare it with the PyTorch reference.
 
-A parity number is only ever computed from outputs the runtime produced for the artifact on disk.
+Owns the gates (gates.py), the parity metrics (metrics.py), the inputs (inputs.py: the user's
+image folders or built-in natural-looking images) and divergence localisation (localize.py).
+Running an artifact is runtime/'s job; a parity number is only ever computed from outputs the
+runtime produced for the artifact on disk.
 """
 
 from __future__ import annotations
@@ -11,12 +14,12 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..convert.artifact import Artifact
-from ..convert.quiet import first_line
+from ..quiet import first_line
+from ..runtime import Runtime, RuntimeUnavailable, open_runtime
 from .gates import DEFAULT_GATES, Gate, gate_for, parse_gate
 from .inputs import InputSet, input_set
 from .metrics import Parity, parity
 from .localize import first_divergent_op
-from .runtimes import CoreMLExecutor, Runtime, RuntimeUnavailable, runtime_for
 
 __all__ = ["Validation", "validate_artifact", "input_set", "InputSet", "Gate", "gate_for",
            "parse_gate", "DEFAULT_GATES", "Parity", "parity", "task_accuracy"]
@@ -49,8 +52,8 @@ def validate_artifact(artifact: Artifact, inputs: InputSet, reference: np.ndarra
                       gate: Gate) -> Validation:
     start = time.perf_counter()
     try:
-        runtime: Runtime = runtime_for(artifact)
-        outputs = runtime.run(inputs)
+        runtime: Runtime = open_runtime(artifact.path, input_layout=artifact.input_layout or None)
+        outputs = runtime.run(inputs.batch)
     except RuntimeUnavailable as exc:
         return Validation("unvalidated", False, None, gate, [exc.message],
                           time.perf_counter() - start)
@@ -61,7 +64,7 @@ def validate_artifact(artifact: Artifact, inputs: InputSet, reference: np.ndarra
     measured = parity(outputs, reference)
     failures = gate.check(measured)
     divergent = None
-    if failures and isinstance(runtime, CoreMLExecutor) and artifact.quant != "fp32":
+    if failures and runtime.name == "coreml-mil-executor" and artifact.quant != "fp32":
         worst = int(np.abs(outputs - reference).max(axis=-1).argmax())
         divergent = first_divergent_op(runtime, inputs, psnr_db=gate.psnr, sample=worst)
     accuracy = None

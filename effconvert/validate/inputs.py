@@ -12,7 +12,8 @@ from PIL import Image, UnidentifiedImageError
 
 from ..errors import BadInput
 from ..load.preprocessing import Preprocessing
-from ..synth import natural_images
+from ..runtime import Batch
+from .natural_images import natural_images
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
 BUILTIN_SEED = 20_260
@@ -27,6 +28,11 @@ class InputSet:
     # the true class of every input, for task accuracy. None for unlabelled inputs.
     labels: np.ndarray | None = None
     class_folders: tuple[str, ...] = ()
+
+    @property
+    def batch(self) -> Batch:
+        """What a runtime runs: both forms of the same images."""
+        return Batch(self.inputs, self.pixels)
 
 
 def input_set(preprocessing: Preprocessing, *, samples: int, folder: Path | None = None,

@@ -5,10 +5,9 @@ outputs is where the error enters; it is the candidate to keep in fp32."""
 
 from __future__ import annotations
 
-import math
-
 import torch
 
+from ..numeric import psnr_db as _psnr
 from .inputs import InputSet
 
 DEFAULT_OP_PSNR_DB = 35.0
@@ -18,7 +17,7 @@ def first_divergent_op(executor, inputs: InputSet, *, psnr_db: float | None, sam
     """`sample`: which input to trace — the caller passes the one with the largest output error,
     since a fragile op (an fp16 overflow) may show on a few inputs only."""
     threshold = psnr_db if psnr_db is not None else DEFAULT_OP_PSNR_DB
-    feed = executor.feed(inputs, sample)
+    feed = executor.feed(inputs.batch, sample)
     rounded = executor.executor.run(feed, keep=True)
     twin = executor.executor.run(feed, keep=True, round_to_declared=False)
     for op in executor.executor.program.operations:
@@ -31,14 +30,3 @@ def first_divergent_op(executor, inputs: InputSet, *, psnr_db: float | None, sam
                 return {"op": op.type, "output": name, "psnr_db": round(psnr, 2), "threshold_db": threshold,
                         "sample": sample}
     return None
-
-
-def _psnr(a: torch.Tensor, ref: torch.Tensor) -> float:
-    a, ref = a.double(), ref.double()
-    mse = float(((a - ref) ** 2).mean())
-    peak = float(ref.max() - ref.min())
-    if mse == 0:
-        return math.inf
-    if peak == 0 or not math.isfinite(mse):
-        return -math.inf
-    return 20 * math.log10(peak / math.sqrt(mse))

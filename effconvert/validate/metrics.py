@@ -6,6 +6,8 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
+from ..numeric import max_errors, psnr_db
+
 TIE_MARGIN = 0.01      # of the reference logits' range (max - min over the batch)
 
 
@@ -31,19 +33,12 @@ class Parity:
         return asdict(self)
 
 
-def psnr_db(out: np.ndarray, ref: np.ndarray) -> float:
-    """20 log10(range(ref) / rmse), in float64."""
-    out, ref = np.asarray(out, dtype=np.float64), np.asarray(ref, dtype=np.float64)
-    mse = float(np.mean((out - ref) ** 2))
-    return float("inf") if mse == 0 else float(20 * np.log10(float(ref.max() - ref.min()) / np.sqrt(mse)))
-
-
 def parity(out: np.ndarray, ref: np.ndarray) -> Parity:
     if out.shape != ref.shape:
         raise ValueError(f"output shape {out.shape} differs from reference {ref.shape}")
     out, ref = out.astype(np.float64), ref.astype(np.float64)
     diff = np.abs(out - ref)
-    scale = np.abs(ref).max()
+    max_abs, max_rel = max_errors(out, ref)
     peak = float(ref.max() - ref.min())
     psnr = psnr_db(out, ref)
     sorted_ref = np.sort(ref, axis=-1)
@@ -56,8 +51,8 @@ def parity(out: np.ndarray, ref: np.ndarray) -> Parity:
     overlap = np.mean([len(set(a) & set(b)) / k for a, b in zip(top_out, top_ref)])
     return Parity(
         samples=len(ref),
-        max_abs_err=float(diff.max()),
-        max_rel_err=float(diff.max() / scale) if scale > 0 else float(diff.max() > 0) * float("inf"),
+        max_abs_err=max_abs,
+        max_rel_err=max_rel,
         mean_abs_err=float(diff.mean()),
         cosine=_cosine(out.ravel(), ref.ravel()),
         min_sample_cosine=min(_cosine(a, b) for a, b in zip(out, ref)),

@@ -13,7 +13,7 @@ from typing import Iterable, Mapping
 import numpy as np
 import torch
 
-from .executor import MILExecutor
+from ..runtime.mil import MILExecutor
 
 
 @dataclass(frozen=True)

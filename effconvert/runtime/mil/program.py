@@ -68,7 +68,7 @@ class Program:
 
 
 def load_program(path: Path) -> Program:
-    from ...convert.quiet import quiet
+    from ...quiet import quiet
 
     path = Path(path)
     with quiet():

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..validate.metrics import psnr_db
+from ..numeric import psnr_db
 
 SIMULATION_BATCH = 8
 QUANTIZABLE = (nn.Conv2d, nn.Linear)

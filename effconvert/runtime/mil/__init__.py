@@ -1,10 +1,9 @@
 """A Core ML ML Program executor for Linux: reads a saved `.mlpackage` and runs its MIL program
 in torch, so Core ML parity is measured from the artifact itself without a Mac."""
 
-from .calibration import ActivationRange, activation_ranges
 from .executor import MILExecutor, UnsupportedProgram
 from .ops import OPS
 from .program import MAX_CORE_ML_RANK, Program, load_program, rank_violations
 
-__all__ = ["ActivationRange", "activation_ranges", "MILExecutor", "UnsupportedProgram", "OPS", "Program", "load_program",
-           "rank_violations", "MAX_CORE_ML_RANK"]
+__all__ = ["MILExecutor", "UnsupportedProgram", "OPS", "Program", "load_program", "rank_violations",
+           "MAX_CORE_ML_RANK"]

@@ -1,9 +1,17 @@
-"""Core ML W8A8 on Linux: coremltools' activation-quantization passes, fed with ranges we measure.
+"""Core ML quantizers: int8 weights, W8A8 (calibrated on Linux) and palettized weights.
+
+`compress(mlmodel, plan)` applies what the plan asks for to a float ML Program:
+
+    int8          activations (below) + per-channel int8 weights, float layers left alone
+    int8-weights  per-channel int8 weights (constexpr dequantize), fp16 compute
+    pal6 / pal4   k-means palettized weights (a 64- or 16-entry lookup table per tensor)
+
+W8A8 on Linux: coremltools' activation-quantization passes, fed with ranges we measure.
 
 coremltools' `linear_quantize_activations` gets its per-tensor min/max by calling
 `MLModel.predict`, which exists only on macOS. The passes that then insert the quantize/dequantize
 pairs only need those ranges, so here they come from running the float program on our MIL
-executor over the calibration inputs (validate/mil/calibration.py). Everything else is
+executor over the calibration inputs (coreml_ranges.py). Everything else is
 coremltools' own: the same passes, the same patterns, the same concat rule.
 
 Layers the caller names (`float_layers`, module paths of the fused model: the float fallback of an
@@ -22,14 +30,74 @@ from __future__ import annotations
 import re
 import tempfile
 from pathlib import Path
-from typing import Iterable, Mapping
+from typing import Iterable, Mapping, Sequence
 
 import numpy as np
 
-from .wrappers import WRAPPED_MODEL
+from .plan import QuantPlan
+
+INT8_WEIGHT_THRESHOLD = 2048      # coremltools' default: smaller tensors (biases, norms) stay fp16
+PALETTES = {"pal6": 6, "pal4": 4}  # `--palettize N`: weights as 2^N-entry lookup tables
 
 
-def layer_ops(function, layers: Iterable[str]) -> dict[str, tuple[str, str]]:
+def compress(mlmodel, plan: QuantPlan, *, input_kind: str, module_prefix: str):
+    """Return `mlmodel` with the plan's weights and activations quantized (fp32 and fp16 unchanged).
+    `module_prefix`: the attribute under which the converted wrapper holds the model, so that a
+    float layer's module path finds its weight const."""
+    kept: dict[str, tuple[str, str]] = {}
+    if plan.quant == "int8":
+        if plan.calibration is None or len(plan.calibration) == 0:
+            raise ValueError("Core ML int8 needs calibration images")
+        kept = layer_ops(mlmodel._mil_program.functions["main"], plan.float_layers, module_prefix)
+        mlmodel = quantize_activations(mlmodel, plan.calibration.feeds(input_kind),
+                                       float_ops=[op for op, _ in kept.values()])
+    if plan.quant in ("int8", "int8-weights"):
+        mlmodel = int8_weights(mlmodel, float_weights=[weight for _, weight in kept.values()])
+    if plan.quant in PALETTES:
+        mlmodel = palettize(mlmodel, PALETTES[plan.quant])
+    return mlmodel
+
+
+def notes(plan: QuantPlan) -> list[str]:
+    """What the report says this quantizer did."""
+    found = []
+    if plan.quant == "int8":
+        found.append(f"W8A8: int8 activations (per-tensor symmetric, ranges measured by the MIL executor on "
+                     f"{len(plan.calibration)} calibration images; the classifier's linear stays float)")
+        if plan.float_layers:
+            found.append(f"kept in float: {', '.join(plan.float_layers)}")
+    if plan.quant in ("int8", "int8-weights"):
+        found.append(f"int8 weights (per-channel symmetric, tensors of >= {INT8_WEIGHT_THRESHOLD} elements), "
+                     "fp16 compute")
+    if plan.quant in PALETTES:
+        found.append(f"{PALETTES[plan.quant]}-bit palettized weights (k-means lookup table per tensor, tensors "
+                     f"of >= {INT8_WEIGHT_THRESHOLD} elements), fp16 compute")
+    return found
+
+
+def int8_weights(mlmodel, float_weights: Sequence[str] = ()):
+    """Per-output-channel symmetric int8 weights (coremltools linear_quantize_weights); the
+    program dequantizes them with constexpr ops, so compute stays as converted. The consts named
+    in `float_weights` stay as they are."""
+    from coremltools.optimize.coreml import OpLinearQuantizerConfig, OptimizationConfig, linear_quantize_weights
+
+    config = OptimizationConfig(global_config=OpLinearQuantizerConfig(
+        mode="linear_symmetric", dtype="int8", granularity="per_channel", weight_threshold=INT8_WEIGHT_THRESHOLD),
+        op_name_configs={name: None for name in float_weights})
+    return linear_quantize_weights(mlmodel, config=config)
+
+
+def palettize(mlmodel, nbits: int):
+    """k-means palettization per tensor (coremltools palettize_weights): iOS 16's
+    constexpr_lut_to_dense, so every deployment target can load it."""
+    from coremltools.optimize.coreml import OpPalettizerConfig, OptimizationConfig, palettize_weights
+
+    config = OptimizationConfig(global_config=OpPalettizerConfig(
+        mode="kmeans", nbits=nbits, granularity="per_tensor", weight_threshold=INT8_WEIGHT_THRESHOLD))
+    return palettize_weights(mlmodel, config=config)
+
+
+def layer_ops(function, layers: Iterable[str], module_prefix: str) -> dict[str, tuple[str, str]]:
     """{module path: (conv/linear op name, weight const name)} for each of `layers` in `function`.
     Raises if a layer has no op: a silently quantized "float" layer would be a lie in the report."""
     by_weight = {}
@@ -37,7 +105,7 @@ def layer_ops(function, layers: Iterable[str]) -> dict[str, tuple[str, str]]:
         weight = op.inputs.get("weight") if op.op_type in ("conv", "linear") else None
         if weight is not None and weight.op is not None:
             by_weight[_sanitized(weight.name.removesuffix("_to_fp16"))] = (op.name, weight.op.name)
-    found = {name: by_weight.get(_sanitized(f"{WRAPPED_MODEL}.{name}.weight")) for name in layers}
+    found = {name: by_weight.get(_sanitized(f"{module_prefix}.{name}.weight")) for name in layers}
     missing = [name for name, ops in found.items() if ops is None]
     if missing:
         raise ValueError(f"no Core ML op for layer(s) {', '.join(missing)}")
@@ -95,8 +163,8 @@ def _stays_float(op, outputs: set[str]) -> bool:
 
 def _measured_stats(mlmodel, feeds) -> dict[str, dict[str, np.float32]]:
     """{tensor: {"rmin", "rmax"}} from the float program run by the MIL executor."""
-    from ..validate.mil import MILExecutor
-    from ..validate.mil.calibration import activation_ranges
+    from ..runtime.mil import MILExecutor
+    from .coreml_ranges import activation_ranges
 
     with tempfile.TemporaryDirectory(prefix="effconvert-calib-") as tmp:
         path = Path(tmp) / "float.mlpackage"

@@ -4,7 +4,7 @@ logit scatter and the histogram of its errors."""
 
 from __future__ import annotations
 
-from .validate.metrics import TIE_MARGIN
+from ..validate.metrics import TIE_MARGIN
 
 import base64
 import html

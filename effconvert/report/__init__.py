@@ -8,8 +8,8 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from . import __version__
-from .atomic import write_text_atomic
+from .._version import __version__
+from ..atomic import write_text_atomic
 
 SCHEMA = "effconvert.report/1"
 _VERSIONED = ("torch", "timm", "numpy", "onnx", "onnxruntime", "onnxsim", "coremltools",

@@ -1,0 +1,20 @@
+"""The examples/ scripts run as a user would run them, and say what they claim."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+
+
+def test_convert_from_python_example(tmp_path):
+    result = subprocess.run([sys.executable, str(EXAMPLES / "convert_from_python.py"), str(tmp_path)],
+                            capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stdout + result.stderr[-3000:]
+    out = result.stdout
+    assert "fastvit_t8_fp32.onnx" in out and "fastvit_t8_fp16.onnx" in out and "on onnxruntime" in out
+    assert "modules fused" in out and "fp16 ONNX on onnxruntime" in out
+    assert "refused (exit 2): onnx does not support --quant int8" in out
+    assert (tmp_path / "out" / "report.json").exists() and (tmp_path / "out" / "report.html").exists()
