@@ -112,6 +112,7 @@ def default_out_dir(checkpoint: Path) -> Path:
 
 def run(request: Request, on_step: StepCallback = lambda step, msg: None) -> Outcome:
     pairs = check_pairs(list(request.targets), list(request.quants), request.palettize)
+    request.export_options().check()
     if request.gate:
         parse_gate(request.gate)                                   # refuse a bad --gate up front
     started = time.perf_counter()

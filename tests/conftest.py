@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import copy
 import functools
+import signal
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -89,3 +92,34 @@ def cli():
     def invoke(*args: str):
         return runner.invoke(app, with_default_command([str(a) for a in args]))
     return invoke
+
+
+# The digits-trained FastViT-T8 (effconvert/synth/digits.py) takes about 100 s to train on an empty
+# cache (CI's case). Train it in a child process from the start of the session, on one thread, so
+# that it overlaps with the tests before the quantization ones; digits_model() waits on the cache
+# lock until the child has written it. On a warm cache nothing is started.
+_digits_trainer: subprocess.Popen | None = None
+
+
+def pytest_collection_finish(session):
+    global _digits_trainer
+    from effconvert.synth.digits import ARCH, IMAGE_SIZE, cache_dir
+
+    uses_digits = any(item.nodeid.startswith("tests/test_quant_") for item in session.items)
+    if session.config.option.collectonly or not uses_digits \
+            or (cache_dir() / f"{ARCH}_digits_{IMAGE_SIZE}.pth").exists():
+        return
+    _digits_trainer = subprocess.Popen(
+        [sys.executable, "-c", "import torch; torch.set_num_threads(1); "
+                               "from effconvert.synth.digits import digits_model; digits_model()"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def pytest_sessionfinish(session, exitstatus):
+    if _digits_trainer is not None and _digits_trainer.poll() is None:
+        # SIGINT, so the child's atomic writes clean up their temporary folders as they unwind.
+        _digits_trainer.send_signal(signal.SIGINT)
+        try:
+            _digits_trainer.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            _digits_trainer.kill()

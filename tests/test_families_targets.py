@@ -21,6 +21,7 @@ def test_every_family_has_a_representative():
     assert set(REPRESENTATIVES) | {"fastvit"} == set(FAMILIES)   # FastViT: tests/test_targets.py
 
 
+@pytest.mark.slow          # five families x three targets x fp32/fp16 on the runtimes: 3.5 minutes
 @pytest.mark.parametrize("family", sorted(REPRESENTATIVES))
 def test_family_converts_to_every_target_and_passes_parity(family, tmp_path, checkpoints):
     arch = REPRESENTATIVES[family]

@@ -77,6 +77,7 @@ def test_palettized_weights_are_lookup_tables_and_keep_accuracy(converted):
     assert all(len(op.inputs["lut"][0][1].flatten()) == 64 for op in luts)
 
 
+@pytest.mark.slow          # three W8A8 conversions validated on 400 images (43 s); TFLite's fallback runs by default
 def test_a_missed_gate_keeps_the_most_sensitive_layers_in_float(converted, tmp_path):
     """Core ML's float fallback: the sensitivity ranking's first layers lose their quantize/dequantize
     pairs and int8 weights in the package itself, until the executor says the gate passes."""

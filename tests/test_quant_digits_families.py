@@ -8,6 +8,10 @@ import pytest
 
 from effconvert.synth.digits import digits_model
 
+# Two more trainings (B0, V2-S0) and eight conversions validated on 400 images: about 4 minutes,
+# so `make test-slow`. FastViT-T8's int8 on the digits stays in the default suite.
+pytestmark = pytest.mark.slow
+
 # int8 size / fp32 size. A TFLite per-channel int8 tensor stores a float32 scale and an int64 zero
 # point per output channel, for its weights and again for its int32 bias: 0.6 MB of the 4.2 MB
 # EfficientFormerV2-S0 file (many narrow convs), which is why it sits at 0.32 where the others

@@ -100,6 +100,7 @@ def test_int8_has_float_io_unless_asked(quantized, digits, tmp_path):
     assert json.loads(json.dumps(outcome.report))["artifacts"][0]["notes"]
 
 
+@pytest.mark.slow          # EfficientFormer-L1 at 224 through PT2E int8: 21 s
 def test_int8_float_io_when_the_graph_already_ends_in_float(tmp_path):
     """EfficientFormer's distilled head averages two dequantized heads: the int8 graph already
     outputs float. Only the input gets a QUANTIZE; a DEQUANTIZE on a float tensor would fail to
@@ -120,6 +121,7 @@ def test_int8_float_io_when_the_graph_already_ends_in_float(tmp_path):
     assert entry["parity"]["psnr_db"] > 30
 
 
+@pytest.mark.slow          # T8 at 256 through PT2E int8 and a 256x256 sensitivity pass: 99 s
 def test_int8_at_full_resolution_matches_its_quantized_simulation(tmp_path):
     """FastViT at 256: timm's head (pool -> Dropout(0) -> fc) made litert-torch's int8 lowering
     return garbage (7.7 dB, while the same PT2E graph simulated in PyTorch gives 32.6 dB); the
@@ -153,6 +155,7 @@ def test_sensitivity_table_ranks_every_conv_and_linear(quantized, digits):
     assert scores[-1] - scores[0] > 3                                         # it discriminates
 
 
+@pytest.mark.slow          # the all-int8 conversion, then two with float layers, on 400 images: 37 s
 def test_a_missed_gate_keeps_the_most_sensitive_layers_in_float(quantized, digits, tmp_path):
     """A gate the all-int8 artifact misses: layers go back to float, most sensitive first, until the
     artifact passes on LiteRT; the report says which, and what it cost."""
@@ -174,3 +177,16 @@ def test_a_missed_gate_keeps_the_most_sensitive_layers_in_float(quantized, digit
     assert fallback["size_ratio"] > 1.0                                        # float weights cost bytes
     assert any("kept in float" in note for note in entry["notes"])
     assert outcome.exit_code == 0
+
+
+def test_fallback_policy_tries_the_most_sensitive_layers_in_doubling_counts():
+    """The attempts the pipeline makes after a missed gate (the end-to-end fallback runs in
+    test-slow): 1, 2, 4, ... of the most sensitive layers, never more than a quarter of them."""
+    from effconvert.quantize.fallback import attempts
+    from effconvert.quantize.sensitivity import LayerSensitivity
+
+    ranking = [LayerSensitivity(f"layer{i}", "conv", 10, float(i)) for i in range(40)]
+    tried = list(attempts(ranking))
+    assert [len(t) for t in tried] == [1, 2, 4, 8]
+    assert all(t == tuple(f"layer{i}" for i in range(len(t))) for t in tried)
+    assert [len(t) for t in attempts(ranking[:3])] == [1]

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import torch
 
+from ..errors import BadInput
 from ..quantize import QuantPlan
 from ..stopwatch import Stopwatch
 from ..targets import TARGETS, artifact_name
@@ -27,6 +28,11 @@ from .artifact import Artifact
 from .metadata import ModelInfo, provenance
 
 __all__ = ["Artifact", "ExportOptions", "ModelInfo", "convert"]
+
+
+IOS_TARGETS = (16, 17, 18)          # Core ML minimum deployment targets
+TFLITE_LAYOUTS = ("nhwc", "nchw")
+INPUT_KINDS = ("image", "tensor")   # Core ML input
 
 
 @dataclass(frozen=True)
@@ -37,6 +43,14 @@ class ExportOptions:
     ios: int = 16                   # coreml minimum deployment target
     input_kind: str = "image"       # coreml input: image | tensor
     dynamic_batch: bool = False     # onnx
+
+    def check(self) -> None:
+        """Refuse a value no exporter accepts, before anything is loaded (one line, exit 2)."""
+        for flag, value, allowed in (("--ios", self.ios, IOS_TARGETS), ("--layout", self.layout, TFLITE_LAYOUTS),
+                                     ("--input", self.input_kind, INPUT_KINDS)):
+            if value not in allowed:
+                raise BadInput(f"{flag} {value} is not supported",
+                               hint="choose from: " + ", ".join(str(a) for a in allowed))
 
     def input_layout(self, target: str) -> str:
         """What the artifact's input takes: "image" (0-255 pixels), "nchw" or "nhwc" tensors."""

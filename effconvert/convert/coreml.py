@@ -27,11 +27,10 @@ from ..quantize import QuantPlan
 from ..quantize import coreml as quantizer
 from ..quiet import first_line, quiet
 from ..stopwatch import Stopwatch
+from . import INPUT_KINDS, IOS_TARGETS
 from .wrappers import WRAPPED_MODEL, ImageClassifier
 
-IOS_TARGETS = (16, 17, 18)
 W8A8_MIN_IOS = 17
-INPUT_KINDS = ("image", "tensor")
 
 
 def export_coreml(model: torch.nn.Module, preprocessing: Preprocessing, labels: Sequence[str],

@@ -19,11 +19,11 @@ from ..quantize import QuantPlan
 from ..quantize import tflite as quantizer
 from ..quiet import first_line, quiet, quiet_native_stderr
 from ..stopwatch import Stopwatch
+from . import TFLITE_LAYOUTS as LAYOUTS
 from .tflite_large_kernels import MAX_TILE, tile_large_depthwise
 from .tflite_metadata import add_metadata
 from .wrappers import ChannelsLast
 
-LAYOUTS = ("nhwc", "nchw")
 
 
 def export_tflite(model: torch.nn.Module, sample: torch.Tensor, out: Path, *, metadata: dict[str, str],

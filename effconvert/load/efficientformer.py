@@ -19,7 +19,7 @@ from typing import Mapping
 import torch
 
 from .family import Family, Layout, StateDict, identity, never_fused, register_family
-from .rename import Pair, both_ways, rename_state, rules
+from .rename import Pair, remaps, rename_state, rules
 
 V1_VARIANTS = ("efficientformer_l1", "efficientformer_l3", "efficientformer_l7")
 V2_VARIANTS = ("efficientformerv2_s0", "efficientformerv2_s1", "efficientformerv2_s2", "efficientformerv2_l")
@@ -37,7 +37,7 @@ def _network_blocks(m: re.Match) -> str:
 
 _DOWNSAMPLE = {"to_timm": lambda v: {"n": (v["n"] + 1) // 2}, "to_authors": lambda v: {"n": 2 * v["n"] - 1}}
 
-_V1_TO_TIMM, _TIMM_TO_V1 = both_ways([
+snap_v1_to_timm, timm_to_snap_v1 = remaps([
     Pair("^patch_embed.0.", "^stem.conv1."),
     Pair("^patch_embed.1.", "^stem.norm1."),
     Pair("^patch_embed.3.", "^stem.conv2."),
@@ -50,14 +50,6 @@ _V1_TO_TIMM, _TIMM_TO_V1 = both_ways([
     Pair("layer_scale_{i}$", "ls{i}.gamma$"),
     Pair("^dist_head.", "^head_dist."),
 ])
-
-
-def snap_v1_to_timm(state: StateDict) -> StateDict:
-    return rename_state(state, _V1_TO_TIMM)
-
-
-def timm_to_snap_v1(state: StateDict) -> StateDict:
-    return rename_state(state, _TIMM_TO_V1)
 
 
 # ---- V2 --------------------------------------------------------------------------------------

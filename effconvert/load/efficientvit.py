@@ -21,7 +21,7 @@ from typing import Mapping
 import torch
 
 from .family import Family, Layout, StateDict, identity, never_fused, register_family
-from .rename import Pair, both_ways, rename_state, rules, shift
+from .rename import Pair, remaps, rename_state, rules, shift
 
 M_VARIANTS = tuple(f"efficientvit_m{i}" for i in range(6))
 B_VARIANTS = tuple(f"efficientvit_b{i}" for i in range(4))
@@ -75,7 +75,7 @@ def timm_to_cream(state: StateDict) -> StateDict:
 
 # ---- MIT (B-series) --------------------------------------------------------------------------
 
-_MIT_TO_TIMM, _TIMM_TO_MIT = both_ways([
+mit_to_timm, timm_to_mit = remaps([
     Pair("^backbone.input_stem.op_list.0.", "^stem.in_conv."),
     Pair("^backbone.input_stem.op_list.{i}.", "^stem.res{i}.", **shift("i", -1)),
     Pair("^backbone.stages.{s}.op_list.{b}.", "^stages.{s}.blocks.{b}."),
@@ -84,14 +84,6 @@ _MIT_TO_TIMM, _TIMM_TO_MIT = both_ways([
     Pair("^head.op_list.2.norm.", "^head.classifier.1."),
     Pair("^head.op_list.3.linear.", "^head.classifier.4."),
 ])
-
-
-def mit_to_timm(state: StateDict) -> StateDict:
-    return rename_state(state, _MIT_TO_TIMM)
-
-
-def timm_to_mit(state: StateDict) -> StateDict:
-    return rename_state(state, _TIMM_TO_MIT)
 
 
 # ---- detection -------------------------------------------------------------------------------

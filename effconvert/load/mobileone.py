@@ -14,11 +14,11 @@ from typing import Mapping
 import torch
 
 from .family import Family, Layout, StateDict, identity, register_family
-from .rename import Pair, both_ways, rename_state, shift
+from .rename import Pair, remaps, shift
 
 VARIANTS = tuple(f"mobileone_s{i}" for i in range(5))
 
-_APPLE_TO_TIMM, _TIMM_TO_APPLE = both_ways([
+apple_to_timm, timm_to_apple = remaps([
     Pair("^stage0.", "^stem."),
     Pair("^stage{i}.", "^stages.{i}.", **shift("i", -1)),
     Pair(".rbr_conv.", ".conv_kxk."),
@@ -28,14 +28,6 @@ _APPLE_TO_TIMM, _TIMM_TO_APPLE = both_ways([
     Pair(".se.expand.", ".attn.fc2."),
     Pair("^linear.", "^head.fc."),
 ])
-
-
-def apple_to_timm(state: StateDict) -> StateDict:
-    return rename_state(state, _APPLE_TO_TIMM)
-
-
-def timm_to_apple(state: StateDict) -> StateDict:
-    return rename_state(state, _TIMM_TO_APPLE)
 
 
 def _is_apple(state: Mapping[str, torch.Tensor]) -> bool:

@@ -93,6 +93,12 @@ def both_ways(pairs: Sequence[Pair]) -> tuple[tuple[Rule, ...], tuple[Rule, ...]
     return _direction(pairs, to_timm=True), _direction(pairs, to_timm=False)
 
 
+def remaps(pairs: Sequence[Pair]) -> tuple[Callable[[StateDict], StateDict], Callable[[StateDict], StateDict]]:
+    """(authors -> timm, timm -> authors) state-dict functions from one Pair table."""
+    to_timm, to_authors = both_ways(pairs)
+    return (lambda state: rename_state(state, to_timm)), (lambda state: rename_state(state, to_authors))
+
+
 def shift(name: str, by: int) -> dict:
     """`to_timm`/`to_authors` for a Pair whose integer `name` is `by` lower on the timm side."""
     return {"to_timm": lambda v: {**v, name: v[name] + by}, "to_authors": lambda v: {**v, name: v[name] - by}}

@@ -9,9 +9,12 @@ data order); built once per cache directory, never committed.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 import torch
@@ -51,11 +54,24 @@ def digits_model(root: Path | None = None, arch: str = ARCH) -> DigitsModel:
         raise ValueError(f"no digits recipe for {arch} (have: {', '.join(ARCHS)})")
     root = Path(root) if root else cache_dir()
     ckpt = root / f"{arch}_digits_{IMAGE_SIZE}.pth"
-    train_dir, val_dir = digits_images(root)
-    if not ckpt.exists():
-        _train(ckpt, train_dir, val_dir, arch)
+    with _cache_lock(root):              # two processes sharing a cache (test workers) train once
+        train_dir, val_dir = digits_images(root)
+        if not ckpt.exists():
+            _train(ckpt, train_dir, val_dir, arch)
     info = torch.load(ckpt, map_location="cpu", weights_only=True)["effconvert"]
     return DigitsModel(ckpt, train_dir, val_dir, float(info["held_out_accuracy"]))
+
+
+@contextlib.contextmanager
+def _cache_lock(root: Path) -> Iterator[None]:
+    """An exclusive lock on the cache folder while its images or a model are written."""
+    root.mkdir(parents=True, exist_ok=True)
+    with open(root / ".lock", "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def digits_images(root: Path | None = None) -> tuple[Path, Path]:
