@@ -211,41 +211,45 @@ def test_rank_above_five_is_refused_with_the_op_named(tmp_path):
         MILExecutor(path)
 
 
-def test_fp16_gate_failure_names_the_first_divergent_op(tmp_path, checkpoints):
-    from effconvert.pipeline import Request, run
+def test_fp16_gate_failure_names_the_first_divergent_op(t8_all, checkpoints):
+    """The session's T8 fp16 package judged by a gate it cannot meet (psnr >= 120 dB): the report's
+    validation names an op of the package's own program."""
+    import torch
 
-    outcome = run(Request(checkpoints("fastvit_t8"), ("coreml",), ("fp16",), tmp_path, samples=4,
-                          gate="psnr=120"))
-    [entry] = outcome.report["artifacts"]
-    assert entry["runtime"] == "coreml-mil-executor" and entry["parity"]["passed"] is False
-    divergent = entry["parity"]["first_divergent_op"]
+    from effconvert.convert import Artifact
+    from effconvert.load import load_checkpoint
+    from effconvert.validate import gate_for, input_set, validate_artifact
+
+    path = t8_all.out_dir / "fastvit_t8_fp16.mlpackage"
+    loaded = load_checkpoint(checkpoints("fastvit_t8"))          # the checkpoint t8_all converted
+    inputs = input_set(loaded.preprocessing, samples=4)
+    with torch.no_grad():
+        reference = loaded.model(torch.from_numpy(inputs.inputs)).numpy()
+    check = validate_artifact(Artifact("coreml", "fp16", path, 0.0, "image"), inputs, reference,
+                              gate=gate_for("fp16", "psnr=120"))
+    assert check.runtime == "coreml-mil-executor" and check.passed is False
+    divergent = check.first_divergent_op
     assert divergent["psnr_db"] < 120 and divergent["op"] and divergent["output"]
-    program = load_program(tmp_path / entry["path"])
+    program = load_program(path)
     assert divergent["output"] in {name for op in program.operations for name, _ in op.outputs}
-    assert outcome.exit_code == 1
 
 
-def test_classifier_outputs_and_intermediates(tmp_path, checkpoints):
-    from effconvert.pipeline import Request, run
-
-    run(Request(checkpoints("fastvit_t8"), ("coreml",), ("fp32",), tmp_path, samples=1, validate=False))
-    executor = MILExecutor(tmp_path / "fastvit_t8_fp32.mlpackage")
+def test_classifier_outputs_and_intermediates(t8_all):
+    package = t8_all.out_dir / "fastvit_t8_fp32.mlpackage"
+    executor = MILExecutor(package)
     pixels = np.random.default_rng(1).integers(0, 256, (1, 3, 256, 256)).astype(np.float32)
     out = executor.run({"image": pixels})
     assert set(out) == {"classLabel", "classLabel_probs", "logits"}
     probs = out["classLabel_probs"]
-    labels = load_program(tmp_path / "fastvit_t8_fp32.mlpackage").operations[-1].inputs["classes"][0][1]
+    labels = load_program(package).operations[-1].inputs["classes"][0][1]
     assert len(labels) == 1000 and len(probs) == len(set(labels))   # ImageNet repeats a few names
     assert out["classLabel"] == labels[int(out["logits"].argmax())]
     everything = executor.run({"image": pixels}, keep=True)
     assert len(everything) > len(out) + 100
 
 
-def test_inspect_mlpackage(tmp_path, checkpoints, cli):
-    out = tmp_path / "out"
-    assert cli(checkpoints("fastvit_t8"), "--target", "coreml", "--quant", "fp16", "--no-validate",
-               "--out", out).exit_code == 0
-    result = cli("inspect", out / "fastvit_t8_fp16.mlpackage")
+def test_inspect_mlpackage(cli, t8_all):
+    result = cli("inspect", t8_all.out_dir / "fastvit_t8_fp16.mlpackage")
     assert result.exit_code == 0, result.output
     for text in ("image 256x256 RGB", "classLabel", "logits", "conv", "FLOAT16", "MB"):
         assert text in result.output, text
@@ -302,12 +306,10 @@ def test_activation_quantize_dequantize_round_trip(tmp_path):
     np.testing.assert_allclose(out.numpy(), expected, rtol=0, atol=1e-6)
 
 
-def test_activation_ranges_for_calibration_on_linux(tmp_path, checkpoints):
-    from effconvert.pipeline import Request, run
+def test_activation_ranges_for_calibration_on_linux(t8_all):
     from effconvert.quantize.coreml_ranges import activation_ranges
 
-    run(Request(checkpoints("fastvit_t8"), ("coreml",), ("fp32",), tmp_path, samples=1, validate=False))
-    executor = MILExecutor(tmp_path / "fastvit_t8_fp32.mlpackage")
+    executor = MILExecutor(t8_all.out_dir / "fastvit_t8_fp32.mlpackage")
     rng = np.random.default_rng(3)
     feeds = [{"image": rng.integers(0, 256, (1, 3, 256, 256)).astype(np.float32)} for _ in range(3)]
     ranges = activation_ranges(executor, feeds)
