@@ -21,6 +21,7 @@ from .errors import BadInput, EffconvertError
 from .report.console import render_console
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                  context_settings={"help_option_names": ["-h", "--help"]},
                   help="Efficient vision transformer checkpoint -> phone-ready artifact + parity report.")
 err = Console(stderr=True, highlight=False)
 out = Console(highlight=False)
@@ -228,12 +229,26 @@ def bench_cmd(
     out.print(table)
 
 
+def _version(value: bool) -> None:
+    if value:
+        from ._version import __version__
+
+        out.print(f"effconvert {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _options(version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
+                                          help="Print the version and exit")) -> None:
+    """Efficient vision transformer checkpoint -> phone-ready artifact + parity report."""
+
+
 def main(argv: list[str] | None = None) -> None:
     """Console entry point: `effconvert CKPT ...` means `effconvert convert CKPT ...`."""
     app(args=with_default_command(sys.argv[1:] if argv is None else argv), prog_name="effconvert")
 
 
 def with_default_command(args: list[str]) -> list[str]:
-    if args and args[0] not in SUBCOMMANDS and args[0] not in ("--help", "-h"):
+    if args and args[0] not in SUBCOMMANDS and args[0] not in ("--help", "-h", "--version"):
         return ["convert", *args]
     return list(args)

@@ -216,3 +216,14 @@ def test_labelled_val_folder_reports_task_accuracy(tmp_path, checkpoints, cli):
     # fp32 agrees on every top-1, so the artifact's accuracy is the reference's (1000-class head, 2 labels)
     assert parity["top1_agreement"] == 1.0 and parity["accuracy"] == parity["reference_accuracy"]
     assert "task accuracy on 6 labelled images (2 classes)" in result.output
+
+
+def test_version_and_short_help(cli):
+    from effconvert import __version__
+
+    result = cli("--version")
+    assert result.exit_code == 0 and result.output.strip() == f"effconvert {__version__}"
+    result = cli("-h")
+    assert result.exit_code == 0 and "convert" in result.output and "make-checkpoint" in result.output
+    result = cli("inspect", "-h")
+    assert result.exit_code == 0 and "checkpoint or an artifact" in result.output
