@@ -15,7 +15,7 @@ The CLI (cli.py) is a thin shell over `convert`.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable
 
@@ -54,7 +54,6 @@ class Result:
     report_path: Path
     out_dir: Path
     exit_code: int
-    extra: dict[str, Any] = field(default_factory=dict)
 
     @property
     def passed(self) -> bool:

@@ -13,7 +13,7 @@ from typing import Mapping
 
 import torch
 
-from .family import Family, Layout, StateDict, identity, register_family
+from .family import Family, Layout, identity, register_family
 from .rename import Pair, remaps, shift
 
 VARIANTS = tuple(f"mobileone_s{i}" for i in range(5))
