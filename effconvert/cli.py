@@ -6,7 +6,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import signal
 import sys
 import traceback
 from pathlib import Path
@@ -26,7 +28,33 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_
 err = Console(stderr=True, highlight=False)
 out = Console(highlight=False)
 INTERNAL_ERROR_EXIT = 4
+INTERRUPT_EXITS = {signal.SIGINT: 130, signal.SIGTERM: 143}    # 128 + the signal, as shells report it
 SUBCOMMANDS = ("convert", "demo", "inspect", "make-checkpoint", "app", "bench")
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised like Ctrl-C so that every `finally` (temporary folders, locks) runs."""
+
+
+def _on_sigterm(signum, frame) -> None:
+    raise Terminated()
+
+
+@contextlib.contextmanager
+def _guarded(debug: bool, finished: list[str] | None = None):
+    """Every error becomes one line and an exit code; an interrupt says what finished."""
+    try:
+        yield
+    except typer.Exit:
+        raise
+    except KeyboardInterrupt as exc:
+        signum = signal.SIGTERM if isinstance(exc, Terminated) else signal.SIGINT
+        done = f"finished: {', '.join(finished)}" if finished else "nothing finished"
+        err.print(f"[bold red]interrupted[/] ({signal.Signals(signum).name}): {done}; no report written, "
+                  "no partial artifact left; rerun to complete", soft_wrap=True)
+        raise typer.Exit(code=INTERRUPT_EXITS[signum]) from None
+    except Exception as exc:  # noqa: BLE001 - every error becomes one line + an exit code
+        _fail(exc, debug)
 
 
 def _fail(exc: BaseException, debug: bool) -> None:
@@ -82,19 +110,32 @@ def convert_cmd(
                       validate=not no_validate, labels_file=labels, dynamic_batch=dynamic_batch, layout=layout,
                       ios=ios, input_kind=input_kind, calib_dir=calib, calib_samples=calib_samples,
                       int8_io=int8_io, palettize=palettize, fallback=not no_fallback)
-    try:
-        unknown = [p for p in app_platforms if p not in PLATFORMS]
-        if unknown:
-            raise BadInput(f"unknown app platform {unknown[0]!r}", hint=f"choose from: {', '.join(PLATFORMS)}")
+    finished: list[str] = []
+    with _guarded(debug, finished):
+        _check_apps(app_platforms, request)
         with err.status("converting...") as status:
-            outcome = run(request, on_step=lambda step, msg: _step(status, step, msg))
+            outcome = run(request, on_step=lambda step, msg: _step(status, step, msg, finished))
         _write_apps(app_platforms, outcome)
-    except Exception as exc:  # noqa: BLE001 - every error becomes one line + an exit code
-        _fail(exc, debug)
     render_console(err, outcome.report, outcome.report_path)
     if as_json:
         out.print_json(json.dumps(outcome.report, allow_nan=True))
     raise typer.Exit(code=outcome.exit_code)
+
+
+def _check_apps(platforms: List[str], request) -> None:
+    """--app needs its artifact among the targets: refused before anything is converted."""
+    from .apps import PLATFORMS
+    from .targets import TARGETS, split_list
+
+    targets = split_list(request.targets)
+    names = list(TARGETS) if "all" in targets else targets
+    for platform in platforms:
+        spec = PLATFORMS.get(platform)
+        if spec is None:
+            raise BadInput(f"unknown app platform {platform!r}", hint=f"choose from: {', '.join(PLATFORMS)}")
+        if spec.target not in names:
+            raise BadInput(f"--app {platform} needs a {spec.suffix} artifact, and no --target {spec.target} "
+                           "was asked for", hint=f"add --target {spec.target}")
 
 
 def _write_apps(platforms: List[str], outcome) -> None:
@@ -109,9 +150,11 @@ def _write_apps(platforms: List[str], outcome) -> None:
         err.print(f"[green]✓[/] app       {platform}: {project.path} (model {candidates[-1].path.name})")
 
 
-def _step(status, step: str, message: str) -> None:
+def _step(status, step: str, message: str, finished: list[str] | None = None) -> None:
     err.print(f"[green]✓[/] {step:<9} {message}", soft_wrap=True)
     status.update(f"{step}: {message}")
+    if finished is not None and step == "convert" and "FAILED" not in message:
+        finished.append(message.split(" ")[0])             # the pipeline names the artifact first
 
 
 @app.command("demo")
@@ -123,16 +166,17 @@ def demo_cmd(
     Core ML, TFLite and ONNX in fp32 and fp16, each validated on its runtime."""
     from .synth.checkpoint import make_checkpoint
     from .pipeline import Request, run
+    from .workspace import check_output_dir
 
-    try:
+    finished: list[str] = []
+    with _guarded(debug, finished):
+        check_output_dir(out_dir)
         ckpt = out_dir / "fastvit_s12.pth.tar"
         err.print(f"writing a synthetic FastViT-S12 checkpoint (Apple layout): {ckpt}")
         make_checkpoint("fastvit_s12", ckpt, layout="apple", seed=0)
         with err.status("converting...") as status:
             outcome = run(Request(ckpt, ("all",), ("fp32", "fp16"), out_dir),
-                          on_step=lambda step, msg: _step(status, step, msg))
-    except Exception as exc:  # noqa: BLE001
-        _fail(exc, debug)
+                          on_step=lambda step, msg: _step(status, step, msg, finished))
     render_console(err, outcome.report, outcome.report_path)
     for artifact in outcome.artifacts:
         err.print(f"artifact: {artifact.path}")
@@ -149,10 +193,8 @@ def app_cmd(
     """Write a sample app project with ARTIFACT and its manifest embedded."""
     from .apps import embed_app
 
-    try:
+    with _guarded(debug):
         project = embed_app(platform, artifact, out_dir)
-    except Exception as exc:  # noqa: BLE001
-        _fail(exc, debug)
     m = project.manifest
     err.print(f"wrote {project.path}: {m['arch']} {m['quant']}, input {m['input_name']} {m['input_shape']} "
               f"({m['input_layout']}), {len(m['labels'])} labels")
@@ -169,10 +211,8 @@ def make_checkpoint_cmd(
     """Write a deterministic checkpoint whose numbers behave like a trained model's (not trained)."""
     from .synth.checkpoint import make_checkpoint
 
-    try:
+    with _guarded(debug):
         made = make_checkpoint(arch, output, layout=layout, seed=seed)
-    except Exception as exc:  # noqa: BLE001
-        _fail(exc, debug)
     err.print(f"wrote {made.path} ({made.arch}, {made.layout} layout, seed {made.seed}): "
               f"logit std {made.stats.logit_std:.2f}, {made.stats.distinct_top1} distinct top-1 classes "
               f"over {made.stats.images} images — synthetic, not a trained model")
@@ -186,10 +226,8 @@ def inspect_cmd(
     """What a checkpoint or artifact holds."""
     from .inspect import inspect_path
 
-    try:
+    with _guarded(debug):
         rows = inspect_path(path)
-    except Exception as exc:  # noqa: BLE001
-        _fail(exc, debug)
     table = Table(show_header=False, title=str(path), title_justify="left")
     table.add_column(style="bold")
     table.add_column()
@@ -207,14 +245,15 @@ def bench_cmd(
     debug: bool = typer.Option(False, "--debug"),
 ) -> None:
     """Latency (median, p90), peak memory and size of artifacts, each on its runtime."""
-    from .measure import bench_artifact
+    from .measure import bench_artifact, check_bench_options
 
-    try:
-        if threads < 1 or runs < 1:
-            raise BadInput("--threads and --runs must be at least 1")
-        results = [bench_artifact(path, threads=threads, runs=runs) for path in artifacts]
-    except Exception as exc:  # noqa: BLE001
-        _fail(exc, debug)
+    finished: list[str] = []
+    with _guarded(debug, finished):
+        check_bench_options(artifacts, threads=threads, runs=runs)
+        results = []
+        for path in artifacts:
+            results.append(bench_artifact(path, threads=threads, runs=runs))
+            finished.append(path.name)
     if as_json:
         out.print_json(json.dumps([r.as_dict() for r in results]))
         return
@@ -245,6 +284,7 @@ def _options(version: bool = typer.Option(False, "--version", callback=_version,
 
 def main(argv: list[str] | None = None) -> None:
     """Console entry point: `effconvert CKPT ...` means `effconvert convert CKPT ...`."""
+    signal.signal(signal.SIGTERM, _on_sigterm)
     app(args=with_default_command(sys.argv[1:] if argv is None else argv), prog_name="effconvert")
 
 

@@ -30,6 +30,12 @@ class ConversionFailed(EffconvertError):
     exit_code = 3
 
 
+class ArtifactFailed(EffconvertError):
+    """An artifact that loads but fails when its runtime executes it (e.g. an impossible reshape)."""
+
+    exit_code = 3
+
+
 class ParityFailed(EffconvertError):
     """An artifact (or the fusion proof) did not meet its numerical gate."""
 

@@ -16,6 +16,8 @@ def inspect_path(path: Path) -> list[tuple[str, str]]:
     if not path.exists():
         raise BadInput(f"not found: {path}")
     if any(path.name.lower().endswith(t.suffix) for t in TARGETS.values()):
+        if size_on_disk(path) == 0:
+            raise BadInput(f"{path} is empty (0 bytes): not an artifact")
         return _ARTIFACTS[target_of(path).name](path)
     return _inspect_checkpoint(path)
 
@@ -46,6 +48,8 @@ def _inspect_onnx(path: Path) -> list[tuple[str, str]]:
         model = onnx.load(str(path))
     except Exception as exc:  # onnx raises DecodeError and others for a damaged file
         raise BadInput(f"not a readable ONNX model: {path.name}") from exc
+    if not model.graph.node or not model.graph.input:       # protobuf parses many byte strings as empty
+        raise BadInput(f"not an ONNX model: {path.name} has no graph")
 
     def shape(value_info) -> str:
         dims = [d.dim_param or str(d.dim_value) for d in value_info.type.tensor_type.shape.dim]

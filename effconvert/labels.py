@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from .errors import BadInput
+from .limits import MAX_LABELS_BYTES
 
 IMAGENET_CLASSES = 1000
 
@@ -17,14 +18,32 @@ def imagenet_labels() -> list[str]:
     return [info.index_to_description(i) for i in range(IMAGENET_CLASSES)]
 
 
+def read_labels_file(path: Path) -> list[str]:
+    """The non-empty lines of a UTF-8 text file; anything else (binary, huge, missing) is refused."""
+    if not path.exists():
+        raise BadInput(f"--labels file not found: {path}")
+    if not path.is_file():
+        raise BadInput(f"--labels {path} is not a file")
+    if path.stat().st_size > MAX_LABELS_BYTES:
+        raise BadInput(f"--labels {path} is {path.stat().st_size:,} bytes; a labels file is at most "
+                       f"{MAX_LABELS_BYTES:,} (one class name per line)")
+    try:
+        text = path.read_bytes().decode("utf-8")
+    except OSError as exc:
+        raise BadInput(f"cannot read --labels {path}: {exc.strerror or exc}") from None
+    except UnicodeDecodeError as exc:
+        raise BadInput(f"--labels {path} is not UTF-8 text (byte {exc.start} is 0x{exc.object[exc.start]:02x})",
+                       hint="one class name per line, UTF-8") from None
+    if "\x00" in text:
+        raise BadInput(f"--labels {path} is a binary file (it contains NUL bytes)",
+                       hint="one class name per line, UTF-8")
+    return [line.strip() for line in text.splitlines() if line.strip()]
+
+
 def labels_for(num_classes: int, labels_file: Path | None = None) -> tuple[list[str], str]:
     """(labels, source) for a head with `num_classes` outputs."""
     if labels_file is not None:
-        try:
-            labels = [line.strip() for line in Path(labels_file).read_text(encoding="utf-8").splitlines()
-                      if line.strip()]
-        except OSError as exc:
-            raise BadInput(f"cannot read labels file {labels_file}: {exc.strerror}") from exc
+        labels = read_labels_file(Path(labels_file))
         if len(labels) != num_classes:
             raise BadInput(f"labels file has {len(labels)} labels, the model has {num_classes} classes")
         return labels, Path(labels_file).name

@@ -13,7 +13,7 @@ import copy
 import shutil
 import tempfile
 import time
-from dataclasses import KW_ONLY, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
@@ -30,8 +30,9 @@ from .quantize import SIMULATION_BATCH, Calibration, QuantPlan, layer_sensitivit
 from .quantize import fallback as fallback_policy
 from .report import SCHEMA, versions, write_report
 from .report.html import render_html
-from .targets import check_pairs
-from .validate import Validation, gate_for, input_set, parse_gate, task_accuracy, validate_artifact
+from .request import Request, check_memory, check_request
+from .workspace import output_lock, private_tempdir
+from .validate import Validation, gate_for, input_set, task_accuracy, validate_artifact
 from .validate.gates import DEFAULT_GATES, FP32_NOISE_FACTOR
 
 StepCallback = Callable[[str, str], None]          # (step, message)
@@ -39,36 +40,6 @@ StepCallback = Callable[[str, str], None]          # (step, message)
 PROOF_SAMPLES = 8
 REFERENCE_BATCH = 8
 CALIBRATION_SEED = 77_001         # built-in calibration images, disjoint from the validation seed
-
-
-@dataclass(frozen=True)
-class Request:
-    checkpoint: Path
-    targets: tuple[str, ...] = ("onnx",)
-    quants: tuple[str, ...] = ("fp32",)
-    out_dir: Path | None = None
-    _: KW_ONLY                           # the rest by name: 21 positional fields read as noise
-    arch: str | None = None
-    image_size: int | None = None
-    samples: int = 32
-    val_dir: Path | None = None
-    gate: str | None = None
-    fuse: bool = True
-    validate: bool = True
-    labels_file: Path | None = None
-    dynamic_batch: bool = False          # onnx
-    layout: str = "nhwc"                 # tflite input layout
-    ios: int = 16                        # coreml minimum deployment target
-    input_kind: str = "image"            # coreml input: image | tensor
-    calib_dir: Path | None = None        # int8: calibration images (built-in set when None)
-    calib_samples: int = 64
-    int8_io: bool = False                # tflite int8: integer input/output tensors
-    palettize: int | None = None         # coreml: also an artifact with N-bit palettized weights
-    fallback: bool = True                # int8 missing its gate: sensitive layers back to float
-
-    def export_options(self) -> ExportOptions:
-        return ExportOptions(layout=self.layout, ios=self.ios, input_kind=self.input_kind,
-                             dynamic_batch=self.dynamic_batch)
 
 
 @dataclass(frozen=True)
@@ -101,25 +72,20 @@ class Outcome:
         return 0 if self.report["passed"] else 1
 
 
-def default_out_dir(checkpoint: Path) -> Path:
-    name = checkpoint.name
-    for suffix in (".pth.tar", ".safetensors", ".pth", ".pt", ".tar", ".bin", ".ckpt"):
-        if name.endswith(suffix):
-            name = name[: -len(suffix)]
-            break
-    return Path("effconvert-out") / name
-
-
 def run(request: Request, on_step: StepCallback = lambda step, msg: None) -> Outcome:
-    pairs = check_pairs(list(request.targets), list(request.quants), request.palettize)
-    request.export_options().check()
-    if request.gate:
-        parse_gate(request.gate)                                   # refuse a bad --gate up front
-    started = time.perf_counter()
+    """Check everything, then load, convert, validate and report. Exit-2 refusals all happen before
+    the first write; converters' temporary files go to a private folder removed at the end."""
+    pairs = check_request(request)
+    with private_tempdir():
+        return _run(request, pairs, on_step)
 
+
+def _run(request: Request, pairs: list[tuple[str, str]], on_step: StepCallback) -> Outcome:
+    started = time.perf_counter()
     loaded = load_checkpoint(request.checkpoint, arch=request.arch, image_size=request.image_size)
     on_step("load", f"{loaded.arch} from {loaded.source_layout} layout ({loaded.params / 1e6:.1f}M params)")
     labels, labels_source = labels_for(loaded.num_classes, request.labels_file)
+    check_memory(request, *loaded.preprocessing.size, any(quant == "int8" for _, quant in pairs))
 
     inputs = input_set(loaded.preprocessing, samples=request.samples, folder=request.val_dir)
     reference = _logits(loaded.model, inputs.inputs)
@@ -136,63 +102,66 @@ def run(request: Request, on_step: StepCallback = lambda step, msg: None) -> Out
     on_step("fuse", "skipped (--no-fuse)" if fused.proof.skipped else
             f"{fused.proof.modules_fused} modules fused, max rel err {fused.proof.max_rel_err:.1e}")
 
-    out_dir = Path(request.out_dir) if request.out_dir else default_out_dir(loaded.checkpoint)
+    out_dir = request.output_dir
     calibration = None
     if any(quant == "int8" for _, quant in pairs):
         # Never the validation images: a different built-in seed, or the user's --calib folder.
         images = input_set(loaded.preprocessing, samples=request.calib_samples, folder=request.calib_dir,
-                           seed=CALIBRATION_SEED)
+                           seed=CALIBRATION_SEED, flag="--calib")
         calibration = Calibration(images.inputs, images.pixels, images.source, builtin=request.calib_dir is None)
         on_step("calibrate", f"{len(calibration)} calibration images: {calibration.source}"
                 + ("" if request.calib_dir else " (no --calib given: built-in set)"))
     info = _model_info(loaded, labels, labels_source)
     shared = _Shared(fused.model, info, out_dir, torch.from_numpy(inputs.inputs[:1]), request.export_options(),
                      request, inputs, reference, noise_floor, on_step)
-    entries, artifacts, outputs = [], [], {}
-    sensitivity = None
-    if calibration is not None:
-        sensitivity = layer_sensitivity(fused.model, calibration.inputs)
-        on_step("sensitivity", "most int8-sensitive layers: " + ", ".join(
-            f"{s.name} {s.psnr_db:.1f} dB" for s in sensitivity[:3]))
-    fp32_ops = tuple(FAMILIES[loaded.family].coreml_fp32_ops)
-    for target, quant in pairs:
-        plan = QuantPlan(quant, calibration=calibration if quant == "int8" else None,
-                         fp32_ops=fp32_ops if target == "coreml" else (), int8_io=request.int8_io)
-        entry, artifact, logits = _build_one(shared, target, plan)
-        missed = not entry.get("parity", {}).get("passed", True)
-        if request.fallback and missed and quant == "int8":
-            entry, artifact, logits = _float_fallback(shared, target, plan, entry, artifact, logits, sensitivity)
-        entries.append(entry)
-        if artifact is not None:
-            artifacts.append(artifact)
-        if logits is not None:
-            outputs[artifact.path.name] = logits
+    with output_lock(out_dir):                     # from here on, this run writes into out_dir
+        entries, artifacts, outputs = [], [], {}
+        sensitivity = None
+        if calibration is not None:
+            sensitivity = layer_sensitivity(fused.model, calibration.inputs)
+            on_step("sensitivity", "most int8-sensitive layers: " + ", ".join(
+                f"{s.name} {s.psnr_db:.1f} dB" for s in sensitivity[:3]))
+        fp32_ops = tuple(FAMILIES[loaded.family].coreml_fp32_ops)
+        for target, quant in pairs:
+            plan = QuantPlan(quant, calibration=calibration if quant == "int8" else None,
+                             fp32_ops=fp32_ops if target == "coreml" else (), int8_io=request.int8_io)
+            entry, artifact, logits = _build_one(shared, target, plan)
+            missed = not entry.get("parity", {}).get("passed", True)
+            if request.fallback and missed and quant == "int8":
+                entry, artifact, logits = _float_fallback(shared, target, plan, entry, artifact, logits, sensitivity)
+            entries.append(entry)
+            if artifact is not None:
+                artifacts.append(artifact)
+            if logits is not None:
+                outputs[artifact.path.name] = logits
 
-    report = {
-        "schema": SCHEMA,
-        "passed": fused.proof.passed and all(e["parity"]["passed"] for e in entries if "parity" in e)
-                  and not any(e.get("error") for e in entries),
-        "model": loaded.report_dict(),
-        "fusion": {**fused.proof.report_dict(), "steps": fused.steps},
-        **({"calibration": {"source": calibration.source, "samples": len(calibration),
-                            "builtin": calibration.builtin}} if calibration is not None else {}),
-        **({"int8_sensitivity": {"method": "one layer at a time in simulated W8A8, PSNR of the logits vs float "
-                                           f"on {min(len(calibration.inputs), SIMULATION_BATCH)} calibration images",
-                                 "layers": [s.report_dict() for s in sensitivity]}} if sensitivity else {}),
-        "inputs": {"source": inputs.source, "samples": int(len(inputs.inputs)),
-                   **({"classes": len(inputs.class_folders), "reference_accuracy": reference_accuracy}
-                      if reference_accuracy is not None else {})},
-        "reference": {"fp32_noise_floor": noise_floor,
-                      "fp32_gate_rule": f"max_rel_err <= max({DEFAULT_GATES['fp32'].max_rel:g}, "
-                                        f"{FP32_NOISE_FACTOR:g} x fp32_noise_floor)"},
-        "artifacts": entries,
-        "labels": {"source": labels_source, "count": len(labels)},
-        "versions": versions(),
-        "timings_s": {"total": round(time.perf_counter() - started, 3)},
-    }
-    report_path = write_report(report, out_dir)
-    write_text_atomic(out_dir / "report.html", render_html(report, reference, outputs))
-    return Outcome(report, report_path, out_dir, artifacts)
+        report = {
+            "schema": SCHEMA,
+            "passed": fused.proof.passed and all(e["parity"]["passed"] for e in entries if "parity" in e)
+                      and not any(e.get("error") for e in entries),
+            "model": loaded.report_dict(),
+            "fusion": {**fused.proof.report_dict(), "steps": fused.steps},
+            **({"calibration": {"source": calibration.source, "samples": len(calibration),
+                                "builtin": calibration.builtin}} if calibration is not None else {}),
+            **({"int8_sensitivity": {"method": "one layer at a time in simulated W8A8, PSNR of the logits vs float "
+                                               f"on {min(len(calibration.inputs), SIMULATION_BATCH)} calibration images",
+                                     "layers": [s.report_dict() for s in sensitivity]}} if sensitivity else {}),
+            "inputs": {"source": inputs.source, "samples": int(len(inputs.inputs)),
+                       **({"classes": len(inputs.class_folders), "reference_accuracy": reference_accuracy}
+                          if reference_accuracy is not None else {})},
+            "reference": {"fp32_noise_floor": noise_floor,
+                          "fp32_gate_rule": f"max_rel_err <= max({DEFAULT_GATES['fp32'].max_rel:g}, "
+                                            f"{FP32_NOISE_FACTOR:g} x fp32_noise_floor)"},
+            "artifacts": entries,
+            "labels": {"source": labels_source, "count": len(labels)},
+            "versions": versions(),
+            "timings_s": {"total": round(time.perf_counter() - started, 3)},
+        }
+        report_path = write_report(report, out_dir)
+        write_text_atomic(out_dir / "report.html", render_html(report, reference, outputs))
+        return Outcome(report, report_path, out_dir, artifacts)
+
+
 
 
 def _build_one(shared: _Shared, target: str, plan: QuantPlan) -> tuple[dict, Artifact | None, np.ndarray | None]:

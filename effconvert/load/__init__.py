@@ -20,7 +20,10 @@ from .family import FAMILIES, Family, Layout, StateDict, all_variants, build_tim
 from .infer import compare, name_hint, rank_candidates
 from .model import LoadedModel
 from .preprocessing import Preprocessing
+from . import metadata
+from .metadata import CheckpointMetadata, image_size_value
 from .read import RawCheckpoint, read_checkpoint
+from .sizes import check_input_size
 from .unwrap import Unwrapped, unwrap
 
 __all__ = ["load_checkpoint", "LoadedModel", "Preprocessing", "FAMILIES", "all_variants",
@@ -34,10 +37,12 @@ def load_checkpoint(path: Path, *, arch: str | None = None, image_size: int | No
     _check_finite(state)
     fused = family.is_fused(state)
     num_classes = _num_classes(family, state)
-    made_here = unwrapped.extras.get("effconvert") or _safetensors_synthetic(raw) or {}
-    synthetic = made_here if made_here.get("synthetic") in (True, "true") else None
-    if image_size is None and made_here.get("image_size"):
-        image_size = int(made_here["image_size"])        # e.g. the 64x64 digits model
+    meta = _metadata(raw, unwrapped)
+    image_size = image_size_value(image_size)
+    if image_size is None:
+        image_size = meta.image_size                    # e.g. the 64x64 digits model
+    if image_size is not None:
+        check_input_size(family, arch if arch in family.variants else family.variants[0], image_size)
     arch, arch_from = _choose_arch(family, state, raw.path.name, num_classes=num_classes,
                                    fused=fused, requested=arch, image_size=image_size)
     model = build_model(arch, num_classes=num_classes, fused=fused, image_size=image_size)
@@ -47,7 +52,7 @@ def load_checkpoint(path: Path, *, arch: str | None = None, image_size: int | No
         model=model, arch=arch, family=family.name, checkpoint=raw.path, sha256=raw.sha256,
         source_layout=label, fused_on_load=fused, num_classes=num_classes,
         preprocessing=Preprocessing.from_timm(arch, image_size=image_size),
-        wrapper=unwrapped.wrapper, arch_from=arch_from, synthetic=synthetic,
+        wrapper=unwrapped.wrapper, arch_from=arch_from, synthetic=meta.as_dict() if meta.synthetic else None,
     )
 
 
@@ -115,7 +120,8 @@ def _choose_arch(family: Family, state: StateDict, filename: str, *, num_classes
     raise BadInput(
         f"no {family.name} variant matches this checkpoint (closest: {closest[0].arch}: "
         f"{closest[0].describe()})",
-        hint=_input_size_hint(family, closest[0]) or f"candidates: {listing}; pass --arch to force one",
+        hint=_input_size_hint(family, closest[0])
+        or f"closest variants: {listing}; the weights are of an architecture effconvert does not support",
     )
 
 
@@ -147,8 +153,7 @@ def _load_strict(model: torch.nn.Module, state: StateDict, arch: str) -> None:
     model.float().eval()
 
 
-def _safetensors_synthetic(raw: RawCheckpoint) -> dict | None:
-    if raw.file_metadata.get("effconvert.synthetic") == "true":
-        return {"synthetic": True, "seed": raw.file_metadata.get("effconvert.seed"),
-                "arch": raw.file_metadata.get("effconvert.arch")}
-    return None
+def _metadata(raw: RawCheckpoint, unwrapped: Unwrapped) -> CheckpointMetadata:
+    if raw.file_metadata:
+        return metadata.from_safetensors(raw.file_metadata)
+    return metadata.from_pickle(unwrapped.extras.get("effconvert"))

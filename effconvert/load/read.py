@@ -7,6 +7,8 @@ whose unpickler only builds tensors and containers; `.safetensors` has no code p
 from __future__ import annotations
 
 import argparse
+import errno
+import os
 import pickle
 import zipfile
 from dataclasses import dataclass, field
@@ -38,23 +40,43 @@ class RawCheckpoint:
     file_metadata: dict[str, str] = field(default_factory=dict)  # safetensors header metadata
 
 
-def read_checkpoint(path: Path) -> RawCheckpoint:
+def check_checkpoint_path(path: Path) -> None:
+    """Refuse what cannot be a checkpoint file, from the path alone (nothing is read)."""
     path = Path(path)
     if not path.exists():
+        if path.is_symlink():
+            try:
+                path.resolve(strict=True)
+            except RuntimeError:                                 # Python 3.11 names the loop so
+                raise BadInput(f"checkpoint {path} is a symbolic link loop") from None
+            except OSError as exc:
+                if exc.errno == errno.ELOOP:
+                    raise BadInput(f"checkpoint {path} is a symbolic link loop") from None
+            raise BadInput(f"checkpoint {path} is a broken symbolic link (to {os.readlink(path)})")
         raise BadInput(f"checkpoint not found: {path}")
     if path.is_dir():
         raise BadInput(f"expected a checkpoint file, got a folder: {path}")
+    if not path.is_file():
+        raise BadInput(f"checkpoint {path} is not a regular file")
     if path.stat().st_size == 0:
         raise BadInput(f"checkpoint is empty (0 bytes): {path}")
-    sha = sha256_of(path)
+    if not (path.name.endswith(SAFETENSORS_SUFFIX) or path.name.endswith(PICKLE_SUFFIXES)):
+        raise BadInput(f"unsupported checkpoint format: {path.name}",
+                       hint="use .pth, .pth.tar, .pt, .bin, .ckpt or .safetensors")
+    if not os.access(path, os.R_OK):
+        raise BadInput(f"checkpoint {path} is not readable (permission denied)")
+
+
+def read_checkpoint(path: Path) -> RawCheckpoint:
+    path = Path(path)
+    check_checkpoint_path(path)
+    try:
+        sha = sha256_of(path)
+    except OSError as exc:
+        raise BadInput(f"cannot read checkpoint {path}: {exc.strerror or exc}") from None
     if path.name.endswith(SAFETENSORS_SUFFIX):
         content, meta = _read_safetensors(path)
         return RawCheckpoint(path, sha, content, meta)
-    if not path.name.endswith(PICKLE_SUFFIXES):
-        raise BadInput(
-            f"unsupported checkpoint format: {path.name}",
-            hint="use .pth, .pth.tar, .pt or .safetensors",
-        )
     return RawCheckpoint(path, sha, _read_pickle(path))
 
 
@@ -70,6 +92,9 @@ def _read_safetensors(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, st
 
 
 def _read_pickle(path: Path) -> Any:
+    if _is_torchscript(path):
+        raise BadInput(f"{path.name} is a TorchScript program, not a checkpoint of weights",
+                       hint="save the weights instead: torch.save(torch.jit.load(f).state_dict(), 'weights.pth')")
     try:
         with torch.serialization.safe_globals(_SAFE_EXTRA_GLOBALS):
             return torch.load(path, map_location="cpu", weights_only=True, mmap=False)
@@ -89,9 +114,26 @@ def _read_pickle(path: Path) -> Any:
     except (RuntimeError, EOFError, ValueError, zipfile.BadZipFile, OSError, KeyError,
             IndexError, TypeError, AttributeError, UnicodeDecodeError) as exc:
         raise BadInput(
-            f"not a readable PyTorch checkpoint: {path.name} ({first_line(exc)[:120]})",
+            f"not a readable PyTorch checkpoint: {path.name} ({_shorten(first_line(exc))})",
             hint="the file may be corrupt, truncated or not a checkpoint at all",
         ) from exc
+
+
+def _is_torchscript(path: Path) -> bool:
+    """A TorchScript archive is a zip with the program's code and constants next to its data."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            names = archive.namelist()
+    except (zipfile.BadZipFile, OSError, ValueError):
+        return False
+    return any(n.endswith("/constants.pkl") for n in names) and any("/code/" in n for n in names)
+
+
+def _shorten(text: str, limit: int = 120) -> str:
+    """At most `limit` characters, cut at a word boundary with an ellipsis, never mid-word."""
+    if len(text) <= limit:
+        return text
+    return text[:limit].rsplit(" ", 1)[0].rstrip(" ,;:.") + " …"
 
 
 def _unsafe_global(text: str) -> str:

@@ -13,8 +13,10 @@ import platform
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from ..errors import ArtifactFailed, BadInput, EffconvertError
 from ..files import size_on_disk
-from ..errors import BadInput, EffconvertError
+from ..limits import MAX_RUNS, MAX_THREADS
+from ..quiet import first_line
 from .timing import Timing, time_calls
 
 
@@ -33,15 +35,30 @@ class ArtifactBench:
         return {**asdict(self), "timing": self.timing.as_dict()}
 
 
+def check_bench_options(paths: list[Path], *, threads: int, runs: int) -> None:
+    """Refuse bad options and unusable paths before any artifact is opened."""
+    from ..targets import target_of
+
+    if not 1 <= threads <= MAX_THREADS:
+        raise BadInput(f"--threads {threads} is out of range: from 1 to {MAX_THREADS}")
+    if not 1 <= runs <= MAX_RUNS:
+        raise BadInput(f"--runs {runs} is out of range: from 1 to {MAX_RUNS}")
+    for path in map(Path, paths):
+        if not path.exists():
+            raise BadInput(f"artifact not found: {path}")
+        target_of(path)
+        if size_on_disk(path) == 0:
+            raise BadInput(f"{path} is empty (0 bytes): not an artifact")
+
+
 def bench_artifact(path: Path, *, threads: int = 2, runs: int = 20, warmup: int = 3) -> ArtifactBench:
     path = Path(path)
-    if not path.exists():
-        raise BadInput(f"artifact not found: {path}")
+    check_bench_options([path], threads=threads, runs=runs)
     context = multiprocessing.get_context("spawn")
     with concurrent.futures.ProcessPoolExecutor(max_workers=1, mp_context=context) as pool:
         result = pool.submit(_measure_in_child, str(path), threads, runs, warmup).result()
     if "error" in result:
-        raise BadInput(result["error"])
+        raise (ArtifactFailed if result.get("fails_at_run") else BadInput)(result["error"])
     return ArtifactBench(str(path), result["target"], result["runtime"], size_on_disk(path), threads,
                          Timing(**result["timing"]), result["peak_rss_mb"], result["added_rss_mb"])
 
@@ -59,9 +76,15 @@ def _measure_in_child(path: str, threads: int, runs: int, warmup: int) -> dict:
             torch.set_num_threads(threads)            # the MIL executor computes in torch
         runtime = open_runtime(Path(path), threads=threads)
         batch = noise_batch((1, *runtime.input_shape[1:]))
-        timing = time_calls(lambda: runtime.run(batch), runs=runs, warmup=warmup)
     except EffconvertError as exc:               # sent back as text: exceptions pickle badly
         return {"error": exc.message}
+    try:
+        timing = time_calls(lambda: runtime.run(batch), runs=runs, warmup=warmup)
+    except EffconvertError as exc:
+        return {"error": exc.message, "fails_at_run": exc.exit_code == ArtifactFailed.exit_code}
+    except Exception as exc:  # noqa: BLE001 - the runtime's own error, for an artifact it loaded
+        return {"error": f"{Path(path).name} loads but fails when {runtime.name} runs it: {first_line(exc)}",
+                "fails_at_run": True}
     peak = _rss_mb("VmHWM")
     return {"target": target.name, "runtime": runtime.name, "timing": timing.as_dict(),
             "peak_rss_mb": peak, "added_rss_mb": max(peak - before, 0.0)}

@@ -18,7 +18,7 @@ class OnnxRuntime:
 
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads
-        options.log_severity_level = 3
+        options.log_severity_level = 4           # errors reach the user as exceptions, once
         self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
         self.input = self.session.get_inputs()[0]
         self.batch = self.input.shape[0] if isinstance(self.input.shape[0], int) else None

@@ -5,6 +5,7 @@ All thresholds in one visible table; a gate is never widened silently.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, fields, replace
 
 from ..errors import BadInput
@@ -60,6 +61,10 @@ def gate_for(quant: str, override: str | None = None, *, fp32_noise_floor: float
     return replace(gate, **parse_gate(override)) if override else gate
 
 
+# What a gate value can be: a fraction for agreements, non-negative for errors and dB.
+GATE_RANGES = {"max_rel": (0.0, float("inf")), "psnr": (0.0, 1000.0), "top1": (0.0, 1.0), "cosine": (-1.0, 1.0)}
+
+
 def parse_gate(text: str) -> dict[str, float]:
     """'psnr=40,top1=0.995' -> {'psnr': 40.0, 'top1': 0.995}."""
     known = [f.name for f in fields(Gate)]
@@ -69,8 +74,14 @@ def parse_gate(text: str) -> dict[str, float]:
         if name not in known:
             raise BadInput(f"unknown gate {name!r} in --gate {text!r}", hint=f"gates: {', '.join(known)}")
         try:
-            values[name] = float(value)
+            number = float(value)
         except ValueError:
             raise BadInput(f"gate {name} needs a number, got {value!r}",
                            hint="e.g. --gate psnr=40,top1=0.995") from None
+        if not math.isfinite(number):
+            raise BadInput(f"gate {name} needs a finite number, got {value!r}")
+        low, high = GATE_RANGES[name]
+        if not low <= number <= high:
+            raise BadInput(f"gate {name} {number:g} is out of range: from {low:g} to {high:g}")
+        values[name] = number
     return values
