@@ -133,19 +133,21 @@ def _check_apps(platforms: List[str], request) -> None:
         spec = PLATFORMS.get(platform)
         if spec is None:
             raise BadInput(f"unknown app platform {platform!r}", hint=f"choose from: {', '.join(PLATFORMS)}")
-        if spec.target not in names:
-            raise BadInput(f"--app {platform} needs a {spec.suffix} artifact, and no --target {spec.target} "
-                           "was asked for", hint=f"add --target {spec.target}")
+        if not set(spec.targets) & set(names):
+            takes = " or ".join(m.suffix for m in spec.models)
+            raise BadInput(f"--app {platform} needs a {takes} artifact, and no --target "
+                           f"{' or '.join(spec.targets)} was asked for", hint=f"add --target {spec.target}")
 
 
 def _write_apps(platforms: List[str], outcome) -> None:
     from .apps import PLATFORMS, embed_app
 
     for platform in dict.fromkeys(platforms):
-        suffix = PLATFORMS[platform].suffix
-        candidates = [a for a in outcome.artifacts if a.path.name.endswith(suffix)]
+        spec = PLATFORMS[platform]
+        by_model = [[a for a in outcome.artifacts if a.path.name.endswith(m.suffix)] for m in spec.models]
+        candidates = next((found for found in by_model if found), [])   # the platform's default runtime first
         if not candidates:
-            raise BadInput(f"--app {platform} needs a {suffix} artifact; add the matching --target")
+            raise BadInput(f"--app {platform} needs a {spec.suffix} artifact; add the matching --target")
         project = embed_app(platform, candidates[-1].path, outcome.out_dir / f"{platform}-app")
         err.print(f"[green]✓[/] app       {platform}: {project.path} (model {candidates[-1].path.name})")
 

@@ -144,4 +144,26 @@ def _inspect_mlpackage(path: Path) -> list[tuple[str, str]]:
     return rows + _metadata_rows(dict(spec.description.metadata.userDefined))
 
 
-_ARTIFACTS = {"onnx": _inspect_onnx, "tflite": _inspect_tflite, "coreml": _inspect_mlpackage}
+def _inspect_pte(path: Path) -> list[tuple[str, str]]:
+    from .runtime.executorch import program_summary
+    from .convert.metadata import read_provenance
+
+    try:
+        summary = program_summary(path)
+        meta = read_provenance(path)
+    except Exception as exc:  # the flatbuffer reader raises many types for a file that is not a program
+        raise BadInput(f"not a readable ExecuTorch program: {path.name}") from exc
+    portable = sum(summary.portable_calls.values())
+    return [
+        ("inputs", ", ".join(f"input {shape} float32" for shape in summary.inputs)),
+        ("outputs", str(summary.outputs)),
+        ("delegates", ", ".join(f"{name} x{n}" for name, n in summary.backends.items()) or "none"),
+        ("coverage", f"{summary.delegate_calls} delegate call(s), {portable} portable-kernel call(s)"
+                     + (": " + ", ".join(f"{op} {n}" for op, n in summary.portable_calls.items()) if portable else "")),
+        ("methods", ", ".join(summary.methods)),
+        ("size", f"{path.stat().st_size / 1e6:.2f} MB"),
+    ] + _metadata_rows(meta)
+
+
+_ARTIFACTS = {"onnx": _inspect_onnx, "tflite": _inspect_tflite, "coreml": _inspect_mlpackage,
+              "executorch": _inspect_pte}

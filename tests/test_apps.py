@@ -71,7 +71,7 @@ def test_mismatched_artifact_is_refused_and_nothing_written(converted, tmp_path,
     assert result.exit_code == 2 and "needs a .mlpackage artifact" in result.output
     assert "Traceback" not in result.output and not (tmp_path / "x").exists()
     result = cli("app", "android", "--artifact", converted.out_dir / "fastvit_t8_fp16.mlpackage", "--out", tmp_path / "y")
-    assert result.exit_code == 2 and "needs a .tflite artifact" in result.output
+    assert result.exit_code == 2 and "needs a .tflite or .pte artifact" in result.output
     result = cli("app", "windows", "--artifact", converted.out_dir / "fastvit_t8_fp16.tflite", "--out", tmp_path / "z")
     assert result.exit_code == 2 and "unknown app platform" in result.output
 

@@ -5,7 +5,8 @@ repository's `apps/` folder.
 | platform | artifact    | where the model goes                         | manifest                      |
 |----------|-------------|----------------------------------------------|-------------------------------|
 | ios      | .mlpackage  | EffconvertClassifier/Model.mlpackage         | EffconvertClassifier/manifest.json |
-| android  | .tflite     | app/src/main/assets/model.tflite             | app/src/main/assets/manifest.json |
+| android  | .tflite     | app/src/main/assets/model.tflite (LiteRT, the default) | app/src/main/assets/manifest.json |
+| android  | .pte        | app/src/main/assets/model.pte (ExecuTorch)   | app/src/main/assets/manifest.json |
 """
 
 from __future__ import annotations
@@ -19,18 +20,15 @@ from typing import Any, Callable
 from ..atomic import atomic_path
 from ..errors import BadInput
 from ..targets import TARGETS
-from .manifest import coreml_manifest, tflite_manifest
+from .manifest import coreml_manifest, executorch_manifest, tflite_manifest
 
 TEMPLATES = Path(__file__).resolve().parents[2] / "apps"
 
 
 @dataclass(frozen=True)
-class Platform:
-    name: str
+class Model:
     target: str                  # a row of the target table (targets.py)
-    template: str
-    model_path: str
-    manifest_path: str
+    path: str                    # where the artifact goes in the project
     manifest: Callable[[Path], dict[str, Any]]
 
     @property
@@ -38,11 +36,39 @@ class Platform:
         return TARGETS[self.target].suffix
 
 
+@dataclass(frozen=True)
+class Platform:
+    name: str
+    template: str
+    manifest_path: str
+    models: tuple[Model, ...]    # the artifacts its app can run; the first is the default
+
+    @property
+    def target(self) -> str:
+        return self.models[0].target
+
+    @property
+    def targets(self) -> tuple[str, ...]:
+        return tuple(m.target for m in self.models)
+
+    @property
+    def suffix(self) -> str:
+        return self.models[0].suffix
+
+    @property
+    def model_path(self) -> str:
+        return self.models[0].path
+
+    def model_for(self, artifact: Path) -> Model | None:
+        return next((m for m in self.models if artifact.name.endswith(m.suffix)), None)
+
+
 PLATFORMS: dict[str, Platform] = {p.name: p for p in (
-    Platform("ios", "coreml", "ios", "EffconvertClassifier/Model.mlpackage",
-             "EffconvertClassifier/manifest.json", coreml_manifest),
-    Platform("android", "tflite", "android", "app/src/main/assets/model.tflite",
-             "app/src/main/assets/manifest.json", tflite_manifest),
+    Platform("ios", "ios", "EffconvertClassifier/manifest.json",
+             (Model("coreml", "EffconvertClassifier/Model.mlpackage", coreml_manifest),)),
+    Platform("android", "android", "app/src/main/assets/manifest.json",
+             (Model("tflite", "app/src/main/assets/model.tflite", tflite_manifest),
+              Model("executorch", "app/src/main/assets/model.pte", executorch_manifest))),
 )}
 
 
@@ -61,23 +87,25 @@ def embed_app(platform: str, artifact: Path, out: Path) -> AppProject:
     artifact = Path(artifact)
     if not artifact.exists():
         raise BadInput(f"artifact not found: {artifact}")
-    if not artifact.name.endswith(spec.suffix):
-        wanted = " or ".join(f"{p.suffix} for {p.name}" for p in PLATFORMS.values())
-        raise BadInput(f"{artifact.name} cannot go into the {platform} app: it needs a {spec.suffix} artifact",
+    model_spec = spec.model_for(artifact)
+    if model_spec is None:
+        takes = " or ".join(m.suffix for m in spec.models)
+        wanted = "; ".join(f"{p.name}: {' or '.join(m.suffix for m in p.models)}" for p in PLATFORMS.values())
+        raise BadInput(f"{artifact.name} cannot go into the {platform} app: it needs a {takes} artifact",
                        hint=f"apps take {wanted}")
     template = TEMPLATES / spec.template
     if not template.is_dir():
         raise BadInput(f"app template not found at {template}",
                        hint="effconvert app needs the repository's apps/ folder (install from a checkout)")
-    manifest = spec.manifest(artifact)
+    manifest = model_spec.manifest(artifact)
     out = Path(out)
     with atomic_path(out) as tmp:
         shutil.copytree(template, tmp, ignore=shutil.ignore_patterns("build", ".gradle", "*.xcuserstate"))
-        model = tmp / spec.model_path
+        model = tmp / model_spec.path
         model.parent.mkdir(parents=True, exist_ok=True)
         if artifact.is_dir():
             shutil.copytree(artifact, model)
         else:
             shutil.copyfile(artifact, model)
         (tmp / spec.manifest_path).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
-    return AppProject(platform, out, out / spec.model_path, manifest)
+    return AppProject(platform, out, out / model_spec.path, manifest)

@@ -74,8 +74,25 @@ def tflite_manifest(path: Path) -> dict[str, Any]:
         interpreter = Interpreter(model_path=str(path))
     [inp], [out] = interpreter.get_input_details(), interpreter.get_output_details()
     manifest = _common(meta, path)
-    manifest.update(input_name=inp["name"], input_layout=meta.get("effconvert.input_layout", "nhwc"),
+    manifest.update(runtime="litert", input_name=inp["name"],
+                    input_layout=meta.get("effconvert.input_layout", "nhwc"),
                     input_shape=[int(d) for d in inp["shape"]], input_dtype=inp["dtype"].__name__,
                     output_name=out["name"], output_shape=[int(d) for d in out["shape"]])
+    manifest["preprocessing"]["normalization"] = "app"
+    return manifest
+
+
+def executorch_manifest(path: Path) -> dict[str, Any]:
+    """From the program itself: its metadata method and its forward signature."""
+    from ..runtime.executorch import ExecuTorchRuntime, program_summary
+
+    runtime = ExecuTorchRuntime(path, threads=1)
+    summary = program_summary(path)
+    manifest = _common(runtime.metadata(), path)
+    [shape] = summary.inputs
+    logits = runtime.run_shape()
+    manifest.update(runtime="executorch", input_name="input", input_layout="nchw", input_shape=shape,
+                    input_dtype="float32", output_name="logits", output_shape=logits,
+                    delegates=summary.backends)
     manifest["preprocessing"]["normalization"] = "app"
     return manifest

@@ -63,6 +63,10 @@ def read_provenance(path: Path) -> dict[str, str]:
         from .tflite_metadata import read_metadata
 
         return read_metadata(path)
+    if target == "executorch":
+        from ..runtime.executorch import ExecuTorchRuntime
+
+        return ExecuTorchRuntime(path, threads=1).metadata()
     from ..quiet import quiet
 
     with quiet():

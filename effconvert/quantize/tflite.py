@@ -14,6 +14,7 @@ import torch
 
 from ..stopwatch import Stopwatch
 from .plan import QuantPlan
+from .pt2e import calibrated_int8, keeps_float
 from .tflite_float_io import rewrite_int8_model
 
 
@@ -42,30 +43,22 @@ def quant_config(module: torch.nn.Module, example: torch.Tensor, plan: QuantPlan
 
 def pt2e_int8(module: torch.nn.Module, example: torch.Tensor, calibration: torch.Tensor,
               float_layers: frozenset[str] = frozenset()):
-    """PT2E static: export, insert observers, calibrate, convert. Returns (module, config)."""
+    """PT2E static with litert-torch's quantizer. Returns (module, config)."""
     from litert_torch.quantize import pt2e_quantizer
     from litert_torch.quantize.quant_config import QuantConfig
-    from torchao.quantization.pt2e import quantize_pt2e
+
+    quantized = keeps_float(float_layers)
 
     class Quantizer(pt2e_quantizer.PT2EQuantizer):
         """Leaves the ops of `float_layers` unannotated, hence float. (litert-torch's own
         set_module_name matches on mangled names that torch.export no longer produces.)"""
 
         def _annotate_for_static_quantization_config(self, model):
-            def quantized(node) -> bool:
-                stack = node.meta.get("nn_module_stack", {})
-                return not any(path in float_layers for path, _ in stack.values())
-
             return self._annotate_all_static_patterns(model, self.global_config, quantized)
 
     quantizer = Quantizer().set_global(
         pt2e_quantizer.get_symmetric_quantization_config(is_per_channel=True, is_dynamic=False))
-    graph = torch.export.export(module, (example,)).module()
-    graph = quantize_pt2e.prepare_pt2e(graph, quantizer)
-    with torch.no_grad():
-        for i in range(len(calibration)):                  # batch 1: the exported shape
-            graph(calibration[i:i + 1])
-    graph = quantize_pt2e.convert_pt2e(graph, fold_quantize=False)
+    graph = calibrated_int8(module, example, calibration, quantizer, fold_quantize=False)
     return graph, QuantConfig(pt2e_quantizer=quantizer)
 
 

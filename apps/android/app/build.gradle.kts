@@ -23,7 +23,7 @@ android {
 
     // The model is memory-mapped from the APK: it must stay uncompressed.
     androidResources {
-        noCompress += "tflite"
+        noCompress += listOf("tflite", "pte")
     }
 
     compileOptions {
@@ -42,4 +42,6 @@ dependencies {
     implementation("androidx.camera:camera-view:1.4.1")
     implementation("com.google.ai.edge.litert:litert:1.2.0")
     implementation("com.google.ai.edge.litert:litert-gpu:1.2.0")
+    // ExecuTorch runtime with the XNNPACK backend, for a .pte model (effconvert --target executorch).
+    implementation("org.pytorch:executorch-android:1.0.1")
 }

@@ -3,11 +3,6 @@ package dev.effconvert.classifier
 import android.content.Context
 import android.graphics.Bitmap
 import android.os.SystemClock
-import org.tensorflow.lite.Interpreter
-import org.tensorflow.lite.gpu.GpuDelegate
-import java.io.FileInputStream
-import java.nio.MappedByteBuffer
-import java.nio.channels.FileChannel
 import kotlin.math.exp
 
 enum class Accelerator(val label: String) {
@@ -20,29 +15,24 @@ data class Prediction(val label: String, val probability: Float)
 
 data class Classification(val top5: List<Prediction>, val latencyMs: Double)
 
-/** LiteRT interpreter around assets/model.tflite, on the accelerator the user picked. */
+/**
+ * Preprocess, run, rank: the same for every runtime. The runner is chosen by the manifest's
+ * `runtime` (written by effconvert from the artifact): LiteRT for assets/model.tflite, ExecuTorch
+ * (XNNPACK) for assets/model.pte.
+ */
 class Classifier(context: Context, val manifest: ModelManifest, accelerator: Accelerator) : AutoCloseable {
     private val preprocessor = ImagePreprocessor(manifest)
-    private var gpu: GpuDelegate? = null
-    private val interpreter: Interpreter
-    private val logits = Array(1) { FloatArray(manifest.labels.size) }
-
-    init {
-        val options = Interpreter.Options().setNumThreads(4)
-        when (accelerator) {
-            Accelerator.CPU -> options.setUseXNNPACK(true)
-            Accelerator.GPU -> GpuDelegate().also { gpu = it; options.addDelegate(it) }
-            Accelerator.NNAPI -> options.setUseNNAPI(true)
-        }
-        interpreter = Interpreter(loadModel(context, "model.tflite"), options)
+    private val runner: ModelRunner = when (manifest.runtime) {
+        "executorch" -> ExecuTorchRunner(context, manifest, accelerator)
+        else -> LiteRtRunner(context, manifest, accelerator)
     }
 
     fun classify(bitmap: Bitmap): Classification {
         val input = preprocessor.toInput(bitmap)
         val start = SystemClock.elapsedRealtimeNanos()
-        interpreter.run(input, logits)
+        val logits = runner.run(input)
         val latencyMs = (SystemClock.elapsedRealtimeNanos() - start) / 1e6
-        return Classification(top5(softmax(logits[0])), latencyMs)
+        return Classification(top5(softmax(logits)), latencyMs)
     }
 
     private fun softmax(values: FloatArray): FloatArray {
@@ -56,16 +46,5 @@ class Classifier(context: Context, val manifest: ModelManifest, accelerator: Acc
         probabilities.indices.sortedByDescending { probabilities[it] }.take(5)
             .map { Prediction(manifest.labels[it], probabilities[it]) }
 
-    override fun close() {
-        interpreter.close()
-        gpu?.close()
-    }
-
-    private fun loadModel(context: Context, asset: String): MappedByteBuffer {
-        context.assets.openFd(asset).use { fd ->
-            FileInputStream(fd.fileDescriptor).channel.use { channel ->
-                return channel.map(FileChannel.MapMode.READ_ONLY, fd.startOffset, fd.declaredLength)
-            }
-        }
-    }
+    override fun close() = runner.close()
 }

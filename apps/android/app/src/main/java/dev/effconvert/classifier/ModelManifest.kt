@@ -11,6 +11,8 @@ data class ModelManifest(
     val arch: String,
     val quant: String,
     val artifact: String,
+    val sha256: String,
+    val runtime: String,       // "litert" (model.tflite) or "executorch" (model.pte)
     val inputLayout: String,   // "nhwc" or "nchw"
     val inputSize: Int,        // square side in pixels
     val mean: FloatArray,
@@ -28,6 +30,8 @@ data class ModelManifest(
                 arch = json.getString("arch"),
                 quant = json.getString("quant"),
                 artifact = json.getString("artifact"),
+                sha256 = json.getString("sha256"),
+                runtime = json.optString("runtime", "litert"),
                 inputLayout = json.getString("input_layout"),
                 inputSize = size.getInt(2),
                 mean = floatArray(pre, "mean"),
