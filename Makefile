@@ -4,7 +4,7 @@ VENV    := .venv
 BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed
 
-.PHONY: install demo test test-slow bench bench-int8 clean
+.PHONY: install demo test test-slow bench bench-int8 docs clean
 
 install: $(STAMP)
 
@@ -31,5 +31,9 @@ bench: install
 bench-int8: install
 	$(BIN)/python bench/int8_decisions.py
 
+# The documentation site (MkDocs Material) into site/; --strict: a broken link or reference fails.
+docs: install
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict
+
 clean:
-	rm -rf $(VENV) effconvert-out .pytest_cache
+	rm -rf $(VENV) effconvert-out .pytest_cache site

@@ -8,7 +8,8 @@ efficientformer_l1, efficientvit_m0):
   - TFLite fp32 of effconvert's fused pipeline vs the raw toolchain's direct conversion of the
     unfused model (litert_torch.convert, NCHW, nothing else);
   - fp16 / int8 / int8-weights vs fp32, size and latency, per target;
-  - ONNX Runtime vs TFLite vs PyTorch; the MIL executor vs PyTorch eager;
+  - ONNX Runtime vs TFLite vs ExecuTorch (XNNPACK, fp32 and int8) vs PyTorch; the MIL executor
+    (a reference interpreter, not device speed) vs PyTorch eager;
   - effconvert's end-to-end wall time vs the time inside the raw converter calls it makes;
   - the hardware floor: FLOPs / measured sgemm rate, and each runtime's share of it.
 Writes bench/results/latest.json and bench/results/latest.md (which the README includes).
@@ -35,6 +36,7 @@ ARTIFACTS = (
     ("TFLite fp32", "tflite", "fp32"), ("TFLite fp16", "tflite", "fp16"),
     ("TFLite int8", "tflite", "int8"), ("TFLite int8-weights", "tflite", "int8-weights"),
     ("ORT fp32", "onnx", "fp32"), ("ORT fp16", "onnx", "fp16"),
+    ("ExecuTorch fp32", "executorch", "fp32"), ("ExecuTorch int8", "executorch", "int8"),
     ("MIL fp32", "coreml", "fp32"), ("MIL fp16", "coreml", "fp16"), ("MIL int8-weights", "coreml", "int8-weights"),
 )
 
@@ -92,6 +94,7 @@ def bench_model(arch: str, threads: int, runs: int, gflops: float) -> dict:
         row["validate_s"] = round(sum(e["timings_s"].get("validate", 0) for e in entries), 2)
         # fallback=False: the bench times the all-int8 graph, whatever its parity verdict.
         int8_runs = [run(Request(ckpt, ("tflite",), ("int8", "int8-weights"), tmp / "out", fallback=False)),
+                     run(Request(ckpt, ("executorch",), ("int8",), tmp / "out", fallback=False)),
                      run(Request(ckpt, ("coreml",), ("int8-weights",), tmp / "out"))]
         paths = {(a.target, a.quant): a.path for r in [main_run, *int8_runs] for a in r.artifacts}
         row["passed"] = all(r.report["passed"] for r in [main_run, *int8_runs])
@@ -204,11 +207,15 @@ RATIOS = (
     ("TFLite int8 / fp32", "latency_ms", "TFLite int8", "TFLite fp32"),
     ("TFLite int8-weights / fp32", "latency_ms", "TFLite int8-weights", "TFLite fp32"),
     ("ORT fp16 / fp32", "latency_ms", "ORT fp16", "ORT fp32"),
+    ("ExecuTorch int8 / fp32", "latency_ms", "ExecuTorch int8", "ExecuTorch fp32"),
+    ("ExecuTorch fp32 / LiteRT fp32 (both XNNPACK)", "latency_ms", "ExecuTorch fp32", "TFLite fp32"),
+    ("ExecuTorch int8 / LiteRT int8 (both XNNPACK)", "latency_ms", "ExecuTorch int8", "TFLite int8"),
     ("MIL fp16 / fp32", "latency_ms", "MIL fp16", "MIL fp32"),
     ("MIL int8-weights / fp32", "latency_ms", "MIL int8-weights", "MIL fp32"),
     ("size: TFLite fp16 / fp32", "size_mb", "TFLite fp16", "TFLite fp32"),
     ("size: TFLite int8 / fp32", "size_mb", "TFLite int8", "TFLite fp32"),
     ("size: TFLite int8-weights / fp32", "size_mb", "TFLite int8-weights", "TFLite fp32"),
+    ("size: ExecuTorch int8 / fp32", "size_mb", "ExecuTorch int8", "ExecuTorch fp32"),
     ("size: Core ML fp16 / fp32", "size_mb", "MIL fp16", "MIL fp32"),
     ("size: Core ML int8-weights / fp32", "size_mb", "MIL int8-weights", "MIL fp32"),
     ("ORT fp32 / TFLite fp32", "latency_ms", "ORT fp32", "TFLite fp32"),

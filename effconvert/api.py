@@ -66,21 +66,24 @@ def convert(checkpoint: str | Path, targets: Iterable[str] = ("coreml",), quants
             calib_samples: int = 64, gate: str | None = None, fuse: bool = True, validate: bool = True,
             labels_file: str | Path | None = None, dynamic_batch: bool = False, layout: str = "nhwc",
             ios: int = 16, input_kind: str = "image", int8_io: bool = False, palettize: int | None = None,
-            fallback: bool = True, on_step: StepCallback | None = None) -> Result:
+            fallback: bool = True, mean: Iterable[float] | None = None, std: Iterable[float] | None = None,
+            crop_pct: float | None = None, on_step: StepCallback | None = None) -> Result:
     """Convert `checkpoint` to every (target, quant) pair, validate each artifact on its runtime and
     write report.json/report.html into `out_dir` (default `effconvert-out/<checkpoint stem>`).
 
-    Targets: coreml, tflite, onnx, all. Quants: fp32, fp16, int8-weights, int8, pal6, pal4 (as each
-    target supports: see `effconvert.targets.TARGETS`). The keyword options are the CLI's options.
+    `checkpoint`: a file, a Hugging Face / timm snapshot folder, or `hf-hub:ORG/NAME` (local cache).
+    Targets: coreml, tflite, onnx, executorch, all. Quants: fp32, fp16, int8-weights, int8, pal6, pal4
+    (as each target supports: see `effconvert.targets.TARGETS`). The keyword options are the CLI's.
     Raises EffconvertError for bad input; a failed gate or conversion is in the result, not raised.
     """
     path = lambda value: None if value is None else Path(value)   # noqa: E731
     request = Request(
-        Path(checkpoint), targets=tuple(targets), quants=tuple(quants), out_dir=path(out_dir), arch=arch,
+        checkpoint if str(checkpoint).startswith("hf-hub:") else Path(checkpoint), targets=tuple(targets), quants=tuple(quants), out_dir=path(out_dir), arch=arch,
         image_size=image_size, samples=samples, val_dir=path(val_dir), gate=gate, fuse=fuse, validate=validate,
         labels_file=path(labels_file), dynamic_batch=dynamic_batch, layout=layout, ios=ios, input_kind=input_kind,
         calib_dir=path(calib_dir), calib_samples=calib_samples, int8_io=int8_io, palettize=palettize,
-        fallback=fallback)
+        fallback=fallback, mean=None if mean is None else tuple(mean), std=None if std is None else tuple(std),
+        crop_pct=crop_pct)
     outcome = run(request, on_step=on_step or (lambda step, message: None))
     artifacts = [ArtifactResult(
         target=e["target"], quant=e["quant"], path=outcome.out_dir / e["path"] if e.get("path") else None,

@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import contextlib
 import json
+from dataclasses import replace
 import signal
 import sys
+import time
 import traceback
 from pathlib import Path
 from typing import List, Optional
@@ -21,8 +23,15 @@ from rich.table import Table
 
 from .errors import BadInput, EffconvertError
 from .report.console import render_console
+from .targets import CHECKPOINT_LAYOUTS, INPUT_KINDS, IOS_TARGETS, QUANTS, TARGETS, TFLITE_LAYOUTS
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+# Help text from the tables the options are checked against, so help and checks cannot disagree.
+_TARGET_HELP = " | ".join(TARGETS) + " | all (every target that supports the quant); repeat or comma-separate"
+_QUANT_HELP = "; ".join(f"{q} ({', '.join(t.name for t in TARGETS.values() if q in t.quants)})" for q in QUANTS) \
+    + "; repeat or comma-separate"
+_SUFFIXES = ", ".join(t.suffix for t in TARGETS.values())
+
+app = typer.Typer(add_completion=True, no_args_is_help=True, pretty_exceptions_enable=False,
                   context_settings={"help_option_names": ["-h", "--help"]},
                   help="Efficient vision transformer checkpoint -> phone-ready artifact + parity report.")
 err = Console(stderr=True, highlight=False)
@@ -74,10 +83,10 @@ def _fail(exc: BaseException, debug: bool) -> None:
 
 @app.command("convert")
 def convert_cmd(
-    checkpoint: Path = typer.Argument(..., help="Checkpoint: .pth, .pth.tar, .pt or .safetensors"),
-    target: List[str] = typer.Option(["coreml"], "--target", "-t", help="coreml | tflite | onnx | all (repeatable)"),
-    quant: List[str] = typer.Option(["fp32"], "--quant", "-q",
-                                    help="fp32 | fp16 | int8-weights | int8 (repeatable)"),
+    checkpoint: Path = typer.Argument(..., help="Checkpoint: .pth, .pth.tar, .pt or .safetensors file, a Hugging "
+                                                "Face / timm snapshot folder, or hf-hub:ORG/NAME (local cache)"),
+    target: List[str] = typer.Option(["coreml"], "--target", "-t", help=_TARGET_HELP),
+    quant: List[str] = typer.Option(["fp32"], "--quant", "-q", help=_QUANT_HELP),
     arch: Optional[str] = typer.Option(None, help="Architecture override, e.g. fastvit_s12"),
     image_size: Optional[int] = typer.Option(None, help="Input resolution (default: the model's)"),
     out_dir: Optional[Path] = typer.Option(None, "--out", "-o", help="Output folder"),
@@ -94,15 +103,18 @@ def convert_cmd(
     no_fuse: bool = typer.Option(False, "--no-fuse", help="Convert the unfused model"),
     no_validate: bool = typer.Option(False, "--no-validate", help="Skip runtime parity"),
     dynamic_batch: bool = typer.Option(False, "--dynamic-batch", help="ONNX: dynamic batch axis"),
-    layout: str = typer.Option("nhwc", help="TFLite input layout: nhwc | nchw"),
-    ios: int = typer.Option(16, help="Core ML minimum iOS: 16 | 17 | 18"),
-    input_kind: str = typer.Option("image", "--input", help="Core ML input: image | tensor"),
+    layout: str = typer.Option("nhwc", help="TFLite input layout: " + " | ".join(TFLITE_LAYOUTS)),
+    ios: int = typer.Option(16, help="Core ML minimum iOS: " + " | ".join(map(str, IOS_TARGETS))),
+    input_kind: str = typer.Option("image", "--input", help="Core ML input: " + " | ".join(INPUT_KINDS)),
+    mean: Optional[str] = typer.Option(None, help="Preprocessing mean per RGB channel, e.g. 0.5,0.5,0.5 "
+                                                  "(default: the checkpoint's config.json, else timm's)"),
+    std: Optional[str] = typer.Option(None, help="Preprocessing std per RGB channel, e.g. 0.5,0.5,0.5"),
+    crop_pct: Optional[float] = typer.Option(None, help="Eval crop fraction (resize to size/crop_pct, centre-crop)"),
     app_platforms: List[str] = typer.Option([], "--app", help="Also write a sample app: ios | android (repeatable)"),
     as_json: bool = typer.Option(False, "--json", help="Print report.json to stdout"),
     debug: bool = typer.Option(False, "--debug", help="Show tracebacks"),
 ) -> None:
     """Convert CHECKPOINT, validate every artifact on its runtime, write report.json."""
-    from .apps import PLATFORMS
     from .pipeline import Request, run
 
     request = Request(checkpoint, targets=tuple(target), quants=tuple(quant), out_dir=out_dir, arch=arch,
@@ -112,14 +124,29 @@ def convert_cmd(
                       int8_io=int8_io, palettize=palettize, fallback=not no_fallback)
     finished: list[str] = []
     with _guarded(debug, finished):
+        request = replace(request, mean=_three("--mean", mean), std=_three("--std", std), crop_pct=crop_pct)
         _check_apps(app_platforms, request)
-        with err.status("converting...") as status:
-            outcome = run(request, on_step=lambda step, msg: _step(status, step, msg, finished))
+        with _Progress(finished) as progress:
+            outcome = run(request, on_step=progress.done, on_start=progress.start)
         _write_apps(app_platforms, outcome)
     render_console(err, outcome.report, outcome.report_path)
     if as_json:
         out.print_json(json.dumps(outcome.report, allow_nan=True))
     raise typer.Exit(code=outcome.exit_code)
+
+
+def _three(flag: str, text: str | None) -> tuple[float, float, float] | None:
+    """'0.485,0.456,0.406' -> three floats; anything else is refused naming the flag."""
+    if text is None:
+        return None
+    try:
+        values = tuple(float(part) for part in text.replace(" ", ",").split(",") if part)
+    except ValueError:
+        values = ()
+    if len(values) != 3:
+        raise BadInput(f"{flag} {text!r} needs 3 comma-separated numbers, one per RGB channel",
+                       hint=f"e.g. {flag} 0.5,0.5,0.5")
+    return values
 
 
 def _check_apps(platforms: List[str], request) -> None:
@@ -139,6 +166,10 @@ def _check_apps(platforms: List[str], request) -> None:
                            f"{' or '.join(spec.targets)} was asked for", hint=f"add --target {spec.target}")
 
 
+OPEN_PROJECT = {"ios": "open {path}/EffconvertClassifier.xcodeproj in Xcode, pick your team, run on an iPhone",
+                "android": "open the folder {path} in Android Studio and run it on a device"}
+
+
 def _write_apps(platforms: List[str], outcome) -> None:
     from .apps import PLATFORMS, embed_app
 
@@ -149,14 +180,42 @@ def _write_apps(platforms: List[str], outcome) -> None:
         if not candidates:
             raise BadInput(f"--app {platform} needs a {spec.suffix} artifact; add the matching --target")
         project = embed_app(platform, candidates[-1].path, outcome.out_dir / f"{platform}-app")
-        err.print(f"[green]✓[/] app       {platform}: {project.path} (model {candidates[-1].path.name})")
+        err.print(f"[green]✓[/] app       {platform}: {project.path} (model {candidates[-1].path.name}); "
+                  + OPEN_PROJECT[platform].format(path=project.path))
 
 
-def _step(status, step: str, message: str, finished: list[str] | None = None) -> None:
-    err.print(f"[green]✓[/] {step:<9} {message}", soft_wrap=True)
-    status.update(f"{step}: {message}")
-    if finished is not None and step == "convert" and "FAILED" not in message:
-        finished.append(message.split(" ")[0])             # the pipeline names the artifact first
+class _Progress:
+    """The step running now with its elapsed time (a live line on a terminal), and one line per
+    finished step: a green ✓, or a red ✗ when the step reports a failure."""
+
+    def __init__(self, finished: list[str]) -> None:
+        from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+        self.finished = finished
+        self.bar = Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(),
+                            console=err, transient=True)
+        self.task = None
+        self.clock = time.perf_counter()
+
+    def __enter__(self) -> "_Progress":
+        self.bar.__enter__()
+        self.task = self.bar.add_task("starting", total=None)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.bar.__exit__(*exc)
+
+    def start(self, what: str) -> None:
+        self.bar.reset(self.task, description=what)
+        self.clock = time.perf_counter()
+
+    def done(self, step: str, message: str) -> None:
+        failed = "FAILED" in message
+        mark = "[red]✗[/]" if failed else "[green]✓[/]"
+        seconds = time.perf_counter() - self.clock
+        self.bar.console.print(f"{mark} {step:<9} {escape(message)} [dim]({seconds:.1f} s)[/]", soft_wrap=True)
+        if step == "convert" and not failed:
+            self.finished.append(message.split(" ")[0])          # the pipeline names the artifact first
 
 
 @app.command("demo")
@@ -176,9 +235,9 @@ def demo_cmd(
         ckpt = out_dir / "fastvit_s12.pth.tar"
         err.print(f"writing a synthetic FastViT-S12 checkpoint (Apple layout): {ckpt}")
         make_checkpoint("fastvit_s12", ckpt, layout="apple", seed=0)
-        with err.status("converting...") as status:
+        with _Progress(finished) as progress:
             outcome = run(Request(ckpt, ("all",), ("fp32", "fp16"), out_dir),
-                          on_step=lambda step, msg: _step(status, step, msg, finished))
+                          on_step=progress.done, on_start=progress.start)
     render_console(err, outcome.report, outcome.report_path)
     for artifact in outcome.artifacts:
         err.print(f"artifact: {artifact.path}")
@@ -188,7 +247,7 @@ def demo_cmd(
 @app.command("app")
 def app_cmd(
     platform: str = typer.Argument(..., help="ios | android"),
-    artifact: Path = typer.Option(..., "--artifact", "-a", help=".mlpackage (ios) or .tflite (android)"),
+    artifact: Path = typer.Option(..., "--artifact", "-a", help=".mlpackage (ios); .tflite or .pte (android)"),
     out_dir: Path = typer.Option(..., "--out", "-o", help="Folder for the app project"),
     debug: bool = typer.Option(False, "--debug"),
 ) -> None:
@@ -200,13 +259,14 @@ def app_cmd(
     m = project.manifest
     err.print(f"wrote {project.path}: {m['arch']} {m['quant']}, input {m['input_name']} {m['input_shape']} "
               f"({m['input_layout']}), {len(m['labels'])} labels")
+    err.print(f"next: {OPEN_PROJECT[platform].format(path=project.path)}")
 
 
 @app.command("make-checkpoint")
 def make_checkpoint_cmd(
     arch: str = typer.Argument(..., help="timm name, e.g. fastvit_s12"),
     output: Path = typer.Option(..., "--output", "--out", "-o", help="File to write (.pth, .pth.tar, .safetensors)"),
-    layout: str = typer.Option("timm", help="timm | apple | apple-fused"),
+    layout: str = typer.Option("timm", help=" | ".join(CHECKPOINT_LAYOUTS) + " (each family writes its own)"),
     seed: int = typer.Option(0, help="Seed; the same seed writes the same weights"),
     debug: bool = typer.Option(False, "--debug"),
 ) -> None:
@@ -222,7 +282,7 @@ def make_checkpoint_cmd(
 
 @app.command("inspect")
 def inspect_cmd(
-    path: Path = typer.Argument(..., help="A checkpoint or an artifact (.onnx)"),
+    path: Path = typer.Argument(..., help=f"A checkpoint or an artifact ({_SUFFIXES})"),
     debug: bool = typer.Option(False, "--debug"),
 ) -> None:
     """What a checkpoint or artifact holds."""
@@ -240,7 +300,7 @@ def inspect_cmd(
 
 @app.command("bench")
 def bench_cmd(
-    artifacts: List[Path] = typer.Argument(..., help=".tflite, .onnx or .mlpackage artifacts"),
+    artifacts: List[Path] = typer.Argument(..., help=f"Artifacts ({_SUFFIXES}), each run on its runtime"),
     threads: int = typer.Option(2, help="Runtime threads"),
     runs: int = typer.Option(20, help="Timed runs per artifact (after 3 warm-up runs)"),
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table"),
@@ -264,10 +324,13 @@ def bench_cmd(
     for name in ("artifact", "runtime", "size MB", "median ms", "p90 ms", "peak RSS MB", "added MB", "vs fastest"):
         table.add_column(name, justify="left" if name in ("artifact", "runtime") else "right")
     for r in results:
-        table.add_row(escape(Path(r.path).name), r.runtime, f"{r.size_bytes / 1e6:.1f}",
+        table.add_row(escape(Path(r.path).name), r.runtime + ("" if r.device_speed else " *"), f"{r.size_bytes / 1e6:.1f}",
                       f"{r.timing.median_ms:.2f}", f"{r.timing.p90_ms:.2f}", f"{r.peak_rss_mb:.0f}",
                       f"{r.added_rss_mb:.0f}", f"{r.timing.median_ms / fastest:.2f}x")
     out.print(table)
+    if not all(r.device_speed for r in results):
+        out.print("* coreml-mil-executor: effconvert's reference interpreter of the Core ML program (Linux has no "
+                  "Core ML); its time is not device speed — use Xcode's performance report on a phone")
 
 
 def _version(value: bool) -> None:

@@ -40,13 +40,17 @@ def read_labels_file(path: Path) -> list[str]:
     return [line.strip() for line in text.splitlines() if line.strip()]
 
 
-def labels_for(num_classes: int, labels_file: Path | None = None) -> tuple[list[str], str]:
-    """(labels, source) for a head with `num_classes` outputs."""
+def labels_for(num_classes: int, labels_file: Path | None = None,
+               known: tuple[str, ...] | None = None) -> tuple[list[str], str]:
+    """(labels, source) for a head with `num_classes` outputs: the user's file, the names the
+    checkpoint came with (`known`, from a snapshot's config.json), ImageNet's, or numbers."""
     if labels_file is not None:
         labels = read_labels_file(Path(labels_file))
         if len(labels) != num_classes:
             raise BadInput(f"labels file has {len(labels)} labels, the model has {num_classes} classes")
         return labels, Path(labels_file).name
+    if known:
+        return list(known), "config.json label_names"
     if num_classes == IMAGENET_CLASSES:
         return imagenet_labels(), "imagenet-1k"
     return [f"class_{i}" for i in range(num_classes)], "numbered"

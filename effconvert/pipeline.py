@@ -35,7 +35,8 @@ from .workspace import output_lock, private_tempdir
 from .validate import Validation, gate_for, input_set, task_accuracy, validate_artifact
 from .validate.gates import DEFAULT_GATES, FP32_NOISE_FACTOR
 
-StepCallback = Callable[[str, str], None]          # (step, message)
+StepCallback = Callable[[str, str], None]          # (step, message): a step finished
+StartCallback = Callable[[str], None]              # what is starting now, e.g. "converting tflite fp16"
 
 PROOF_SAMPLES = 8
 REFERENCE_BATCH = 8
@@ -56,6 +57,7 @@ class _Shared:
     reference: np.ndarray
     noise_floor: float
     on_step: StepCallback
+    on_start: StartCallback
 
 
 @dataclass
@@ -72,21 +74,28 @@ class Outcome:
         return 0 if self.report["passed"] else 1
 
 
-def run(request: Request, on_step: StepCallback = lambda step, msg: None) -> Outcome:
+def run(request: Request, on_step: StepCallback = lambda step, msg: None,
+        on_start: StartCallback = lambda what: None) -> Outcome:
     """Check everything, then load, convert, validate and report. Exit-2 refusals all happen before
     the first write; converters' temporary files go to a private folder removed at the end."""
     pairs = check_request(request)
     with private_tempdir():
-        return _run(request, pairs, on_step)
+        return _run(request, pairs, on_step, on_start)
 
 
-def _run(request: Request, pairs: list[tuple[str, str]], on_step: StepCallback) -> Outcome:
+def _run(request: Request, pairs: list[tuple[str, str]], on_step: StepCallback, on_start: StartCallback) -> Outcome:
     started = time.perf_counter()
+    on_start("loading the checkpoint")
     loaded = load_checkpoint(request.checkpoint, arch=request.arch, image_size=request.image_size)
     on_step("load", f"{loaded.arch} from {loaded.source_layout} layout ({loaded.params / 1e6:.1f}M params)")
-    labels, labels_source = labels_for(loaded.num_classes, request.labels_file)
+    if any(v is not None for v in (request.mean, request.std, request.crop_pct)):
+        loaded.preprocessing = loaded.preprocessing.with_overrides(mean=request.mean, std=request.std,
+                                                                   crop_pct=request.crop_pct)
+        loaded.preprocessing_from += " with --mean/--std/--crop-pct overrides"
+    labels, labels_source = labels_for(loaded.num_classes, request.labels_file, known=loaded.labels)
     check_memory(request, *loaded.preprocessing.size, any(quant == "int8" for _, quant in pairs))
 
+    on_start("preparing inputs and the PyTorch reference")
     inputs = input_set(loaded.preprocessing, samples=request.samples, folder=request.val_dir)
     reference = _logits(loaded.model, inputs.inputs)
     noise_floor = _fp32_noise_floor(loaded.model, inputs.inputs, reference)
@@ -98,6 +107,7 @@ def _run(request: Request, pairs: list[tuple[str, str]], on_step: StepCallback) 
     proof_inputs = inputs.inputs[:PROOF_SAMPLES]
     if len(proof_inputs) < PROOF_SAMPLES:
         proof_inputs = input_set(loaded.preprocessing, samples=PROOF_SAMPLES).inputs
+    on_start("fusing and proving the fusion")
     fused = fuse_model(loaded.model, inputs=torch.from_numpy(proof_inputs), enabled=request.fuse)
     on_step("fuse", "skipped (--no-fuse)" if fused.proof.skipped else
             f"{fused.proof.modules_fused} modules fused, max rel err {fused.proof.max_rel_err:.1e}")
@@ -113,11 +123,12 @@ def _run(request: Request, pairs: list[tuple[str, str]], on_step: StepCallback) 
                 + ("" if request.calib_dir else " (no --calib given: built-in set)"))
     info = _model_info(loaded, labels, labels_source)
     shared = _Shared(fused.model, info, out_dir, torch.from_numpy(inputs.inputs[:1]), request.export_options(),
-                     request, inputs, reference, noise_floor, on_step)
+                     request, inputs, reference, noise_floor, on_step, on_start)
     with output_lock(out_dir):                     # from here on, this run writes into out_dir
         entries, artifacts, outputs = [], [], {}
         sensitivity = None
         if calibration is not None:
+            on_start("ranking layers by int8 sensitivity")
             sensitivity = layer_sensitivity(fused.model, calibration.inputs)
             on_step("sensitivity", "most int8-sensitive layers: " + ", ".join(
                 f"{s.name} {s.psnr_db:.1f} dB" for s in sensitivity[:3]))
@@ -167,6 +178,8 @@ def _run(request: Request, pairs: list[tuple[str, str]], on_step: StepCallback) 
 def _build_one(shared: _Shared, target: str, plan: QuantPlan) -> tuple[dict, Artifact | None, np.ndarray | None]:
     """Convert one (target, plan), validate it on its runtime; (report entry, artifact, its logits)."""
     entry: dict[str, Any] = {"target": target, "quant": plan.quant}
+    shared.on_start(f"converting {target} {plan.quant}" + (f" ({len(plan.float_layers)} layers float)"
+                                                           if plan.float_layers else ""))
     try:
         artifact = convert(shared.model, shared.info, target=target, plan=plan, out_dir=shared.out_dir,
                            sample=shared.sample, options=shared.export)
@@ -184,6 +197,7 @@ def _build_one(shared: _Shared, target: str, plan: QuantPlan) -> tuple[dict, Art
         entry.update(runtime="unvalidated",
                      parity={"passed": True, "skipped": True, "thresholds": gate.as_dict()})
         return entry, artifact, None
+    shared.on_start(f"validating {artifact.path.name} on its runtime")
     validation: Validation = validate_artifact(artifact, shared.inputs, shared.reference, gate=gate)
     entry.update(runtime=validation.runtime, parity=validation.report_dict())
     entry["timings_s"]["validate"] = round(validation.validate_s, 3)
@@ -204,7 +218,8 @@ def _float_fallback(shared: _Shared, target: str, plan: QuantPlan, entry, artifa
     order (quantize/fallback.py), until it passes. Reports each attempt and what the float layers cost."""
     if artifact is None or not sensitivity:
         return entry, artifact, logits
-    first = {"size_bytes": entry["size_bytes"], "psnr_db": entry["parity"]["psnr_db"]}
+    first = {"size_bytes": entry["size_bytes"], "psnr_db": entry["parity"]["psnr_db"],
+             "failed": [c["text"] for c in entry["parity"].get("checks", []) if not c["passed"]]}
     with tempfile.TemporaryDirectory(prefix="effconvert-all-int8-") as keep:
         all_int8 = Path(keep) / artifact.path.name           # kept to time against the final artifact
         if target in LATENCY_TARGETS:

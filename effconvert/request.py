@@ -8,6 +8,7 @@ inputs at the model's own size) run right after it is read, still before anythin
 
 from __future__ import annotations
 
+import math
 from dataclasses import KW_ONLY, dataclass
 from pathlib import Path
 
@@ -17,6 +18,8 @@ from .limits import MAX_INPUT_BYTES, MAX_SAMPLES, gib, input_bytes
 from .labels import read_labels_file
 from .load.metadata import image_size_value
 from .load.read import check_checkpoint_path
+from .load.snapshot import HUB_PREFIX, crop_pct_value, is_snapshot
+from .load.snapshot import resolve as resolve_snapshot
 from .targets import check_pairs
 from .validate.gates import parse_gate
 from .validate.inputs import check_image_folder
@@ -47,6 +50,9 @@ class Request:
     int8_io: bool = False                # tflite int8: integer input/output tensors
     palettize: int | None = None         # coreml: also an artifact with N-bit palettized weights
     fallback: bool = True                # int8 missing its gate: sensitive layers back to float
+    mean: tuple[float, float, float] | None = None   # preprocessing overrides (a fine-tuned model's own)
+    std: tuple[float, float, float] | None = None
+    crop_pct: float | None = None
 
     def export_options(self) -> ExportOptions:
         return ExportOptions(layout=self.layout, ios=self.ios, input_kind=self.input_kind,
@@ -54,11 +60,14 @@ class Request:
 
     @property
     def output_dir(self) -> Path:
-        return Path(self.out_dir) if self.out_dir else default_out_dir(Path(self.checkpoint))
+        return Path(self.out_dir) if self.out_dir else default_out_dir(self.checkpoint)
 
 
-def default_out_dir(checkpoint: Path) -> Path:
-    name = checkpoint.name
+def default_out_dir(checkpoint: Path | str) -> Path:
+    text = str(checkpoint)
+    if text.startswith(HUB_PREFIX):
+        return Path("effconvert-out") / text[len(HUB_PREFIX):].replace("/", "--")
+    name = Path(checkpoint).name
     for suffix in (".pth.tar", ".safetensors", ".pth", ".pt", ".tar", ".bin", ".ckpt"):
         if name.endswith(suffix):
             name = name[: -len(suffix)]
@@ -79,7 +88,11 @@ def check_request(request: Request) -> list[tuple[str, str]]:
         check_count("--calib-samples", request.calib_samples)
     if request.image_size is not None:
         check_memory(request, request.image_size, request.image_size, int8)
-    check_checkpoint_path(Path(request.checkpoint))
+    if is_snapshot(request.checkpoint):
+        check_checkpoint_path(resolve_snapshot(request.checkpoint)[0])
+    else:
+        check_checkpoint_path(Path(request.checkpoint))
+    check_preprocessing(request)
     if request.val_dir is not None:
         check_image_folder(Path(request.val_dir), request.samples, "--val")
     if request.calib_dir is not None:
@@ -90,6 +103,18 @@ def check_request(request: Request) -> list[tuple[str, str]]:
         read_labels_file(Path(request.labels_file))
     check_output_dir(request.output_dir)
     return pairs
+
+
+def check_preprocessing(request: Request) -> None:
+    for flag, values, positive in (("--mean", request.mean, False), ("--std", request.std, True)):
+        if values is None:
+            continue
+        if len(values) != 3 or not all(math.isfinite(v) and abs(v) < 1e3 for v in values) \
+                or (positive and min(values) <= 0):
+            raise BadInput(f"{flag} {','.join(f'{v:g}' for v in values)} must be 3 "
+                           f"{'positive ' if positive else ''}numbers, one per RGB channel, on 0..1 pixels",
+                           hint=f"e.g. {flag} " + ("0.485,0.456,0.406" if flag == "--mean" else "0.229,0.224,0.225"))
+    crop_pct_value(request.crop_pct)
 
 
 def check_count(flag: str, value: int) -> None:

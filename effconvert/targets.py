@@ -46,6 +46,14 @@ class Target:
 
 TARGETS: dict[str, Target] = {}
 
+# Per-target export options (convert/ checks them; the CLI's help lists them from here).
+IOS_TARGETS = (16, 17, 18)          # Core ML minimum deployment targets
+TFLITE_LAYOUTS = ("nhwc", "nchw")   # TFLite input layout
+INPUT_KINDS = ("image", "tensor")   # Core ML input
+# The checkpoint layouts load/ reads and make-checkpoint writes (tests/test_cli.py checks this list
+# against the family table, which needs torch to import; the CLI's help must not).
+CHECKPOINT_LAYOUTS = ("timm", "apple", "apple-fused", "snap", "cream", "mit")
+
 
 def _register(target: Target) -> None:
     if target.name in TARGETS:                       # a duplicate row is a bug, not a preference

@@ -23,16 +23,13 @@ import torch
 from ..errors import BadInput
 from ..quantize import QuantPlan
 from ..stopwatch import Stopwatch
-from ..targets import TARGETS, artifact_name
+from ..targets import INPUT_KINDS, IOS_TARGETS, TARGETS, TFLITE_LAYOUTS, artifact_name  # options re-exported
 from .artifact import Artifact
 from .metadata import ModelInfo, provenance
 
-__all__ = ["Artifact", "ExportOptions", "ModelInfo", "convert"]
+__all__ = ["Artifact", "ExportOptions", "ModelInfo", "convert", "INPUT_KINDS", "IOS_TARGETS", "TFLITE_LAYOUTS"]
 
 
-IOS_TARGETS = (16, 17, 18)          # Core ML minimum deployment targets
-TFLITE_LAYOUTS = ("nhwc", "nchw")
-INPUT_KINDS = ("image", "tensor")   # Core ML input
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,7 @@ from .family import FAMILIES, Family, Layout, StateDict, all_variants, build_tim
 from .infer import compare, name_hint, rank_candidates
 from .model import LoadedModel
 from .preprocessing import Preprocessing
-from . import metadata
+from . import metadata, snapshot
 from .metadata import CheckpointMetadata, image_size_value
 from .read import RawCheckpoint, read_checkpoint
 from .sizes import check_input_size
@@ -30,8 +30,15 @@ __all__ = ["load_checkpoint", "LoadedModel", "Preprocessing", "FAMILIES", "all_v
            "family_of_arch", "build_model"]
 
 
-def load_checkpoint(path: Path, *, arch: str | None = None, image_size: int | None = None) -> LoadedModel:
-    raw = read_checkpoint(Path(path))
+def load_checkpoint(path: Path | str, *, arch: str | None = None, image_size: int | None = None) -> LoadedModel:
+    """`path`: a checkpoint file, a Hugging Face / timm snapshot folder, or `hf-hub:ORG/NAME` (local
+    cache only). A snapshot's config.json supplies the architecture, preprocessing and label names."""
+    config = None
+    if snapshot.is_snapshot(path):
+        weights, config = snapshot.resolve(path)
+    else:
+        weights = Path(path)
+    raw = read_checkpoint(weights)
     family, layout, unwrapped = _detect(raw)
     state = layout.to_timm(unwrapped.state)
     _check_finite(state)
@@ -41,18 +48,33 @@ def load_checkpoint(path: Path, *, arch: str | None = None, image_size: int | No
     image_size = image_size_value(image_size)
     if image_size is None:
         image_size = meta.image_size                    # e.g. the 64x64 digits model
+    if image_size is None and config is not None and config.input_size is not None \
+            and config.input_size[1] == config.input_size[2]:
+        image_size = config.input_size[1]
+    requested, requested_from = arch, "--arch"
+    if requested is None and config is not None and config.architecture:
+        requested, requested_from = config.architecture.split(".")[0], "config.json"
     if image_size is not None:
-        check_input_size(family, arch if arch in family.variants else family.variants[0], image_size)
-    arch, arch_from = _choose_arch(family, state, raw.path.name, num_classes=num_classes,
-                                   fused=fused, requested=arch, image_size=image_size)
+        check_input_size(family, requested if requested in family.variants else family.variants[0], image_size)
+    arch, arch_from = _choose_arch(family, state, raw.path.name, num_classes=num_classes, fused=fused,
+                                   requested=requested, image_size=image_size, requested_from=requested_from)
     model = build_model(arch, num_classes=num_classes, fused=fused, image_size=image_size)
     _load_strict(model, state, arch)
     label = layout.label if layout.fused is not None or not fused else f"{layout.label}-reparam"
+    preprocessing, preprocessing_from = Preprocessing.from_timm(arch, image_size=image_size), "timm pretrained_cfg"
+    if config is not None and any(v is not None for v in (config.mean, config.std, config.crop_pct,
+                                                          config.interpolation)):
+        preprocessing, preprocessing_from = preprocessing.with_overrides(
+            mean=config.mean, std=config.std, crop_pct=config.crop_pct,
+            interpolation=config.interpolation), "config.json pretrained_cfg"
+    labels = config.label_names if config is not None and config.label_names \
+        and len(config.label_names) == num_classes else None
     return LoadedModel(
         model=model, arch=arch, family=family.name, checkpoint=raw.path, sha256=raw.sha256,
         source_layout=label, fused_on_load=fused, num_classes=num_classes,
-        preprocessing=Preprocessing.from_timm(arch, image_size=image_size),
+        preprocessing=preprocessing, preprocessing_from=preprocessing_from, labels=labels,
         wrapper=unwrapped.wrapper, arch_from=arch_from, synthetic=meta.as_dict() if meta.synthetic else None,
+        snapshot=config.source if config is not None else None,
     )
 
 
@@ -91,20 +113,22 @@ def _num_classes(family: Family, state: StateDict) -> int:
 
 
 def _choose_arch(family: Family, state: StateDict, filename: str, *, num_classes: int,
-                 fused: bool, requested: str | None, image_size: int | None = None) -> tuple[str, str]:
+                 fused: bool, requested: str | None, image_size: int | None = None,
+                 requested_from: str = "--arch") -> tuple[str, str]:
     sized = {"image_size": image_size}
     if requested is not None:
+        said = f"--arch {requested}" if requested_from == "--arch" else f"{requested_from} architecture {requested}"
         if requested not in family.variants:
             other = family_of_arch(requested)
             where = f"a {other.name} architecture" if other else "not a supported architecture"
-            raise BadInput(f"--arch {requested} is {where}, but the checkpoint is {family.name}",
+            raise BadInput(f"{said} is {where}, but the checkpoint is {family.name}",
                            hint=f"{family.name} variants: {', '.join(family.variants)}")
         mismatch = rank_candidates(family, state, num_classes=num_classes, fused=fused,
                                    candidates=[requested], **sized)[0]
         if mismatch.count:
-            raise BadInput(f"checkpoint does not fit --arch {requested}: {mismatch.describe()}",
+            raise BadInput(f"checkpoint does not fit {said}: {mismatch.describe()}",
                            hint=_best_guess_hint(family, state, num_classes, fused, image_size))
-        return requested, "--arch"
+        return requested, requested_from
     ranked = rank_candidates(family, state, num_classes=num_classes, fused=fused, **sized)
     exact = [m.arch for m in ranked if m.count == 0]
     if len(exact) == 1:

@@ -25,6 +25,9 @@ class LoadedModel:
     wrapper: str = ""               # where in the file the weights were (state_dict, model, ...)
     arch_from: str = "keys"         # keys | keys+filename | --arch
     synthetic: dict[str, Any] | None = None   # set for make-checkpoint weights (not trained)
+    preprocessing_from: str = "timm pretrained_cfg"   # or config.json, or the user's overrides
+    labels: tuple[str, ...] | None = None      # label names the checkpoint came with (config.json)
+    snapshot: str | None = None                # the snapshot folder or hf-hub id read
 
     @property
     def params(self) -> int:
@@ -44,6 +47,8 @@ class LoadedModel:
             "num_classes": self.num_classes,
             "input_size": list(self.preprocessing.input_size),
             "preprocessing": self.preprocessing.as_dict(),
+            "preprocessing_from": self.preprocessing_from,
+            **({"snapshot": self.snapshot} if self.snapshot else {}),
             "weights": ("synthetic: effconvert make-checkpoint (seed "
                         f"{self.synthetic.get('seed')}), not a trained model") if self.synthetic
                        else "user checkpoint",

@@ -6,7 +6,7 @@ an artifact claims is exactly what was measured.
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 import numpy as np
 from PIL import Image
@@ -39,6 +39,13 @@ class Preprocessing:
             h = w = image_size
         return cls((c, h, w), tuple(cfg.mean), tuple(cfg.std), float(cfg.crop_pct or 1.0),
                    cfg.crop_mode or "center", cfg.interpolation or "bicubic")
+
+    def with_overrides(self, *, mean=None, std=None, crop_pct=None, interpolation=None) -> "Preprocessing":
+        """The same transform with the values given replaced (a fine-tuned model's own statistics)."""
+        return replace(self, mean=tuple(mean) if mean is not None else self.mean,
+                       std=tuple(std) if std is not None else self.std,
+                       crop_pct=float(crop_pct) if crop_pct is not None else self.crop_pct,
+                       interpolation=interpolation or self.interpolation)
 
     @property
     def size(self) -> tuple[int, int]:

@@ -31,8 +31,16 @@ class ArtifactBench:
     peak_rss_mb: float          # the child process's high-water mark
     added_rss_mb: float         # of which loading and running the artifact added
 
+    @property
+    def device_speed(self) -> bool:
+        """False for the MIL executor: a reference interpreter of a Core ML program, whose time says
+        nothing about a phone (Core ML itself runs only on macOS)."""
+        return self.runtime != "coreml-mil-executor"
+
     def as_dict(self) -> dict:
-        return {**asdict(self), "timing": self.timing.as_dict()}
+        return {**asdict(self), "timing": self.timing.as_dict(), "device_speed": self.device_speed,
+                **({} if self.device_speed else {"note": "reference interpreter (effconvert's MIL executor), "
+                                                         "not device speed"})}
 
 
 def check_bench_options(paths: list[Path], *, threads: int, runs: int) -> None:

@@ -4,14 +4,14 @@ logit scatter and the histogram of its errors."""
 
 from __future__ import annotations
 
-from ..validate.metrics import TIE_MARGIN
-
 import base64
 import html
 import io
 from typing import Any
 
 import numpy as np
+
+from .explain import GLOSSARY, next_steps, runtime_text
 
 _STYLE = """
 body{font:14px/1.45 -apple-system,Segoe UI,Helvetica,Arial,sans-serif;margin:24px;color:#1d1d1f;max-width:1100px}
@@ -46,11 +46,12 @@ def render_html(report: dict[str, Any], reference: np.ndarray, outputs: dict[str
         f"<div class='banner {banner[0]}'>{_e(banner[1])}</div>",
         _fusion_line(fusion),
         _table(report["artifacts"]),
-        f"<p class='small'>Inputs: {report['inputs']['samples']} × {_e(report['inputs']['source'])}. "
-        "max rel = max|artifact − PyTorch| / max|PyTorch| over all logits; PSNR over the logit range."
+        f"<p class='small'>Inputs: {report['inputs']['samples']} × {_e(report['inputs']['source'])}."
         + (f" Labelled images ({report['inputs']['classes']} classes): PyTorch accuracy "
            f"{report['inputs']['reference_accuracy']:.3f}; accuracy column = each artifact's."
            if "reference_accuracy" in report["inputs"] else "") + "</p>",
+        _next_steps(report),
+        _explanations(report),
     ]
     for artifact in report["artifacts"]:
         parts.append(_card(artifact, reference, outputs.get(artifact.get("path") or "")))
@@ -73,6 +74,27 @@ def _sensitivity(table: dict, artifacts: list[dict]) -> str:
             f"{rows}</table>")
 
 
+def _next_steps(report: dict) -> str:
+    items = "".join(f"<li>{_e(step)}</li>" for step in next_steps(report))
+    return f"<h2>What to do next</h2><ul>{items}</ul>" if items else ""
+
+
+def _explanations(report: dict) -> str:
+    """The numbers' definitions, the gates in force, and what each runtime that ran is."""
+    terms = "".join(f"<dt>{_e(term)}</dt><dd>{_e(meaning)}</dd>" for term, meaning in GLOSSARY)
+    runtimes = dict.fromkeys(a.get("runtime") for a in report["artifacts"] if a.get("runtime"))
+    ran = "".join(f"<dt>{_e(name)}</dt><dd>{_e(runtime_text(name))}</dd>" for name in runtimes)
+    gates = "".join(f"<li>{_e(a['target'])} {_e(a['quant'])}: "
+                    + _e(", ".join(f"{k.replace('_', ' ')} {'at most' if k == 'max_rel_err' else 'at least'} {v:g}"
+                                   for k, v in a["parity"].get("thresholds", {}).items())) + "</li>"
+                    for a in report["artifacts"] if a.get("parity"))
+    rule = report.get("reference", {}).get("fp32_gate_rule", "")
+    return (f"<details class='small'><summary>How to read these numbers</summary><dl>{terms}</dl>"
+            f"<p>Gates in force (override with <code>--gate psnr=40,top1=0.995</code>):</p><ul>{gates}</ul>"
+            + (f"<p>fp32 rule: {_e(rule)}</p>" if rule else "")
+            + f"<p>Runtimes:</p><dl>{ran}</dl></details>")
+
+
 def _fusion_line(fusion: dict) -> str:
     if fusion.get("skipped"):
         return "<p>Fusion: skipped (--no-fuse).</p>"
@@ -85,18 +107,23 @@ def _fusion_line(fusion: dict) -> str:
 
 
 def _table(artifacts: list[dict]) -> str:
+    with_accuracy = any("accuracy" in a.get("parity", {}) for a in artifacts)
     rows = ["<table><tr><th>target</th><th>quant</th><th>file</th><th>size</th><th>runtime</th>"
-            "<th>max rel</th><th>PSNR dB</th><th>top-1</th><th>accuracy</th><th>verdict</th></tr>"]
+            "<th>max rel</th><th>PSNR dB</th><th>top-1</th>" + ("<th>accuracy</th>" if with_accuracy else "")
+            + "<th>verdict: each gate beside its value</th></tr>"]
     for a in artifacts:
         p = a.get("parity", {})
-        ties = f" ({p['top1_ties']} ties within {100 * TIE_MARGIN:g}% of the range)" if p.get("top1_ties") else ""
+        # The top-1 the gate judged (over decided inputs), with the ties it left out and the raw figure.
+        ties = (f"<br><span class='small'>{p['top1_ties']} tie{'s' if p['top1_ties'] != 1 else ''} left out; "
+                f"{p['top1_agreement']:.3f} over all</span>") if p.get("top1_ties") else ""
         rows.append(
             f"<tr><td>{_e(a['target'])}</td><td>{_e(a['quant'])}</td><td>{_e(a.get('path') or '-')}</td>"
             f"<td class='num'>{_mb(a.get('size_bytes'))}</td><td>{_e(a.get('runtime', '-'))}</td>"
             f"<td class='num'>{_fmt(p.get('max_rel_err'), '{:.1e}')}</td>"
             f"<td class='num'>{_fmt(p.get('psnr_db'), '{:.1f}')}</td>"
-            f"<td class='num'>{_fmt(p.get('top1_agreement'), '{:.3f}')}{ties}</td>"
-            f"<td class='num'>{_fmt(p.get('accuracy'), '{:.3f}')}</td><td>{_verdict(a)}</td></tr>")
+            f"<td class='num'>{_fmt(p.get('top1_agreement_decided'), '{:.3f}')}{ties}</td>"
+            + (f"<td class='num'>{_fmt(p.get('accuracy'), '{:.3f}')}</td>" if with_accuracy else "")
+            + f"<td>{_verdict(a)}</td></tr>")
     rows.append("</table>")
     return "\n".join(rows)
 
@@ -109,14 +136,18 @@ def _verdict(a: dict) -> str:
         return "not validated (--no-validate)"
     if a.get("runtime") == "unvalidated":
         return f"<b style='color:#7a5a00'>not validated</b>: {_e('; '.join(p.get('failures', [])))}"
+    checks = "".join(f"<br><span class='small'>{'✓' if c['passed'] else '✗'} {_e(c['text'])}</span>"
+                     for c in p.get("checks", []))
     if p.get("passed"):
-        return "<b style='color:#136c2e'>passed</b>"
+        return f"<b style='color:#136c2e'>passed</b>{checks}"
     where = ""
     if p.get("first_divergent_op"):
         d = p["first_divergent_op"]
         where = (f"<br><span class='small'>first op below {d['threshold_db']:g} dB in the fp16 program: "
                  f"{_e(d['op'])} <code>{_e(d['output'])}</code> ({d['psnr_db']:.1f} dB)</span>")
-    return f"<b style='color:#9b1c1c'>FAILED</b>: {_e('; '.join(p.get('failures', [])))}{where}"
+    if not checks:
+        checks = f"<br><span class='small'>{_e('; '.join(p.get('failures', [])))}</span>"
+    return f"<b style='color:#9b1c1c'>FAILED</b>{checks}{where}"
 
 
 def _card(a: dict, reference: np.ndarray, out: np.ndarray | None) -> str:
@@ -124,7 +155,8 @@ def _card(a: dict, reference: np.ndarray, out: np.ndarray | None) -> str:
     if out is None:
         return f"<div class='card'><b>{_e(title)}</b><p class='small'>No outputs: {_verdict(a)}</p></div>"
     notes = "".join(f"<li>{_e(n)}</li>" for n in a.get("notes", []))
-    return (f"<div class='card'><b>{_e(title)}</b> <span class='small'>ran on {_e(a['runtime'])}</span>"
+    return (f"<div class='card'><b>{_e(title)}</b> <span class='small'>ran on {_e(a['runtime'])}: "
+            f"{_e(runtime_text(a['runtime']))}</span>"
             f"{'<ul class=small>' + notes + '</ul>' if notes else ''}"
             f"<br><img alt='logits and errors' src='data:image/png;base64,{_plots(reference, out)}'></div>")
 

@@ -30,6 +30,17 @@ from ..targets import target_of
 
 DEFAULT_THREADS = 2
 
+# What each runtime name in a report means, in one line (report.html, the console, bench).
+RUNTIME_DESCRIPTIONS = {
+    "coreml-macos": "Core ML itself (macOS), running the .mlpackage",
+    "coreml-mil-executor": "effconvert's reference interpreter of the saved Core ML program (Linux has no "
+                           "Core ML): the program's exact ops and dtypes, not Neural Engine speed",
+    "litert": "the LiteRT interpreter with XNNPACK, as on an Android CPU",
+    "onnxruntime": "ONNX Runtime, CPU execution provider",
+    "executorch-xnnpack": "ExecuTorch's runtime with the XNNPACK delegate, as linked into an app",
+    "unvalidated": "not run: see the reason in the verdict",
+}
+
 
 @dataclass(frozen=True)
 class Batch:

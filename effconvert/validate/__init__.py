@@ -41,6 +41,7 @@ class Validation:
         body = {"passed": self.passed, "thresholds": self.gate.as_dict(), "failures": self.failures}
         if self.parity is not None:
             body.update(self.parity.as_dict())
+            body["checks"] = self.gate.checks(self.parity)
         if self.first_divergent_op is not None:
             body["first_divergent_op"] = self.first_divergent_op
         if self.accuracy is not None:

@@ -33,6 +33,27 @@ class Gate:
             failed.append(f"cosine {p.cosine:.6f} < {self.cosine:g}")
         return failed
 
+    def checks(self, p: Parity) -> list[dict]:
+        """Each gate beside the value it judged, as a person reads it: "PSNR 67.7 dB >= 35"."""
+        rows = []
+        decided = p.samples - p.top1_ties
+        for name, label, value, fmt, threshold, at_most in (
+                ("max_rel_err", "max rel err", p.max_rel_err, "{:.2e}", self.max_rel, True),
+                ("psnr_db", "PSNR", p.psnr_db, "{:.1f} dB", self.psnr, False),
+                ("top1_agreement", "top-1", p.top1_agreement_decided, "{:.3f}", self.top1, False),
+                ("cosine", "cosine", p.cosine, "{:.6f}", self.cosine, False)):
+            if threshold is None:
+                continue
+            passed = bool(value <= threshold) if at_most else bool(value >= threshold)
+            sign = ("≤" if passed else ">") if at_most else ("≥" if passed else "<")
+            text = f"{label} {fmt.format(value)} {sign} {threshold:g}"
+            if name == "top1_agreement":
+                text += f" (over {decided} decided input{'s' if decided != 1 else ''}" + \
+                        (f"; {p.top1_ties} tie{'s' if p.top1_ties != 1 else ''} left out)" if p.top1_ties else ")")
+            rows.append({"metric": name, "value": value, "threshold": threshold,
+                         "rule": "at most" if at_most else "at least", "passed": passed, "text": text})
+        return rows
+
     def as_dict(self) -> dict:
         names = {"max_rel": "max_rel_err", "psnr": "psnr_db", "top1": "top1_agreement", "cosine": "cosine"}
         return {names[f.name]: getattr(self, f.name) for f in fields(self) if getattr(self, f.name) is not None}

@@ -1,0 +1,84 @@
+"""MkDocs hooks: pages generated from the code and the measured results, never pasted.
+
+- reference/cli.md   from the typer app (the same help text the CLI prints)
+- changelog.md       from CHANGELOG.md
+- {{ effconvert_gates }}            the gate table and definitions (validate/gates.py, report/explain.py)
+- {{ effconvert_support_matrix }}   bench/results/support_matrix.md
+- {{ effconvert_benchmarks }}       bench/results/latest.md
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+from mkdocs.structure.files import File
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def on_files(files, config):
+    files.append(File.generated(config, "reference/cli.md", content=cli_reference()))
+    files.append(File.generated(config, "changelog.md", content=(ROOT / "CHANGELOG.md").read_text(encoding="utf-8")))
+    return files
+
+
+def on_page_markdown(markdown: str, page, config, files) -> str:
+    for name, render in (("effconvert_gates", gates), ("effconvert_support_matrix", support_matrix),
+                         ("effconvert_benchmarks", benchmarks)):
+        token = "{{ " + name + " }}"
+        if token in markdown:
+            markdown = markdown.replace(token, render())
+    return markdown
+
+
+def cli_reference() -> str:
+    import typer
+
+    from effconvert.cli import app
+
+    command = typer.main.get_command(app)
+    lines = ["# CLI reference", "",
+             "Generated from the typer app: the text `effconvert COMMAND -h` prints. `effconvert CHECKPOINT ...` "
+             "is `effconvert convert CHECKPOINT ...`.", ""]
+    for name, sub in sorted(command.commands.items()):
+        with click.Context(sub, info_name=f"effconvert {name}") as ctx:
+            lines += [f"## effconvert {name}", "", (sub.help or "").strip(), "", "```text",
+                      f"Usage: {' '.join(sub.collect_usage_pieces(ctx))}".replace("Usage: ", f"effconvert {name} "), ""]
+            for param in sub.get_params(ctx):
+                record = param.get_help_record(ctx)
+                if record:
+                    lines.append(f"  {record[0]}\n      {record[1]}")
+            lines += ["```", ""]
+    return "\n".join(lines) + "\n"
+
+
+def gates() -> str:
+    from effconvert.report.explain import GLOSSARY
+    from effconvert.validate.gates import DEFAULT_GATES, FP32_NOISE_FACTOR
+
+    names = {"max_rel_err": "max rel err at most", "psnr_db": "PSNR (dB) at least",
+             "top1_agreement": "top-1 (decided inputs) at least", "cosine": "cosine at least"}
+    rows = ["| quant | " + " | ".join(names.values()) + " |", "|---" * (len(names) + 1) + "|"]
+    for quant, gate in DEFAULT_GATES.items():
+        values = gate.as_dict()
+        rows.append(f"| {quant} | " + " | ".join(f"{values[k]:g}" if k in values else "—" for k in names) + " |")
+    terms = "\n".join(f"- **{term}**: {meaning}" for term, meaning in GLOSSARY)
+    return ("Default gates (`effconvert/validate/gates.py`; override any with `--gate psnr=40,top1=0.995`):\n\n"
+            + "\n".join(rows) + f"\n\nfp32 gate: max rel err ≤ max(1e-4, {FP32_NOISE_FACTOR:g} × PyTorch fp32's own "
+            "error against the float64 model on the same inputs), reported as `reference.fp32_noise_floor`.\n\n"
+            "The console and report.html print each gate beside the value it judged, e.g. "
+            "`PSNR 67.7 dB ≥ 35, top-1 1.000 ≥ 0.99 (over 31 decided inputs; 1 tie left out)`.\n\n" + terms)
+
+
+def support_matrix() -> str:
+    return _results("support_matrix.md")
+
+
+def benchmarks() -> str:
+    return _results("latest.md")
+
+
+def _results(name: str) -> str:
+    path = ROOT / "bench" / "results" / name
+    return path.read_text(encoding="utf-8") if path.exists() else f"*(no `{name}` yet: run the benchmark)*"
