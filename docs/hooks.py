@@ -5,6 +5,7 @@
 - {{ effconvert_gates }}            the gate table and definitions (validate/gates.py, report/explain.py)
 - {{ effconvert_support_matrix }}   bench/results/support_matrix.md
 - {{ effconvert_benchmarks }}       bench/results/latest.md
+- {{ effconvert_device }}           bench/results/device.md
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ def on_files(files, config):
 
 def on_page_markdown(markdown: str, page, config, files) -> str:
     for name, render in (("effconvert_gates", gates), ("effconvert_support_matrix", support_matrix),
-                         ("effconvert_benchmarks", benchmarks)):
+                         ("effconvert_benchmarks", benchmarks), ("effconvert_device", device)):
         token = "{{ " + name + " }}"
         if token in markdown:
             markdown = markdown.replace(token, render())
@@ -77,6 +78,10 @@ def support_matrix() -> str:
 
 def benchmarks() -> str:
     return _results("latest.md")
+
+
+def device() -> str:
+    return _results("device.md")
 
 
 def _results(name: str) -> str:

@@ -38,7 +38,7 @@ err = Console(stderr=True, highlight=False)
 out = Console(highlight=False)
 INTERNAL_ERROR_EXIT = 4
 INTERRUPT_EXITS = {signal.SIGINT: 130, signal.SIGTERM: 143}    # 128 + the signal, as shells report it
-SUBCOMMANDS = ("convert", "demo", "inspect", "make-checkpoint", "app", "bench")
+SUBCOMMANDS = ("convert", "demo", "inspect", "make-checkpoint", "app", "bench", "device")
 
 
 class Terminated(KeyboardInterrupt):
@@ -331,6 +331,42 @@ def bench_cmd(
     if not all(r.device_speed for r in results):
         out.print("* coreml-mil-executor: effconvert's reference interpreter of the Core ML program (Linux has no "
                   "Core ML); its time is not device speed — use Xcode's performance report on a phone")
+
+
+@app.command("device")
+def device_cmd(
+    path: Path = typer.Argument(..., help="A Core ML .mlpackage, or a checkpoint (converted to Core ML fp16 first, "
+                                          "in a temporary folder)"),
+    image_size: Optional[int] = typer.Option(None, help="Checkpoint input resolution (default: the model's)"),
+    as_json: bool = typer.Option(False, "--json", help="Print the JSON report"),
+    debug: bool = typer.Option(False, "--debug"),
+) -> None:
+    """Which ops likely leave the iPhone Neural Engine (published rules, each with its source) and an
+    A14 latency estimate with its band (a calibrated cost model, not a measurement)."""
+    import tempfile
+
+    from .device import device_report, summary_line
+
+    with _guarded(debug):
+        if path.name.endswith(".mlpackage"):
+            report = device_report(path)
+        else:
+            from .pipeline import Request, run
+
+            with tempfile.TemporaryDirectory(prefix="effconvert-device-") as tmp:
+                with _Progress([]) as progress:
+                    outcome = run(Request(path, ("coreml",), ("fp16",), Path(tmp), image_size=image_size, samples=1,
+                                          validate=False), on_step=progress.done, on_start=progress.start)
+                report = device_report(outcome.artifacts[0].path)
+    if as_json:
+        out.print_json(json.dumps(report))
+        return
+    out.print(summary_line(report))
+    out.print(f"[dim]{report['what']}; band = the worst leave-one-variant-out error on the calibration rows[/]")
+    for op in report["ops"]["off_ane"][:20]:
+        out.print(f"  off ANE: {op['type']} {escape(op['op'])} — rule {op['rule']}: {op['reason']} ({op['source']})")
+    if len(report["ops"]["off_ane"]) > 20:
+        out.print(f"  ... {len(report['ops']['off_ane']) - 20} more (--json lists all)")
 
 
 def _version(value: bool) -> None:

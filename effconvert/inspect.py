@@ -141,6 +141,12 @@ def _inspect_mlpackage(path: Path) -> list[tuple[str, str]]:
         ("constants", ", ".join(f"{k} {v}" for k, v in dtypes.most_common())),
         ("size", f"{size / 1e6:.2f} MB"),
     ]
+    from .device import device_report, summary_line
+
+    try:
+        rows.append(("device (estimate)", summary_line(device_report(path))))
+    except Exception as exc:  # noqa: BLE001 - inspect still shows the rest
+        rows.append(("device (estimate)", f"not available: {type(exc).__name__}"))
     return rows + _metadata_rows(dict(spec.description.metadata.userDefined))
 
 

@@ -192,6 +192,8 @@ def _build_one(shared: _Shared, target: str, plan: QuantPlan) -> tuple[dict, Art
                  timings_s={"convert": round(artifact.convert_s, 3),
                             "toolchain": round(artifact.toolchain_s, 3)}, notes=artifact.notes)
     shared.on_step("convert", f"{artifact.path.name} ({artifact.size_bytes / 1e6:.1f} MB)")
+    if target == "coreml":
+        entry["device"] = _device(artifact.path)
     gate = gate_for(plan.quant, shared.request.gate, fp32_noise_floor=shared.noise_floor)
     if not shared.request.validate:
         entry.update(runtime="unvalidated",
@@ -259,6 +261,16 @@ def _latencies_ms(a: Path, b: Path, rounds: int = 2) -> tuple[float, float]:
         for path in (a, b):
             times[path].append(bench_artifact(path, threads=2, runs=10).timing.median_ms)
     return round(min(times[a]), 3), round(min(times[b]), 3)
+
+
+def _device(path: Path) -> dict:
+    """The Neural Engine residency and A14 estimate of a Core ML program (an estimate, labelled so)."""
+    from .device import device_report
+
+    try:
+        return device_report(path)
+    except Exception as exc:  # noqa: BLE001 - an estimate that cannot be made is reported, never fatal
+        return {"error": f"no device estimate: {type(exc).__name__}: {exc}"[:300]}
 
 
 @torch.no_grad()

@@ -75,7 +75,7 @@ def test_bench_times_every_artifact_on_its_runtime(cli, artifacts):
 
 @pytest.mark.parametrize("name, content, message", [
     ("missing.tflite", None, "artifact not found"),
-    ("model.pth", b"weights", "not a .mlpackage, .tflite or .onnx artifact"),
+    ("model.pth", b"weights", "not a .mlpackage, .tflite, .onnx or .pte artifact"),
     ("corrupt.onnx", b"not a protobuf at all", "cannot load corrupt.onnx"),
     ("corrupt.tflite", b"TFL3 not a flatbuffer", "cannot load corrupt.tflite"),
 ])

@@ -40,6 +40,13 @@ def render_console(err: Console, report: dict, report_path: Path) -> None:
                 d = p["first_divergent_op"]
                 notes.append(f"{a['target']} {a['quant']}: first op below {d['threshold_db']:g} dB: "
                              f"{d['op']} {d['output']} ({d['psnr_db']:.1f} dB)")
+        if a.get("device", {}).get("latency_ms"):
+            d = a["device"]
+            lat, off = d["latency_ms"], len(d["ops"]["off_ane"])
+            notes.append(f"{a['target']} {a['quant']}: A14 estimate {lat['estimate']:.2f} ms "
+                         f"({lat['low']:.2f}–{lat['high']:.2f}, a calibrated model, not a measurement); "
+                         + (f"{off} op(s) likely off the Neural Engine ({d['ops']['off_ane'][0]['reason']})"
+                            if off else "every op likely on the Neural Engine"))
         if a.get("fallback"):
             f = a["fallback"]
             missed = "; ".join(f["all_int8"].get("failed", [])) or f"{f['all_int8']['psnr_db']:.1f} dB"

@@ -154,11 +154,23 @@ def _card(a: dict, reference: np.ndarray, out: np.ndarray | None) -> str:
     title = f"{a['target']} {a['quant']} — {a.get('path') or 'not written'}"
     if out is None:
         return f"<div class='card'><b>{_e(title)}</b><p class='small'>No outputs: {_verdict(a)}</p></div>"
-    notes = "".join(f"<li>{_e(n)}</li>" for n in a.get("notes", []))
+    notes = "".join(f"<li>{_e(n)}</li>" for n in a.get("notes", []) + _device_notes(a.get("device")))
     return (f"<div class='card'><b>{_e(title)}</b> <span class='small'>ran on {_e(a['runtime'])}: "
             f"{_e(runtime_text(a['runtime']))}</span>"
             f"{'<ul class=small>' + notes + '</ul>' if notes else ''}"
             f"<br><img alt='logits and errors' src='data:image/png;base64,{_plots(reference, out)}'></div>")
+
+
+def _device_notes(device: dict | None) -> list[str]:
+    if not device or "latency_ms" not in device:
+        return [device["error"]] if device and "error" in device else []
+    lat, off = device["latency_ms"], device["ops"]["off_ane"]
+    rules = sorted({f"rule {o['rule']}: {o['reason']}" for o in off})
+    return [f"iPhone 12 (A14) estimate: {lat['estimate']:.2f} ms, band {lat['low']:.2f}–{lat['high']:.2f} ms — "
+            f"{device['what']}",
+            f"Neural Engine: {device['ops']['ane']} of {device['ops']['total']} ops likely on it"
+            + (f"; {len(off)} likely off ({'; '.join(rules)}), {device['segments']} segments" if off else "")
+            + f"; 64-byte last-axis rows waste {100 * device['padding']['waste']:.0f}% of the bytes moved"]
 
 
 def _plots(reference: np.ndarray, out: np.ndarray) -> str:

@@ -63,6 +63,7 @@ class Program:
     operations: list[Operation]
     outputs: list[str]
     constants: dict[str, Any] = field(default_factory=dict)
+    constant_types: dict[str, TensorSpec] = field(default_factory=dict)   # as declared (FLOAT16, INT8, ...)
     op_histogram: dict[str, int] = field(default_factory=dict)
     classifier: tuple[str, str] | None = None   # (label output, probabilities output)
 
@@ -127,6 +128,7 @@ def load_program(path: Path) -> Program:
             image_inputs[feature.name] = ct.proto.FeatureTypes_pb2.ImageFeatureType.ColorSpace.Name(
                 feature.type.imageType.colorSpace)
     constants: dict[str, Any] = {}
+    constant_types: dict[str, TensorSpec] = {}
     operations: list[Operation] = []
     histogram: dict[str, int] = {}
     for index, op in enumerate(block.operations):
@@ -134,6 +136,7 @@ def load_program(path: Path) -> Program:
         outputs = tuple((o.name, type_of(o.type)) for o in op.outputs)
         if op.type == "const":
             constants[outputs[0][0]] = decode(op.attributes["val"])
+            constant_types[outputs[0][0]] = outputs[0][1]
             continue
         args = {}
         for name, value in op.attributes.items():       # iOS16 constexpr ops keep data here
@@ -147,7 +150,7 @@ def load_program(path: Path) -> Program:
     if spec.description.predictedFeatureName:
         classifier = (spec.description.predictedFeatureName, spec.description.predictedProbabilitiesName)
     return Program(path, function.opset, inputs, image_inputs, operations, list(block.outputs),
-                   constants, histogram, classifier)
+                   constants, constant_types, histogram, classifier)
 
 
 def rank_violations(program: Program) -> list[str]:

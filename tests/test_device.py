@@ -1,0 +1,89 @@
+"""Neural Engine residency and the A14 estimate, read from a saved Core ML program.
+
+The estimate's accuracy is measured by bench/device_calibration.py (leave-one-out on the published
+rows); these tests check behaviour: the rules fire where they should, the session's T8 programs get a
+device section, an fp32 program is off the Neural Engine with a different estimate, rank 6 is flagged.
+"""
+
+from __future__ import annotations
+
+import json
+
+import coremltools as ct
+import pytest
+from coremltools.converters.mil import Builder as mb
+
+from effconvert.device import device_report
+from effconvert.device.cost import Calibration
+
+
+def _entry(outcome, target, quant):
+    return next(a for a in outcome.report["artifacts"] if (a["target"], a["quant"]) == (target, quant))
+
+
+def test_calibration_ships_with_its_measured_error():
+    calibration = Calibration.load()
+    rows = calibration.loo["rows"]
+    assert len(rows) == 12 and {r["arch"] for r in rows} >= {"fastvit_s12", "mobileone_s0"}
+    assert calibration.band == pytest.approx(max(abs(r["loo_variant_error"]) for r in rows), abs=1e-3)
+
+
+def test_fp16_program_runs_on_the_engine_and_fp32_does_not(t8_all):
+    fp16, fp32 = (_entry(t8_all, "coreml", q)["device"] for q in ("fp16", "fp32"))
+    assert fp16["device"] == "apple-a14-ane" and "not a measurement" in fp16["what"]
+    lat = fp16["latency_ms"]
+    assert lat["low"] < lat["estimate"] < lat["high"]
+    assert fp16["ops"]["ane"] >= 0.9 * fp16["ops"]["total"]
+    assert fp32["ops"]["ane"] <= 2 and {o["rule"] for o in fp32["ops"]["off_ane"]} == {2}
+    assert all(o["source"] for o in fp32["ops"]["off_ane"])
+    assert fp32["latency_ms"]["estimate"] > 1.5 * lat["estimate"]
+    assert 0 < fp16["padding"]["waste"] < 1
+
+
+def test_device_command_and_inspect_read_a_package(cli, t8_all):
+    package = t8_all.out_dir / "fastvit_t8_fp16.mlpackage"
+    result = cli("device", package, "--json")
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.output)
+    assert set(report) >= {"device", "latency_ms", "ops", "segments", "calibration"}
+    assert set(report["latency_ms"]) == {"estimate", "low", "high"}
+    result = cli("inspect", package)
+    assert result.exit_code == 0 and "A14 estimate" in result.output
+
+
+def test_rank_six_tensor_is_flagged(tmp_path):
+    @mb.program(input_specs=[mb.TensorSpec(shape=(1, 2, 4, 4, 2))], opset_version=ct.target.iOS16)
+    def program(x):
+        y = mb.transpose(x=x, perm=[0, 2, 1, 3, 4], name="window_partition")
+        return mb.reshape(x=y, shape=[1, 8, 8])
+
+    path = tmp_path / "rank.mlpackage"
+    ct.convert(program, convert_to="mlprogram", minimum_deployment_target=ct.target.iOS16,
+               compute_precision=ct.precision.FLOAT16, skip_model_load=True).save(str(path))
+    model_file = path / "Data" / "com.apple.CoreML" / "model.mlmodel"
+    spec = ct.proto.Model_pb2.Model()
+    spec.ParseFromString(model_file.read_bytes())
+    function = spec.mlProgram.functions["main"]
+    for op in function.block_specializations[function.opset].operations:
+        if op.outputs[0].name == "window_partition":
+            op.outputs[0].type.tensorType.dimensions.add().constant.size = 1
+            op.outputs[0].type.tensorType.rank = 6
+    model_file.write_bytes(spec.SerializeToString())
+    report = device_report(path)
+    flagged = [o for o in report["ops"]["off_ane"] if o["op"] == "window_partition"]
+    assert flagged and flagged[0]["rule"] == 1
+
+
+@pytest.mark.skipif(not hasattr(ct.models, "compute_plan") or __import__("platform").system() != "Darwin",
+                    reason="MLComputePlan runs only on macOS")
+def test_residency_agrees_with_mlcomputeplan_on_macos(t8_all):
+    from coremltools.models.compute_plan import MLComputePlan
+
+    package = t8_all.out_dir / "fastvit_t8_fp16.mlpackage"
+    compiled = ct.models.MLModel(str(package)).get_compiled_model_path()
+    plan = MLComputePlan.load_from_path(compiled, compute_units=ct.ComputeUnit.ALL)
+    function = plan.model_structure.program.functions["main"]
+    on_ane = sum(1 for op in function.block.operations
+                 if (usage := plan.get_compute_device_usage_for_mlprogram_operation(op)) is not None
+                 and type(usage.preferred_compute_device).__name__ == "MLNeuralEngineComputeDevice")
+    assert abs(on_ane - device_report(package)["ops"]["ane"]) <= 0.1 * device_report(package)["ops"]["total"]
