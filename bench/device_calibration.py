@@ -85,7 +85,20 @@ def main() -> None:
     (results / "device.json").write_text(json.dumps({"calibration": calibration, "estimates": estimates}, indent=1),
                                          encoding="utf-8")
     (results / "device.md").write_text(render(calibration, estimates), encoding="utf-8")
+    splice_readme(calibration)
     print(render(calibration, estimates))
+
+
+def splice_readme(calibration: dict) -> None:
+    """The compact leave-one-out table into README.md, between its device markers."""
+    rows = ["| calibration row | published ms | leave one variant out | leave one family out |", "|---|---|---|---|"]
+    rows += [f"| {r['arch']} | {r['published_ms']:.2f} | {r['loo_variant_ms']:.2f} ({100 * r['loo_variant_error']:+.0f}%) | "
+             f"{r['loo_family_ms']:.2f} ({100 * r['loo_family_error']:+.0f}%) |" for r in calibration["loo"]["rows"]]
+    readme = ROOT / "README.md"
+    text = readme.read_text(encoding="utf-8")
+    start, end = "<!-- device:start -->", "<!-- device:end -->"
+    head, rest = text.split(start, 1)
+    readme.write_text(head + start + "\n" + "\n".join(rows) + "\n" + end + rest.split(end, 1)[1], encoding="utf-8")
 
 
 def render(calibration: dict, estimates: list[dict]) -> str:

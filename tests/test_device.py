@@ -65,13 +65,13 @@ def test_rank_six_tensor_is_flagged(tmp_path):
     spec.ParseFromString(model_file.read_bytes())
     function = spec.mlProgram.functions["main"]
     for op in function.block_specializations[function.opset].operations:
-        if op.outputs[0].name == "window_partition":
+        if op.type == "transpose":                       # fp16 conversion renames it window_partition_cast_fp16
             op.outputs[0].type.tensorType.dimensions.add().constant.size = 1
             op.outputs[0].type.tensorType.rank = 6
     model_file.write_bytes(spec.SerializeToString())
     report = device_report(path)
-    flagged = [o for o in report["ops"]["off_ane"] if o["op"] == "window_partition"]
-    assert flagged and flagged[0]["rule"] == 1
+    flagged = [o for o in report["ops"]["off_ane"] if o["type"] == "transpose"]
+    assert flagged and flagged[0]["rule"] == 1 and "rank" in flagged[0]["reason"], report["ops"]
 
 
 @pytest.mark.skipif(not hasattr(ct.models, "compute_plan") or __import__("platform").system() != "Darwin",
