@@ -69,7 +69,7 @@ def main() -> None:
             row[f"{key}_error"] = row[f"{key}_ms"] / row["published_ms"] - 1
     variant_max = max(abs(r["loo_variant_error"]) for r in table)
     family_max = max(abs(r["loo_family_error"]) for r in table)
-    calibration = {"s_flop": params[0], "s_byte": params[1], "s_op": params[2], "band": round(variant_max, 4),
+    calibration = {"s_flop": params[0], "s_op": params[1], "s_fixed": params[2], "band": round(variant_max, 4),
                    "fitted_on": str(PUBLISHED.name), "date": str(datetime.date.today()),
                    "loo": {"rows": [{k: round(v, 4) if isinstance(v, float) else v for k, v in r.items()} for r in table],
                            "variant_max_error": round(variant_max, 4), "family_max_error": round(family_max, 4)}}
@@ -104,7 +104,7 @@ def splice_readme(calibration: dict) -> None:
 def render(calibration: dict, estimates: list[dict]) -> str:
     lines = [f"A14 latency estimate — calibrated {calibration['date']} on the 12 rows of published_a14.csv "
              f"(Apple's FastViT ×7 at 256, MobileOne ×5 at 224); s_flop {calibration['s_flop']:.3g} s, "
-             f"s_byte {calibration['s_byte']:.3g} s, s_op {calibration['s_op']:.3g} s. Estimates, not measurements.", "",
+             f"s_op {calibration['s_op']:.3g} s, s_fixed {calibration['s_fixed']:.3g} s. Estimates, not measurements.", "",
              "| variant | published ms | fitted on all | leave-one-variant-out | error | leave-one-family-out | error |",
              "|---|---|---|---|---|---|---|"]
     for r in calibration["loo"]["rows"]:

@@ -1,12 +1,15 @@
 """A14 latency estimate: a cost model with three fitted parameters over a Core ML program's ops.
 
-    t = Σ_ANE ops (flops·s_flop + bytes·s_byte + s_op) + Σ_off ops GPU_SLOWDOWN·(same) + switches·SWITCH_S
+    t = s_fixed + Σ_ANE ops (flops·s_flop + s_op) + Σ_off ops GPU_SLOWDOWN·(same) + switches·SWITCH_S
 
-s_flop, s_byte and s_op are fitted (non-negative least squares on relative error) on the rows of
+s_fixed, s_flop and s_op are fitted (non-negative least squares on relative error) on the rows of
 ../shared/device/published_a14.csv only — Apple's own FastViT and MobileOne numbers — by
 bench/device_calibration.py, which writes a14_calibration.json with the leave-one-out errors. The
-off-Neural-Engine terms are priors, not fitted (the calibration file has no off-ANE measurement),
-and widen the band. An estimate always comes with its band, never as a bare number.
+structure was chosen by leave-one-variant-out error on those rows among {flops, bytes moved with
+64-byte rows, ops, a fixed cost}: bytes got a zero weight once flops were in (worst LOO 23 % with
+them, 21 % without), so padding is reported as a residency diagnostic, not priced. The
+off-Neural-Engine terms are priors, not fitted (the calibration file has no off-ANE measurement), and
+widen the band. An estimate always comes with its band, never as a bare number.
 """
 
 from __future__ import annotations
@@ -44,29 +47,26 @@ class Features:
                    sum(c.flops for c in off), sum(c.bytes for c in off), len(off), max(runs - 1, 0))
 
     def row(self) -> list[float]:
-        """The fitted parameters' coefficients (s_flop, s_byte, s_op)."""
-        return [self.ane_flops + GPU_SLOWDOWN * self.off_flops, self.ane_bytes + GPU_SLOWDOWN * self.off_bytes,
-                self.ane_ops + GPU_SLOWDOWN * self.off_ops]
+        """The fitted parameters' coefficients (s_flop, s_op, s_fixed)."""
+        return [self.ane_flops + GPU_SLOWDOWN * self.off_flops, self.ane_ops + GPU_SLOWDOWN * self.off_ops, 1.0]
 
 
 @dataclass(frozen=True)
 class Calibration:
     s_flop: float
-    s_byte: float
     s_op: float
+    s_fixed: float
     band: float                      # relative half-width: the worst leave-one-variant-out error
     loo: dict                        # the leave-one-out tables, as bench/device_calibration.py wrote them
 
     @classmethod
     def load(cls, path: Path = CALIBRATION_FILE) -> "Calibration":
         data = json.loads(Path(path).read_text(encoding="utf-8"))
-        return cls(data["s_flop"], data["s_byte"], data["s_op"], data["band"], data.get("loo", {}))
+        return cls(data["s_flop"], data["s_op"], data["s_fixed"], data["band"], data.get("loo", {}))
 
 
 def predict_s(features: Features, params: tuple[float, float, float]) -> float:
-    s_flop, s_byte, s_op = params
-    a, b, c = features.row()
-    return a * s_flop + b * s_byte + c * s_op + features.switches * SWITCH_S
+    return sum(x * p for x, p in zip(features.row(), params)) + features.switches * SWITCH_S
 
 
 def fit(rows: list[tuple[Features, float]]) -> tuple[float, float, float]:
@@ -83,7 +83,7 @@ def fit(rows: list[tuple[Features, float]]) -> tuple[float, float, float]:
 
 
 def estimate_ms(features: Features, calibration: Calibration) -> dict[str, float]:
-    seconds = predict_s(features, (calibration.s_flop, calibration.s_byte, calibration.s_op))
+    seconds = predict_s(features, (calibration.s_flop, calibration.s_op, calibration.s_fixed))
     total = features.ane_ops + features.off_ops
     off_share = features.off_ops / total if total else 0.0
     band = calibration.band * (1 + 2 * off_share) + (0.5 if off_share else 0.0) * off_share

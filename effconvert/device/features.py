@@ -49,10 +49,14 @@ def op_costs(program: Program) -> list[OpCost]:
             specs[name] = spec
         if op.type in FREE_OPS or op.type.startswith("constexpr_"):
             continue
-        ins = [specs[v] for args in op.inputs.values() for kind, v in args if kind == "name" and v in specs]
+        names = [v for args in op.inputs.values() for kind, v in args if kind == "name" and v in specs]
+        # Activations move in 64-byte rows; weights are read as stored (their last axis is a kernel width).
+        activations = [specs[v] for v in names if v not in program.constant_types] + [s for _, s in op.outputs]
+        weights = [specs[v] for v in names if v in program.constant_types]
         outs = [spec for _, spec in op.outputs]
-        moved = sum(tensor_bytes(s) for s in ins + outs)
-        plain = sum(tensor_bytes(s, padded=False) for s in ins + outs)
+        weight_bytes = sum(tensor_bytes(s, padded=False) for s in weights)
+        moved = sum(tensor_bytes(s) for s in activations) + weight_bytes
+        plain = sum(tensor_bytes(s, padded=False) for s in activations) + weight_bytes
         costs.append(OpCost(op.outputs[0][0], op.type, _flops(op, program, outs, specs), moved, plain,
                             placement(op, program, specs)))
     return costs
