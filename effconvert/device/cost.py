@@ -83,9 +83,11 @@ def fit(rows: list[tuple[Features, float]]) -> tuple[float, float, float]:
 
 
 def estimate_ms(features: Features, calibration: Calibration) -> dict[str, float]:
+    """The estimate and its band: the calibration's worst leave-one-out error, widened by the share
+    of ops priced with the (unfitted) off-Neural-Engine priors — up to 2x either way when all are."""
     seconds = predict_s(features, (calibration.s_flop, calibration.s_op, calibration.s_fixed))
     total = features.ane_ops + features.off_ops
-    off_share = features.off_ops / total if total else 0.0
-    band = calibration.band * (1 + 2 * off_share) + (0.5 if off_share else 0.0) * off_share
+    widen = 1 + (features.off_ops / total if total else 0.0)
     ms = seconds * 1e3
-    return {"estimate": round(ms, 3), "low": round(ms * max(1 - band, 0.05), 3), "high": round(ms * (1 + band), 3)}
+    return {"estimate": round(ms, 3), "low": round(ms * (1 - calibration.band) / widen, 3),
+            "high": round(ms * (1 + calibration.band) * widen, 3)}
