@@ -117,8 +117,15 @@ def bench_model(arch: str, threads: int, runs: int, gflops: float) -> dict:
 
         measured = [("TFLite raw unfused fp32", raw_path)] + [(col, paths[(t, q)]) for col, t, q in ARTIFACTS
                                                               if (t, q) in paths]
+        from effconvert.errors import EffconvertError
+
         for column, path in measured:
-            result = bench_artifact(path, threads=threads, runs=runs)
+            try:
+                result = bench_artifact(path, threads=threads, runs=runs)
+            except EffconvertError as exc:            # a runtime that cannot run it: a finding, in the table
+                row.setdefault("failed", {})[column] = exc.message
+                print(f"  {arch} {column}: FAILED {exc.message}", flush=True)
+                continue
             row["latency_ms"][column] = result.timing.median_ms
             row["p90_ms"][column] = result.timing.p90_ms
             row["size_mb"][column] = result.size_bytes / 1e6
@@ -191,6 +198,10 @@ def render(result: dict) -> str:
               "|---" * (len(result["models"][0]["parity"]) + 1) + "|"]
     for r in result["models"]:
         lines.append(f"| {r['arch']} | " + " | ".join(r["parity"].values()) + " |")
+    failures = [(r["arch"], c, m) for r in result["models"] for c, m in r.get("failed", {}).items()]
+    if failures:
+        lines += ["", "Artifacts their runtime could not run (— in the tables above):", ""]
+        lines += [f"- {arch} {column}: {message}" for arch, column, message in failures]
     ratios = ratio_rows(result["models"])
     lines += ["", "Ratios (latency unless marked; < 1 means the first is faster or smaller):", "",
               "| ratio | " + " | ".join(r["arch"] for r in result["models"]) + " |",
