@@ -157,3 +157,15 @@ def test_version_and_short_help(cli):
     assert result.exit_code == 0 and "convert" in result.output and "make-checkpoint" in result.output
     result = cli("inspect", "-h")
     assert result.exit_code == 0 and "checkpoint or an artifact" in result.output
+
+
+def test_help_is_generated_from_the_tables_it_is_checked_against(cli):
+    """Help and checks cannot disagree: both read targets.py (and the layouts list is the family table's)."""
+    from effconvert.load import FAMILIES
+    from effconvert.targets import CHECKPOINT_LAYOUTS, QUANTS, TARGETS
+
+    assert set(CHECKPOINT_LAYOUTS) == {layout.name for f in FAMILIES.values() for layout in f.layouts}
+    text = " ".join(cli("convert", "-h").output.split())
+    for name in [*TARGETS, *QUANTS]:
+        assert name in text, name
+    assert all(layout in " ".join(cli("make-checkpoint", "-h").output.split()) for layout in CHECKPOINT_LAYOUTS)
