@@ -11,8 +11,8 @@ import json
 
 import coremltools as ct
 import pytest
-from coremltools.converters.mil import Builder as mb
 
+from coreml_programs import rank_six_package
 from effconvert.device import device_report
 from effconvert.device.cost import Calibration
 
@@ -52,23 +52,7 @@ def test_device_command_and_inspect_read_a_package(cli, t8_all):
 
 
 def test_rank_six_tensor_is_flagged(tmp_path):
-    @mb.program(input_specs=[mb.TensorSpec(shape=(1, 2, 4, 4, 2))], opset_version=ct.target.iOS16)
-    def program(x):
-        y = mb.transpose(x=x, perm=[0, 2, 1, 3, 4], name="window_partition")
-        return mb.reshape(x=y, shape=[1, 8, 8])
-
-    path = tmp_path / "rank.mlpackage"
-    ct.convert(program, convert_to="mlprogram", minimum_deployment_target=ct.target.iOS16,
-               compute_precision=ct.precision.FLOAT16, skip_model_load=True).save(str(path))
-    model_file = path / "Data" / "com.apple.CoreML" / "model.mlmodel"
-    spec = ct.proto.Model_pb2.Model()
-    spec.ParseFromString(model_file.read_bytes())
-    function = spec.mlProgram.functions["main"]
-    for op in function.block_specializations[function.opset].operations:
-        if op.type == "transpose":                       # fp16 conversion renames it window_partition_cast_fp16
-            op.outputs[0].type.tensorType.dimensions.add().constant.size = 1
-            op.outputs[0].type.tensorType.rank = 6
-    model_file.write_bytes(spec.SerializeToString())
+    path = rank_six_package(tmp_path / "rank.mlpackage", fp16=True)
     report = device_report(path)
     flagged = [o for o in report["ops"]["off_ane"] if o["type"] == "transpose"]
     assert flagged and flagged[0]["rule"] == 1 and "rank" in flagged[0]["reason"], report["ops"]

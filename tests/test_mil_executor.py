@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 
+from coreml_programs import rank_six_package
 from effconvert.runtime.mil import OPS, MILExecutor, UnsupportedProgram, load_program
 
 ct = pytest.importorskip("coremltools")
@@ -186,27 +187,8 @@ def test_unknown_op_is_named_and_no_number_is_made_up(tmp_path, monkeypatch):
 
 
 def test_rank_above_five_is_refused_with_the_op_named(tmp_path):
-    """Microsoft EfficientViT's window partition views are 6-D and Core ML refuses them on device.
-    coremltools 9 refuses to save such a program, so the package is edited after saving, as a
-    converter that does not check would leave it."""
-    @mb.program(input_specs=[mb.TensorSpec(shape=(1, 2, 4, 4, 2))], opset_version=ct.target.iOS16)
-    def program(x):
-        y = mb.transpose(x=x, perm=[0, 2, 1, 3, 4], name="window_partition")
-        return mb.reshape(x=y, shape=[1, 8, 8])
-
-    path = tmp_path / "rank.mlpackage"
-    ct.convert(program, convert_to="mlprogram", minimum_deployment_target=ct.target.iOS16,
-               compute_precision=ct.precision.FLOAT32, skip_model_load=True).save(str(path))
-    model_file = path / "Data" / "com.apple.CoreML" / "model.mlmodel"
-    spec = ct.proto.Model_pb2.Model()
-    spec.ParseFromString(model_file.read_bytes())
-    function = spec.mlProgram.functions["main"]
-    for op in function.block_specializations[function.opset].operations:
-        if op.outputs[0].name == "window_partition":
-            dims = op.outputs[0].type.tensorType.dimensions
-            dims.add().constant.size = 1
-            op.outputs[0].type.tensorType.rank = len(dims)
-    model_file.write_bytes(spec.SerializeToString())
+    """Microsoft EfficientViT's window partition views are 6-D and Core ML refuses them on device."""
+    path = rank_six_package(tmp_path / "rank.mlpackage", fp16=False)
     with pytest.raises(UnsupportedProgram, match=r"rank > 5: transpose 'window_partition' has rank 6"):
         MILExecutor(path)
 
