@@ -386,6 +386,9 @@ def _options(version: bool = typer.Option(False, "--version", callback=_version,
 def main(argv: list[str] | None = None) -> None:
     """Console entry point: `effconvert CKPT ...` means `effconvert convert CKPT ...`."""
     signal.signal(signal.SIGTERM, _on_sigterm)
+    # A shell starts background jobs with SIGINT ignored, and Python then keeps ignoring it; the
+    # interrupt contract (a message, exit 130, no partial file) holds however effconvert was started.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     app(args=with_default_command(sys.argv[1:] if argv is None else argv), prog_name="effconvert")
 
 

@@ -79,6 +79,7 @@ def test_a_file_that_is_not_a_program_is_refused(tmp_path, cli):
         open_runtime(bad)
 
 
+@pytest.mark.slow                        # 30 s; the default suite keeps ExecuTorch fp32 (t8_all)
 def test_int8_program_on_a_make_checkpoint(tmp_path, checkpoints, cli):
     """The issue's acceptance on a synthetic T8: fp32 and int8 programs, runtime, inspect."""
     out = tmp_path / "out"
