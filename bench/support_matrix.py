@@ -31,13 +31,14 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("bench/results/support_matrix.md"))
     parser.add_argument("--samples", type=int, default=16)
     parser.add_argument("--targets", default="all", help="comma list of targets to (re)run, default all")
+    parser.add_argument("--render", action="store_true", help="only re-render the table from the stored cells")
     args = parser.parse_args()
     from effconvert.targets import TARGETS, split_list
 
     targets = list(TARGETS) if args.targets == "all" else split_list([args.targets])
     store = args.out.with_suffix(".json")
     rows = json.loads(store.read_text()) if store.exists() else {}
-    for family in FAMILIES.values():
+    for family in [] if args.render else FAMILIES.values():
         layout = next(l.name for l in family.layouts if l.name != "timm" and not l.fused)
         for arch in family.variants:
             if args.archs and arch not in args.archs:
