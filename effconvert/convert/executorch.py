@@ -19,9 +19,9 @@ from ..errors import ConversionFailed
 from ..quantize import QuantPlan
 from ..quantize import executorch as quantizer
 from ..quiet import first_line, quiet, quiet_native_stderr
+from ..runtime.executorch import METADATA_METHOD       # the name the runtime reads back
 from ..stopwatch import Stopwatch
 
-METADATA_METHOD = "effconvert_metadata"
 
 
 def metadata_tensor(metadata: dict[str, str]) -> torch.Tensor:

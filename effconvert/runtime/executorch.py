@@ -17,7 +17,7 @@ import numpy as np
 from ..quiet import quiet, quiet_native_stderr
 from . import Batch
 
-METADATA_METHOD = "effconvert_metadata"          # written by convert/executorch.py
+METADATA_METHOD = "effconvert_metadata"          # the constant method convert/executorch.py writes
 
 
 class ExecuTorchRuntime:
