@@ -30,6 +30,20 @@ def atomic_path(target: Path) -> Iterator[Path]:
         shutil.rmtree(tmp_dir, ignore_errors=True)
 
 
+def remove_stale_temporaries(folder: Path) -> list[Path]:
+    """Remove what `atomic_path` leaves when its process is killed outright (SIGKILL, OOM): a hidden
+    `.<name>.<random>` folder holding at most `<name>`. Call it only while holding the folder's lock."""
+    removed = []
+    for entry in Path(folder).iterdir() if Path(folder).is_dir() else ():
+        if not (entry.is_dir() and not entry.is_symlink() and entry.name.startswith(".")):
+            continue
+        name, _, suffix = entry.name[1:].rpartition(".")
+        if name and len(suffix) == 8 and all(child.name == name for child in entry.iterdir()):
+            shutil.rmtree(entry, ignore_errors=True)
+            removed.append(entry)
+    return removed
+
+
 def _remove(path: Path) -> None:
     if path.is_dir() and not path.is_symlink():
         shutil.rmtree(path)

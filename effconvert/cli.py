@@ -38,7 +38,7 @@ err = Console(stderr=True, highlight=False)
 out = Console(highlight=False)
 INTERNAL_ERROR_EXIT = 4
 INTERRUPT_EXITS = {signal.SIGINT: 130, signal.SIGTERM: 143}    # 128 + the signal, as shells report it
-SUBCOMMANDS = ("convert", "demo", "inspect", "make-checkpoint", "app", "bench", "device")
+SUBCOMMANDS = ("convert", "demo", "batch", "inspect", "make-checkpoint", "app", "bench", "device")
 
 
 class Terminated(KeyboardInterrupt):
@@ -50,7 +50,8 @@ def _on_sigterm(signum, frame) -> None:
 
 
 @contextlib.contextmanager
-def _guarded(debug: bool, finished: list[str] | None = None):
+def _guarded(debug: bool, finished: list[str] | None = None,
+             left: str = "no report written, no partial artifact left; rerun to complete"):
     """Every error becomes one line and an exit code; an interrupt says what finished."""
     try:
         yield
@@ -59,8 +60,7 @@ def _guarded(debug: bool, finished: list[str] | None = None):
     except KeyboardInterrupt as exc:
         signum = signal.SIGTERM if isinstance(exc, Terminated) else signal.SIGINT
         done = f"finished: {', '.join(finished)}" if finished else "nothing finished"
-        err.print(f"[bold red]interrupted[/] ({signal.Signals(signum).name}): {done}; no report written, "
-                  "no partial artifact left; rerun to complete", soft_wrap=True)
+        err.print(f"[bold red]interrupted[/] ({signal.Signals(signum).name}): {done}; {left}", soft_wrap=True)
         raise typer.Exit(code=INTERRUPT_EXITS[signum]) from None
     except Exception as exc:  # noqa: BLE001 - every error becomes one line + an exit code
         _fail(exc, debug)
@@ -242,6 +242,76 @@ def demo_cmd(
     for artifact in outcome.artifacts:
         err.print(f"artifact: {artifact.path}")
     raise typer.Exit(code=outcome.exit_code)
+
+
+@app.command("batch")
+def batch_cmd(
+    plan: Path = typer.Argument(..., help="Plan (TOML): checkpoints (paths, globs or make = variants) x targets x "
+                                          "quants, with per-entry options; see docs/guides/batch.md"),
+    out_dir: Optional[Path] = typer.Option(None, "--out", "-o", help="Output folder (default: the plan's out, "
+                                                                    "else effconvert-batch/<plan name>)"),
+    workers: Optional[int] = typer.Option(None, help="Jobs at once on this machine (default: cores / --threads)"),
+    threads: int = typer.Option(1, help="CPU threads per job"),
+    ray: Optional[str] = typer.Option(None, "--ray", help="Run the jobs as Ray tasks: a cluster ADDRESS, auto (the "
+                                                          "cluster `ray start` runs here) or local (start one); "
+                                                          "--out must be a path every node sees"),
+    resume: bool = typer.Option(False, "--resume", help="Skip jobs whose report was made from the same checkpoint "
+                                                        "bytes, effconvert version and options"),
+    debug: bool = typer.Option(False, "--debug"),
+) -> None:
+    """Convert many checkpoints (a model zoo): one ordinary job per checkpoint, on local worker
+    processes or a Ray cluster; writes batch.json, index.html and matrix.md beside the job folders.
+    Exit 0 all passed, 1 some gate failed, 3 some job failed."""
+    from .batch import run_batch
+
+    finished: list[str] = []
+    left = "batch.json and index.html record them, no partial artifact left; rerun with --resume to complete"
+    with _guarded(debug, finished, left), _BatchProgress(finished) as progress:
+        outcome = run_batch(plan, out_dir=out_dir, workers=workers, threads=threads, ray=ray, resume=resume,
+                            on_result=progress.done, on_plan=progress.planned)
+    counts = ", ".join(f"{n} {status}" for status, n in sorted(outcome.record["counts"].items()))
+    err.print(f"batch: {len(outcome.results)} jobs ({counts}) in {outcome.record['wall_s']:.0f} s; "
+              f"index: {outcome.index_path} (batch.json, matrix.md beside it)", soft_wrap=True)
+    raise typer.Exit(code=outcome.exit_code)
+
+
+class _BatchProgress:
+    """One line per finished job above an overall bar: jobs done / total, elapsed, ETA."""
+
+    _MARKS = {"passed": "[green]✓[/]", "gate-failed": "[red]✗[/]"}
+
+    def __init__(self, finished: list[str]) -> None:
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, \
+            TimeRemainingColumn
+
+        self.finished = finished
+        self.bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                            TextColumn("ETA"), TimeRemainingColumn(), console=err, transient=True)
+        self.task = None
+
+    def __enter__(self) -> "_BatchProgress":
+        self.bar.__enter__()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.bar.__exit__(*exc)
+
+    def planned(self, plan, todo: int) -> None:
+        resumed = len(plan.jobs) - todo
+        err.print(f"{plan.path.name}: {len(plan.jobs)} jobs" + (f", {resumed} done earlier (--resume)" if resumed else "")
+                  + f" -> {plan.out_dir}", soft_wrap=True)
+        self.task = self.bar.add_task("jobs", total=len(plan.jobs), completed=0)
+
+    def done(self, result, done: int, total: int) -> None:
+        mark = self._MARKS.get(result.status, "[bold red]✗[/]")
+        cells = [a for a in (result.report or {}).get("artifacts", [])]
+        passed = sum(1 for a in cells if a.get("parity", {}).get("passed") and not a.get("error"))
+        what = f"{passed}/{len(cells)} artifacts passed" if cells else escape(result.error or "")
+        when = "earlier run (--resume)" if result.resumed else f"{result.seconds:.0f} s"
+        self.bar.console.print(f"{mark} {escape(result.name):<24} {result.status:<17} {what} [dim]({when})[/]",
+                               soft_wrap=True)
+        self.finished.append(result.name)
+        self.bar.update(self.task, completed=done)
 
 
 @app.command("app")

@@ -20,7 +20,7 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
-from .atomic import write_text_atomic
+from .atomic import remove_stale_temporaries, write_text_atomic
 from .convert import Artifact, ExportOptions, ModelInfo, convert
 from .errors import ConversionFailed
 from .fuse import fuse_model
@@ -125,6 +125,7 @@ def _run(request: Request, pairs: list[tuple[str, str]], on_step: StepCallback, 
     shared = _Shared(fused.model, info, out_dir, torch.from_numpy(inputs.inputs[:1]), request.export_options(),
                      request, inputs, reference, noise_floor, on_step, on_start)
     with output_lock(out_dir):                     # from here on, this run writes into out_dir
+        remove_stale_temporaries(out_dir)          # left by a killed run (SIGKILL skips every finally)
         entries, artifacts, outputs = [], [], {}
         sensitivity = None
         if calibration is not None:
@@ -151,6 +152,7 @@ def _run(request: Request, pairs: list[tuple[str, str]], on_step: StepCallback, 
             "passed": fused.proof.passed and all(e["parity"]["passed"] for e in entries if "parity" in e)
                       and not any(e.get("error") for e in entries),
             "model": loaded.report_dict(),
+            "options": request.options(),
             "fusion": {**fused.proof.report_dict(), "steps": fused.steps},
             **({"calibration": {"source": calibration.source, "samples": len(calibration),
                                 "builtin": calibration.builtin}} if calibration is not None else {}),

@@ -9,7 +9,7 @@ inputs at the model's own size) run right after it is read, still before anythin
 from __future__ import annotations
 
 import math
-from dataclasses import KW_ONLY, dataclass
+from dataclasses import KW_ONLY, dataclass, fields
 from pathlib import Path
 
 from .convert import ExportOptions
@@ -53,14 +53,27 @@ class Request:
     mean: tuple[float, float, float] | None = None   # preprocessing overrides (a fine-tuned model's own)
     std: tuple[float, float, float] | None = None
     crop_pct: float | None = None
+    offered_only: bool = False           # a batch's matrix: a named target skips quants it does not offer
 
     def export_options(self) -> ExportOptions:
         return ExportOptions(layout=self.layout, ios=self.ios, input_kind=self.input_kind,
                              dynamic_batch=self.dynamic_batch)
 
+    def options(self) -> dict:
+        """Everything that shapes the artifacts, as JSON (report.json's `options`; what a batch
+        --resume compares): all fields but the checkpoint (its sha256 stands for it) and --out."""
+        skip = {"checkpoint", "out_dir", "_"}
+        return {f.name: _plain(getattr(self, f.name)) for f in fields(self) if f.name not in skip}
+
     @property
     def output_dir(self) -> Path:
         return Path(self.out_dir) if self.out_dir else default_out_dir(self.checkpoint)
+
+
+def _plain(value):
+    if isinstance(value, tuple):
+        return [_plain(v) for v in value]
+    return str(value) if isinstance(value, Path) else value
 
 
 def default_out_dir(checkpoint: Path | str) -> Path:
@@ -75,9 +88,11 @@ def default_out_dir(checkpoint: Path | str) -> Path:
     return Path("effconvert-out") / name
 
 
-def check_request(request: Request) -> list[tuple[str, str]]:
-    """Every check that needs no checkpoint; the (target, quant) pairs to build."""
-    pairs = check_pairs(list(request.targets), list(request.quants), request.palettize)
+def check_request(request: Request, *, checkpoint: bool = True) -> list[tuple[str, str]]:
+    """Every check that needs no checkpoint; the (target, quant) pairs to build. `checkpoint=False`:
+    the file does not exist yet (a batch job writes its synthetic checkpoint first)."""
+    pairs = check_pairs(list(request.targets), list(request.quants), request.palettize,
+                        offered_only=request.offered_only)
     request.export_options().check()
     if request.gate:
         parse_gate(request.gate)
@@ -88,7 +103,9 @@ def check_request(request: Request) -> list[tuple[str, str]]:
         check_count("--calib-samples", request.calib_samples)
     if request.image_size is not None:
         check_memory(request, request.image_size, request.image_size, int8)
-    if is_snapshot(request.checkpoint):
+    if not checkpoint:
+        pass
+    elif is_snapshot(request.checkpoint):
         check_checkpoint_path(resolve_snapshot(request.checkpoint)[0])
     else:
         check_checkpoint_path(Path(request.checkpoint))

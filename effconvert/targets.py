@@ -90,9 +90,12 @@ def split_list(values: list[str] | tuple[str, ...]) -> list[str]:
     return [part.strip() for value in values for part in str(value).split(",") if part.strip()]
 
 
-def check_pairs(targets: list[str], quants: list[str], palettize: int | None = None) -> list[tuple[str, str]]:
+def check_pairs(targets: list[str], quants: list[str], palettize: int | None = None, *,
+                offered_only: bool = False) -> list[tuple[str, str]]:
     """Expand `all`, refuse unknown or unsupported pairs; return (target, quant) pairs in order.
-    `palettize` (bits) adds one Core ML artifact with palettized weights (quant `pal<bits>`)."""
+    `palettize` (bits) adds one Core ML artifact with palettized weights (quant `pal<bits>`).
+    `offered_only`: a named target skips the quants it does not offer, as `all` does (a batch's
+    matrix records those cells as not offered)."""
     targets, quants = split_list(targets), split_list(quants)
     names = list(TARGETS) if "all" in targets else targets
     for name in names:
@@ -106,7 +109,7 @@ def check_pairs(targets: list[str], quants: list[str], palettize: int | None = N
         for quant in dict.fromkeys(quants):
             if quant in TARGETS[name].quants:
                 pairs.append((name, quant))
-            elif name in targets:              # named explicitly; `all` means every target that can
+            elif name in targets and not offered_only:   # named explicitly; `all` means every target that can
                 why = dict(TARGETS[name].refused).get(quant)
                 raise BadInput(f"{name} does not support --quant {quant}" + (f" ({why})" if why else ""),
                                hint=f"{name} supports: {', '.join(TARGETS[name].quants)}")

@@ -13,7 +13,7 @@ import numpy as np
 
 from .explain import GLOSSARY, next_steps, runtime_text
 
-_STYLE = """
+STYLE = """
 body{font:14px/1.45 -apple-system,Segoe UI,Helvetica,Arial,sans-serif;margin:24px;color:#1d1d1f;max-width:1100px}
 h1{font-size:22px;margin:0 0 4px} .sub{color:#666;margin-bottom:16px}
 .banner{padding:10px 14px;border-radius:8px;font-weight:600;margin:12px 0}
@@ -39,7 +39,7 @@ def render_html(report: dict[str, Any], reference: np.ndarray, outputs: dict[str
         banner = ("bad", "FAILED — see the rows marked failed")
     parts = [
         "<!doctype html><html><head><meta charset='utf-8'>",
-        f"<title>effconvert report — {_e(model['arch'])}</title><style>{_STYLE}</style></head><body>",
+        f"<title>effconvert report — {_e(model['arch'])}</title><style>{STYLE}</style></head><body>",
         f"<h1>{_e(model['arch'])}</h1>",
         f"<div class='sub'>{_e(model['checkpoint'])} · {_e(model['source_layout'])} layout · "
         f"{model['params'] / 1e6:.1f}M params · input {model['input_size']} · {_e(model['weights'])}</div>",

@@ -1,0 +1,279 @@
+"""A batch plan (TOML) read into jobs, every job checked before the first one runs.
+
+    out = "effconvert-batch/zoo"        # optional; --out wins
+    [defaults]                          # options every entry starts from
+    targets = ["onnx", "tflite"]
+    quants = ["fp32", "fp16"]
+    samples = 16
+
+    [[checkpoints]]
+    path = "models/*.pth"               # a file, a glob or a list of them, relative to the plan
+    calib = "calib/"                    # any convert option, by its Request name (- or _)
+    quants = ["int8"]
+
+    [[checkpoints]]
+    make = "fastvit_*"                  # synthetic checkpoints: variant names or globs, "*" = all
+    make_layout = "original"            # timm (default) | original (the authors' release) | apple ...
+    seed = 0
+
+One job per checkpoint: the ordinary pipeline with the entry's targets x quants. A named target
+skips the quants it does not offer (ExecuTorch fp16); the matrix shows those cells as not offered.
+The plan is data from a file: every key and type is checked, a bad one is one line and exit 2.
+"""
+
+from __future__ import annotations
+
+import difflib
+import fnmatch
+import glob
+import math
+import tomllib
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any, Callable
+
+from ..errors import BadInput
+from ..request import Request, check_request, default_out_dir
+from ..targets import CHECKPOINT_LAYOUTS, TARGETS, split_list
+
+ORIGINAL_LAYOUT = "original"           # make_layout: each family's original authors' (unfused) layout
+CHECKPOINTS_FOLDER = "checkpoints"     # under --out: where make = ... checkpoints are written
+MAX_JOBS = 10_000
+MAX_PLAN_BYTES = 1 << 20
+
+
+@dataclass(frozen=True)
+class MakeSpec:
+    """A synthetic checkpoint the job writes first (effconvert make-checkpoint)."""
+
+    arch: str
+    layout: str
+    seed: int
+
+
+@dataclass(frozen=True)
+class Job:
+    """One checkpoint through the ordinary pipeline. `request.out_dir` is the job's own folder."""
+
+    name: str
+    request: Request
+    make: MakeSpec | None = None
+
+    @property
+    def checkpoint(self) -> Path:
+        return Path(self.request.checkpoint)
+
+    @property
+    def out_dir(self) -> Path:
+        return Path(self.request.out_dir)
+
+
+@dataclass(frozen=True)
+class Plan:
+    path: Path
+    out_dir: Path
+    jobs: tuple[Job, ...]
+
+
+def _text(value: Any, where: str) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise BadInput(f"{where} must be a non-empty string, not {value!r}"[:300])
+    return value
+
+
+def _texts(value: Any, where: str) -> tuple[str, ...]:
+    items = [value] if isinstance(value, str) else value
+    if not isinstance(items, list) or not items:
+        raise BadInput(f"{where} must be a string or a non-empty list of strings, not {value!r}"[:300])
+    return tuple(_text(item, f"{where}[{i}]") for i, item in enumerate(items))
+
+
+def _int(value: Any, where: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise BadInput(f"{where} must be an integer, not {value!r}"[:300])
+    return value
+
+
+def _number(value: Any, where: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise BadInput(f"{where} must be a finite number, not {value!r}"[:300])
+    return float(value)
+
+
+def _bool(value: Any, where: str) -> bool:
+    if not isinstance(value, bool):
+        raise BadInput(f"{where} must be true or false, not {value!r}"[:300])
+    return value
+
+
+def _three(value: Any, where: str) -> tuple[float, float, float]:
+    if not isinstance(value, list) or len(value) != 3:
+        raise BadInput(f"{where} must be a list of 3 numbers (R, G, B), not {value!r}"[:300])
+    return tuple(_number(v, f"{where}[{i}]") for i, v in enumerate(value))  # type: ignore[return-value]
+
+
+# Plan key -> (Request field, reader). Paths are resolved against the plan's folder afterwards.
+_OPTIONS: dict[str, tuple[str, Callable[[Any, str], Any]]] = {
+    "targets": ("targets", _texts), "quants": ("quants", _texts), "arch": ("arch", _text),
+    "image_size": ("image_size", _int), "samples": ("samples", _int), "val": ("val_dir", _text),
+    "gate": ("gate", _text), "fuse": ("fuse", _bool), "validate": ("validate", _bool),
+    "labels": ("labels_file", _text), "dynamic_batch": ("dynamic_batch", _bool), "layout": ("layout", _text),
+    "ios": ("ios", _int), "input": ("input_kind", _text), "calib": ("calib_dir", _text),
+    "calib_samples": ("calib_samples", _int), "int8_io": ("int8_io", _bool), "palettize": ("palettize", _int),
+    "fallback": ("fallback", _bool), "mean": ("mean", _three), "std": ("std", _three),
+    "crop_pct": ("crop_pct", _number),
+}
+_PATH_OPTIONS = {"val_dir", "calib_dir", "labels_file"}
+_SOURCE_KEYS = {"path", "make", "make_layout", "seed", "name"}
+
+
+def read_plan(path: Path, out_dir: Path | None = None) -> Plan:
+    """Read and check a plan: every entry expanded to its checkpoints, every job's request checked
+    (checkpoint path, options, folders) as `effconvert CHECKPOINT ...` would check it."""
+    path = Path(path)
+    data = _parse(path)
+    where = path.name
+    _known(data, {"out", "defaults", "checkpoints"}, where)
+    base = path.resolve().parent
+    if out_dir is not None:
+        out = Path(out_dir)
+    elif "out" in data:
+        out = base / _text(data["out"], f"{where}: out")
+    else:
+        out = Path("effconvert-batch") / path.stem
+    defaults = data.get("defaults", {})
+    if not isinstance(defaults, dict):
+        raise BadInput(f"{where}: [defaults] must be a table of options")
+    _known(defaults, set(_OPTIONS), f"{where}: [defaults]")
+    entries = data.get("checkpoints")
+    if not isinstance(entries, list) or not entries or not all(isinstance(e, dict) for e in entries):
+        raise BadInput(f"{where} lists no checkpoints", hint="add [[checkpoints]] tables with path = ... or make = ...")
+    jobs: list[Job] = []
+    for index, entry in enumerate(entries):
+        label = f"{where}: checkpoints[{index}]"
+        _known(entry, set(_OPTIONS) | _SOURCE_KEYS, label)
+        options = _options({**defaults, **{k: v for k, v in entry.items() if k not in _SOURCE_KEYS}}, base, label)
+        for name, checkpoint, make in _sources(entry, base, out, label):
+            jobs.append(Job(name, Request(checkpoint, out_dir=out / name, offered_only=True, **options), make))
+    if len(jobs) > MAX_JOBS:
+        raise BadInput(f"{where} expands to {len(jobs)} jobs, more than {MAX_JOBS}")
+    jobs = _unique_names(jobs, out, where)
+    for job in jobs:
+        try:
+            # a make = ... checkpoint is written by the job itself: all but the file is checked
+            check_request(job.request, checkpoint=job.make is None)
+        except BadInput as exc:
+            raise BadInput(f"{where}: job {job.name}: {exc.message}", hint=exc.hint) from None
+    return Plan(path, out, tuple(jobs))
+
+
+def _parse(path: Path) -> dict:
+    if not path.is_file():
+        raise BadInput(f"plan {path} " + ("is a folder, not a file" if path.is_dir() else "not found"))
+    if path.stat().st_size > MAX_PLAN_BYTES:
+        raise BadInput(f"plan {path} is {path.stat().st_size:,} bytes; a plan is at most {MAX_PLAN_BYTES:,}")
+    try:
+        return tomllib.loads(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError:
+        raise BadInput(f"plan {path} is not UTF-8 text") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise BadInput(f"plan {path} is not valid TOML: {exc}") from None
+
+
+def _known(table: dict, allowed: set[str], where: str) -> None:
+    for key in table:
+        normal = key.replace("-", "_")
+        if normal not in allowed:
+            close = difflib.get_close_matches(normal, sorted(allowed), n=1)
+            raise BadInput(f"{where}: unknown key {key!r}" + (f" (did you mean {close[0]!r}?)" if close else ""),
+                           hint="keys: " + ", ".join(sorted(allowed)))
+
+
+def _options(table: dict, base: Path, where: str) -> dict[str, Any]:
+    options = {}
+    for key, value in table.items():
+        field, read = _OPTIONS[key.replace("-", "_")]
+        value = read(value, f"{where}.{key}")
+        if field in ("targets", "quants"):
+            value = tuple(split_list(list(value)))
+        if field in _PATH_OPTIONS:
+            value = base / value
+        options[field] = value
+    return options
+
+
+def _sources(entry: dict, base: Path, out: Path, where: str) -> list[tuple[str, Path, MakeSpec | None]]:
+    """(job name, checkpoint path, make spec) for each checkpoint an entry names."""
+    if ("path" in entry) == ("make" in entry):
+        raise BadInput(f"{where} needs exactly one of path = ... (checkpoint files) or make = ... (synthetic)")
+    if "path" in entry:
+        if "make_layout" in entry or "seed" in entry:
+            raise BadInput(f"{where}: make_layout and seed apply to make = ... entries")
+        found: list[Path] = []
+        for pattern in _texts(entry["path"], f"{where}.path"):
+            full = pattern if Path(pattern).is_absolute() else str(base / pattern)
+            matches = sorted(glob.glob(full)) if glob.has_magic(pattern) else [full]
+            if not matches:
+                raise BadInput(f"{where}.path {pattern!r} matches no file (relative to {base})")
+            found += [Path(m) for m in matches]
+        sources = [(default_out_dir(p).name, p, None) for p in dict.fromkeys(found)]
+    else:
+        sources = _made(entry, out, where)
+    if "name" in entry:
+        if len(sources) != 1:
+            raise BadInput(f"{where}: name = ... names one checkpoint; this entry has {len(sources)}")
+        name = _text(entry["name"], f"{where}.name")
+        if Path(name).name != name or name.startswith(".") or name == CHECKPOINTS_FOLDER:
+            raise BadInput(f"{where}.name {name!r} must be a plain folder name (not {CHECKPOINTS_FOLDER!r})")
+        sources = [(name, *sources[0][1:])]
+    return sources
+
+
+def _made(entry: dict, out: Path, where: str) -> list[tuple[str, Path, MakeSpec | None]]:
+    from ..load import FAMILIES                # timm's registry: only for plans that make checkpoints
+
+    variants = {arch: family for family in FAMILIES.values() for arch in family.variants}
+    layout = _text(entry.get("make_layout", "timm"), f"{where}.make_layout")
+    if layout != ORIGINAL_LAYOUT and layout not in CHECKPOINT_LAYOUTS:
+        raise BadInput(f"{where}.make_layout {layout!r} is unknown",
+                       hint="choose from: " + ", ".join((ORIGINAL_LAYOUT, *CHECKPOINT_LAYOUTS)))
+    seed = _int(entry.get("seed", 0), f"{where}.seed")
+    sources = []
+    for pattern in _texts(entry["make"], f"{where}.make"):
+        archs = [a for a in variants if fnmatch.fnmatchcase(a, pattern)]
+        if not archs:
+            close = difflib.get_close_matches(pattern, list(variants), n=1)
+            raise BadInput(f"{where}.make {pattern!r} matches no variant effconvert knows"
+                           + (f" (did you mean {close[0]!r}?)" if close else ""),
+                           hint="effconvert --help lists the families; '*' means every variant")
+        for arch in archs:
+            family = variants[arch]
+            chosen = layout
+            if layout == ORIGINAL_LAYOUT:
+                chosen = next(l.name for l in family.layouts if l.name != "timm" and not l.fused)
+            elif layout not in [l.name for l in family.layouts]:
+                raise BadInput(f"{where}: {arch} has no {layout!r} layout",
+                               hint="its layouts: " + ", ".join(l.name for l in family.layouts))
+            file = out / CHECKPOINTS_FOLDER / f"{arch}-{chosen}-seed{seed}.pth.tar"
+            sources.append((arch, file, MakeSpec(arch, chosen, seed)))
+    return sources
+
+
+def _unique_names(jobs: list[Job], out: Path, where: str) -> list[Job]:
+    """Two checkpoints with one stem (models/a/x.pth, models/b/x.pth): the parent folder joins the name."""
+    seen: dict[str, Job] = {}
+    result = []
+    for job in jobs:
+        name = job.name
+        if name in seen:
+            if seen[name].checkpoint == job.checkpoint and seen[name].make == job.make:
+                raise BadInput(f"{where}: {job.checkpoint} is listed twice",
+                               hint="one entry per checkpoint; give the second a different name = ...")
+            name = job.checkpoint.name.removesuffix(".pth.tar") if job.make else \
+                f"{job.checkpoint.parent.name}--{name}"
+            if name in seen:
+                raise BadInput(f"{where}: two jobs would write to {out / name}", hint="give one a name = ...")
+            job = Job(name, replace(job.request, out_dir=out / name), job.make)
+        seen[name] = job
+        result.append(job)
+    return result
