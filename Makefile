@@ -4,7 +4,7 @@ VENV    := .venv
 BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed
 
-.PHONY: install demo test test-slow bench bench-int8 docs clean
+.PHONY: install demo test test-slow bench bench-int8 matrix docs clean
 
 install: $(STAMP)
 
@@ -30,6 +30,14 @@ bench: install
 # FastViT-S12 int8 decisions at 256x256 on a head fitted to the digits (top-1 on a random head means nothing).
 bench-int8: install
 	$(BIN)/python bench/int8_decisions.py
+
+# The support matrix: every variant x target x fp32/fp16 through `effconvert batch` (about an hour on
+# 2 cores; --resume keeps what an interrupted run finished). Its matrix.md is the README's table.
+MATRIX_OUT ?= effconvert-batch/zoo
+matrix: install
+	$(BIN)/effconvert batch bench/zoo.toml --out $(MATRIX_OUT) --resume; test $$? -le 1
+	cp $(MATRIX_OUT)/matrix.md bench/results/support_matrix.md
+	cp $(MATRIX_OUT)/batch.json bench/results/support_matrix.json
 
 # The documentation site (MkDocs Material) into site/; --strict: a broken link or reference fails.
 docs: install

@@ -1,5 +1,5 @@
 """One variant of every family, original authors' layout, to every target in fp32 and fp16,
-validated on the real runtimes (the full variant x target matrix is bench/support_matrix.py)."""
+validated on the real runtimes (the full variant x target matrix is `make matrix`: effconvert batch bench/zoo.toml)."""
 
 from __future__ import annotations
 
