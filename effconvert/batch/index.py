@@ -36,8 +36,7 @@ def cells_of(job: Job, result: JobResult | None) -> dict[str, dict[str, Any]]:
                 cells[f"{target} {quant}"] = {"status": "not-offered", "text": f"not offered: {why}"}
     pairs = check_pairs(list(request.targets), list(request.quants), request.palettize, offered_only=True)
     if result is None or result.report is None:
-        why = "not run (interrupted)" if result is None or result.status == "interrupted" else \
-            f"job {result.status}: {result.error}"
+        why = "not run" if result is None else f"job {result.status}: {result.error}"
         cells.update({f"{t} {q}": {"status": "job-failed", "text": why} for t, q in pairs})
         return cells
     for entry in result.report["artifacts"]:
@@ -70,7 +69,7 @@ def batch_record(plan: Plan, results: dict[str, JobResult], *, runner: str, work
             **({"made": {"arch": job.make.arch, "layout": job.make.layout, "seed": job.make.seed}} if job.make else {}),
             "checkpoint_sha256": result.checkpoint_sha256 if result else None,
             "out": job.name, "report": f"{job.name}/report.html" if report else None,
-            "status": result.status if result else "interrupted" if interrupted else "not-run",
+            "status": result.status if result else "interrupted" if interrupted else "pending",
             "resumed": bool(result and result.resumed), "seconds": result.seconds if result else None,
             "peak_rss_mb": result.peak_rss_mb if result else None, "worker": result.worker if result else None,
             "error": result.error if result else None,
@@ -122,7 +121,7 @@ def _verdict(cell: dict) -> str:
 
 _INDEX_STYLE = """
 td.cell{font-size:12px;white-space:nowrap} td.passed{background:#e3f5e8} td.gate-failed{background:#fde8e8}
-td.conversion-failed,td.job-failed{background:#fbd5d5} td.not-offered{color:#888;white-space:normal;max-width:180px}
+td.conversion-failed,td.job-failed{background:#fbd5d5} td.not-offered{color:#888}
 td a{color:inherit}
 """
 
@@ -132,9 +131,14 @@ def render_index(record: dict[str, Any]) -> str:
     counts = record["counts"]
     passed = counts.get("passed", 0)
     total = len(record["jobs"])
-    banner = ("ok", f"PASSED — all {total} jobs") if passed == total else \
-        ("bad", f"{total - passed} of {total} jobs did not pass: "
-         + ", ".join(f"{n} {s}" for s, n in sorted(counts.items()) if s != "passed"))
+    others = ", ".join(f"{n} {s}" for s, n in sorted(counts.items()) if s not in ("passed", "pending"))
+    if counts.get("pending"):
+        banner = ("warn", f"RUNNING — {total - counts['pending']} of {total} jobs done: {passed} passed"
+                  + (f", {others}" if others else ""))
+    elif passed == total:
+        banner = ("ok", f"PASSED — all {total} jobs")
+    else:
+        banner = ("bad", f"{total - passed} of {total} jobs did not pass: {others}")
     e = html.escape
     parts = [
         "<!doctype html><html><head><meta charset='utf-8'><title>effconvert batch — "
@@ -152,7 +156,9 @@ def render_index(record: dict[str, Any]) -> str:
             if cell is None:
                 row.append("<td class='cell'>—</td>")
                 continue
-            text = f"{_MARK[cell['status']]} {cell['text']}".strip()
+            text = "not offered" if cell["status"] == "not-offered" else f"{_MARK[cell['status']]} {cell['text']}"
+            if len(text) > 60:                        # the whole text is the cell's tooltip
+                text = text[:59] + "…"
             target = job["report"] if cell.get("artifact") else None
             row.append(f"<td class='cell {cell['status']}' title='{e(cell['text'])}'>{_link(target, text)}</td>")
         seconds = f"{job['seconds']:.0f} s" + (" (resumed)" if job["resumed"] else "") if job["seconds"] is not None else "—"
