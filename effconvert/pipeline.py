@@ -26,7 +26,7 @@ from .errors import ConversionFailed
 from .fuse import fuse_model
 from .labels import labels_for
 from .load import FAMILIES, LoadedModel, load_checkpoint
-from .quantize import SIMULATION_BATCH, Calibration, QuantPlan, layer_sensitivity
+from .quantize import SIMULATION_BATCH, Calibration, QuantPlan, layer_sensitivity, simulated_psnr
 from .quantize import fallback as fallback_policy
 from .report import SCHEMA, versions, write_report
 from .report.html import render_html
@@ -98,7 +98,6 @@ def _run(request: Request, pairs: list[tuple[str, str]], on_step: StepCallback, 
     on_start("preparing inputs and the PyTorch reference")
     inputs = input_set(loaded.preprocessing, samples=request.samples, folder=request.val_dir)
     reference = _logits(loaded.model, inputs.inputs)
-    noise_floor = _fp32_noise_floor(loaded.model, inputs.inputs, reference)
     reference_accuracy = None if inputs.labels is None else task_accuracy(reference, inputs.labels)
     labelled = (f", {len(inputs.class_folders)} classes, reference accuracy {reference_accuracy:.3f}"
                 if reference_accuracy is not None else "")
@@ -111,6 +110,10 @@ def _run(request: Request, pairs: list[tuple[str, str]], on_step: StepCallback, 
     fused = fuse_model(loaded.model, inputs=torch.from_numpy(proof_inputs), enabled=request.fuse)
     on_step("fuse", "skipped (--no-fuse)" if fused.proof.skipped else
             f"{fused.proof.modules_fused} modules fused, max rel err {fused.proof.max_rel_err:.1e}")
+    # What fp32 itself costs (PyTorch fp32 vs float64), on the proof's inputs: the proof has already
+    # run the model in float64 on them, so the fp32 gate's floor costs nothing more.
+    noise_floor = fused.proof.fp32_noise_floor if not fused.proof.skipped else \
+        _fp32_noise_floor(loaded.model, proof_inputs)
 
     out_dir = request.output_dir
     calibration = None
@@ -162,7 +165,7 @@ def _run(request: Request, pairs: list[tuple[str, str]], on_step: StepCallback, 
             "inputs": {"source": inputs.source, "samples": int(len(inputs.inputs)),
                        **({"classes": len(inputs.class_folders), "reference_accuracy": reference_accuracy}
                           if reference_accuracy is not None else {})},
-            "reference": {"fp32_noise_floor": noise_floor,
+            "reference": {"fp32_noise_floor": noise_floor, "noise_floor_inputs": len(proof_inputs),
                           "fp32_gate_rule": f"max_rel_err <= max({DEFAULT_GATES['fp32'].max_rel:g}, "
                                             f"{FP32_NOISE_FACTOR:g} x fp32_noise_floor)"},
             "artifacts": entries,
@@ -218,31 +221,52 @@ LATENCY_ELSEWHERE = "not measured: Core ML latency belongs to the device (Xcode'
 
 
 def _float_fallback(shared: _Shared, target: str, plan: QuantPlan, entry, artifact, logits, sensitivity):
-    """The int8 artifact missed its gate: keep the most sensitive layers in float, in the policy's
-    order (quantize/fallback.py), until it passes. Reports each attempt and what the float layers cost."""
-    if artifact is None or not sensitivity:
+    """The int8 artifact missed its gate: keep the most sensitive layers in float, as many as the
+    simulation predicts the gate needs (quantize/fallback.py) — at most two more conversions.
+    Reports the prediction, each attempt and what the float layers cost."""
+    if artifact is None or not sensitivity or "psnr_db" not in entry.get("parity", {}):
         return entry, artifact, logits
     first = {"size_bytes": entry["size_bytes"], "psnr_db": entry["parity"]["psnr_db"],
              "failed": [c["text"] for c in entry["parity"].get("checks", []) if not c["passed"]]}
+    shared.on_start("predicting how many layers the gate needs in float (simulated W8A8)")
+    sets = fallback_policy.candidates(sensitivity)
+    simulated = simulated_psnr(shared.model, plan.calibration.inputs, sets)
+    predictions = [fallback_policy.Prediction(len(s), score) for s, score in zip(sets, simulated)]
+    offset = first["psnr_db"] - predictions[0].simulated_psnr_db          # runtime vs simulation, measured
+    gate_psnr = gate_for(plan.quant, shared.request.gate).psnr
     with tempfile.TemporaryDirectory(prefix="effconvert-all-int8-") as keep:
         all_int8 = Path(keep) / artifact.path.name           # kept to time against the final artifact
         if target in LATENCY_TARGETS:
             shutil.copyfile(artifact.path, all_int8)
-        attempts = []
-        for layers in fallback_policy.attempts(sensitivity):
-            shared.on_step("fallback", f"{entry['path']}: missed its gate; keeping {len(layers)} layer(s) in float")
-            new_entry, new_artifact, new_logits = _build_one(shared, target, plan.keeping_float(layers))
+        attempts, count = [], 0
+        for _ in range(fallback_policy.MAX_CONVERSIONS):
+            chosen = fallback_policy.choose(predictions, offset, gate_psnr, above=count)
+            if chosen == count:
+                break
+            count = chosen
+            predicted = next(p for p in predictions if p.float_layers == count)
+            shared.on_step("fallback", f"{entry['path']}: missed its gate; {count} layer(s) in float "
+                                       f"(predicted {predicted.predicted(offset):.1f} dB)")
+            new_entry, new_artifact, new_logits = _build_one(
+                shared, target, plan.keeping_float(tuple(s.name for s in sensitivity[:count])))
             if new_artifact is None:
                 break
             entry, artifact, logits = new_entry, new_artifact, new_logits
-            attempts.append({"float_layers": len(layers), "psnr_db": entry["parity"]["psnr_db"],
-                             "passed": entry["parity"]["passed"]})
+            attempts.append({"float_layers": count, "predicted_psnr_db": round(predicted.predicted(offset), 2),
+                             "psnr_db": entry["parity"]["psnr_db"], "passed": entry["parity"]["passed"]})
             if entry["parity"]["passed"]:
                 break
+            offset = entry["parity"]["psnr_db"] - predicted.simulated_psnr_db   # re-measured here
         if attempts:
             entry["fallback"] = {
                 "float_layers": [s.name for s in sensitivity[:attempts[-1]["float_layers"]]],
                 "attempts": attempts, "all_int8": dict(first),
+                "prediction": {"method": "PSNR of the logits with every other conv/linear in simulated W8A8, "
+                                         "plus the runtime's measured offset from the simulation",
+                               "offset_db": round(first["psnr_db"] - predictions[0].simulated_psnr_db, 2),
+                               "simulated": [{"float_layers": p.float_layers,
+                                              "simulated_psnr_db": round(p.simulated_psnr_db, 2)}
+                                             for p in predictions]},
                 "size_ratio": entry["size_bytes"] / first["size_bytes"]}
             if target in LATENCY_TARGETS:
                 before, after = _latencies_ms(all_int8, artifact.path)
@@ -283,8 +307,9 @@ def _logits(model: torch.nn.Module, inputs: np.ndarray) -> np.ndarray:
 
 
 @torch.no_grad()
-def _fp32_noise_floor(model: torch.nn.Module, inputs: np.ndarray, reference: np.ndarray) -> float:
+def _fp32_noise_floor(model: torch.nn.Module, inputs: np.ndarray) -> float:
     """max rel err of PyTorch fp32 against the same model in float64: what fp32 itself costs."""
+    reference = _logits(model, inputs)
     exact = _logits(copy.deepcopy(model).double(), inputs.astype(np.float64))
     scale = float(np.abs(exact).max())
     return float(np.abs(reference - exact).max() / scale) if scale > 0 else 0.0

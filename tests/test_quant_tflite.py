@@ -171,7 +171,9 @@ def test_a_missed_gate_keeps_the_most_sensitive_layers_in_float(quantized, digit
           f"latency x{fallback['latency_ratio']:.2f}")
     ranked = [row["layer"] for row in outcome.report["int8_sensitivity"]["layers"]]
     assert fallback["float_layers"] == ranked[:len(fallback["float_layers"])]
-    assert [a["float_layers"] for a in fallback["attempts"]][:2] == [1, 2][:len(fallback["attempts"])]
+    assert 1 <= len(fallback["attempts"]) <= 2                                 # predicted, not tried in turn
+    assert all(a["predicted_psnr_db"] >= all_int8 + 1.5 for a in fallback["attempts"][:1])
+    assert fallback["prediction"]["simulated"][0]["float_layers"] == 0
     assert entry["parity"]["passed"] and entry["parity"]["psnr_db"] >= all_int8 + 1.5
     assert fallback["all_int8"]["psnr_db"] < all_int8 + 1.5
     assert fallback["size_ratio"] > 1.0                                        # float weights cost bytes
@@ -190,3 +192,18 @@ def test_fallback_policy_tries_the_most_sensitive_layers_in_doubling_counts():
     assert [len(t) for t in tried] == [1, 2, 4, 8]
     assert all(t == tuple(f"layer{i}" for i in range(len(t))) for t in tried)
     assert [len(t) for t in attempts(ranking[:3])] == [1]
+
+
+def test_fallback_converts_the_fewest_float_layers_predicted_to_pass():
+    """The simulation's PSNR plus the runtime's measured offset: the first count clearing the gate
+    by the margin; the policy's maximum when none does; never fewer than what already failed."""
+    from effconvert.quantize.fallback import MARGIN_DB, Prediction, choose
+
+    predictions = [Prediction(0, 20.0), Prediction(1, 22.0), Prediction(2, 24.5), Prediction(4, 27.0)]
+    assert choose(predictions, offset_db=-1.0, gate_psnr=25.0) == 4          # 26.0 >= 25 + 1
+    assert choose(predictions, offset_db=+2.0, gate_psnr=25.0) == 2          # 26.5
+    assert choose(predictions, offset_db=-9.0, gate_psnr=25.0) == 4          # none: the most allowed
+    assert choose(predictions, offset_db=+2.0, gate_psnr=25.0, above=2) == 4
+    assert choose(predictions, offset_db=0.0, gate_psnr=25.0, above=4) == 4   # nothing left to try
+    assert choose(predictions, offset_db=0.0, gate_psnr=None) == 1           # a top-1-only gate
+    assert MARGIN_DB > 0

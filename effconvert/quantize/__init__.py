@@ -16,6 +16,6 @@ convert/, validate/ or the pipeline.
 
 from .calibration import Calibration
 from .plan import QuantPlan
-from .sensitivity import SIMULATION_BATCH, LayerSensitivity, layer_sensitivity
+from .sensitivity import SIMULATION_BATCH, LayerSensitivity, layer_sensitivity, simulated_psnr
 
-__all__ = ["Calibration", "QuantPlan", "LayerSensitivity", "layer_sensitivity", "SIMULATION_BATCH"]
+__all__ = ["Calibration", "QuantPlan", "LayerSensitivity", "layer_sensitivity", "simulated_psnr", "SIMULATION_BATCH"]

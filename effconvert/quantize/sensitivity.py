@@ -51,6 +51,25 @@ def layer_sensitivity(model: nn.Module, calibration: np.ndarray) -> list[LayerSe
     return sorted(result, key=lambda s: s.psnr_db)
 
 
+@torch.no_grad()
+def simulated_psnr(model: nn.Module, calibration: np.ndarray, float_layers: list[tuple[str, ...]]) -> list[float]:
+    """For each set of float layers: the PSNR of the logits with every other conv/linear in
+    simulated W8A8, against the float model (the same simulation as the ranking, all layers at once)."""
+    model = model.eval()
+    images = torch.from_numpy(np.asarray(calibration[:SIMULATION_BATCH], dtype=np.float32))
+    layers = [(name, m) for name, m in model.named_modules() if isinstance(m, QUANTIZABLE)]
+    ranges = _input_ranges(model, layers, images)
+    reference = model(images).numpy()
+    scores = []
+    for keep in float_layers:
+        with contextlib.ExitStack() as stack:
+            for name, layer in layers:
+                if name not in keep:
+                    stack.enter_context(_quantized(layer, *ranges[name]))
+            scores.append(psnr_db(model(images).numpy(), reference))
+    return scores
+
+
 def _input_ranges(model, layers, images) -> dict[str, tuple[float, float]]:
     ranges: dict[str, tuple[float, float]] = {}
     hooks = [layer.register_forward_pre_hook(
