@@ -1,7 +1,9 @@
 """Time spent inside the third-party converters, apart from effconvert's own work around them.
 
 `effconvert bench` compares the pipeline's wall time with the sum of the raw converter calls it
-makes; each exporter wraps exactly those calls (trace, convert, serialise) in `clock.running()`.
+makes; each exporter wraps exactly those calls (trace, convert, serialise) in `clock.running()`,
+and the first import of the converter's package (a script calling the converter directly pays it
+too). effconvert's own work — graph rewrites, simplification, metadata, checks — stays outside.
 """
 
 from __future__ import annotations

@@ -53,7 +53,8 @@ def export_coreml(model: torch.nn.Module, preprocessing: Preprocessing, labels: 
     compressed = quant != "fp32"                      # fp16 compute around int8 or palettized weights
     clock = clock or Stopwatch()
     with quiet():
-        import coremltools as ct
+        with clock.running():        # importing the converter is part of what a raw script pays
+            import coremltools as ct
 
         target = {16: ct.target.iOS16, 17: ct.target.iOS17, 18: ct.target.iOS18}[ios]
         c, h, w = preprocessing.input_size

@@ -32,8 +32,9 @@ def export_executorch(model: torch.nn.Module, sample: torch.Tensor, out: Path, *
                       plan: QuantPlan, clock: Stopwatch | None = None) -> list[str]:
     clock = clock or Stopwatch()
     with quiet(), quiet_native_stderr():
-        from executorch.backends.xnnpack.partition.xnnpack_partitioner import XnnpackPartitioner
-        from executorch.exir import to_edge_transform_and_lower
+        with clock.running():                        # importing the exporter is part of its cost
+            from executorch.backends.xnnpack.partition.xnnpack_partitioner import XnnpackPartitioner
+            from executorch.exir import to_edge_transform_and_lower
 
         try:
             module = quantizer.quantized_module(model.eval(), sample, plan, clock=clock)

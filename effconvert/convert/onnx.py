@@ -20,12 +20,14 @@ OPSET = 18       # the dynamo exporter's native opset; ONNX Runtime 1.17+ and mo
 
 def export_onnx(model: torch.nn.Module, sample: torch.Tensor, out: Path, *, quant: str,
                 metadata: dict[str, str], dynamic_batch: bool = False, clock: Stopwatch | None = None) -> None:
-    import onnx
+    clock = clock or Stopwatch()
+    with clock.running():                            # importing the exporter is part of its cost
+        import onnx
     import onnxsim
 
     dynamic_shapes = {"x": {0: torch.export.Dim("batch", min=1, max=1024)}} if dynamic_batch else None
     try:
-        with quiet(), (clock or Stopwatch()).running():
+        with quiet(), clock.running():
             program = torch.onnx.export(model.eval(), (sample,), dynamo=True, opset_version=OPSET,
                                         input_names=["input"], output_names=["logits"],
                                         dynamic_shapes=dynamic_shapes, verbose=False)

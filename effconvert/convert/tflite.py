@@ -38,7 +38,8 @@ def export_tflite(model: torch.nn.Module, sample: torch.Tensor, out: Path, *, me
     example = sample.permute(0, 2, 3, 1).contiguous() if layout == "nhwc" else sample
     clock = clock or Stopwatch()
     with quiet(), quiet_native_stderr():             # TF/absl log to file descriptor 2
-        import litert_torch
+        with clock.running():                        # importing the converter is part of its cost
+            import litert_torch
 
         litert_torch.config.show_progress = False
         try:
