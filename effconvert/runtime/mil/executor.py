@@ -45,6 +45,24 @@ class MILExecutor:
         if too_big:
             raise UnsupportedProgram(f"Core ML refuses tensors of rank > 5: {too_big[0]}"
                                      + (f" (and {len(too_big) - 1} more)" if len(too_big) > 1 else ""))
+        # Each op's inputs that no later op reads: dropped once it has run, so a forward pass holds
+        # the live activations only, not every intermediate (keep=True, for localisation, holds all).
+        last_use: dict[str, int] = {}
+        for index, op in enumerate(self.program.operations):
+            for bindings in op.inputs.values():
+                for kind, value in bindings:
+                    if kind == "name":
+                        last_use[value] = index
+        for name in self.program.outputs:
+            last_use[name] = len(self.program.operations)
+        self._released: list[list[str]] = [[] for _ in self.program.operations]
+        for index, op in enumerate(self.program.operations):
+            for name, _spec in op.outputs:
+                if name not in last_use:                      # computed, never read
+                    self._released[index].append(name)
+        for name, index in last_use.items():
+            if index < len(self.program.operations):
+                self._released[index].append(name)
 
     def run(self, feeds: Mapping[str, Any], *, round_to_declared: bool = True,
             keep: bool = False) -> dict[str, Any]:
@@ -70,7 +88,7 @@ class MILExecutor:
             if self.program.image_inputs.get(name) == "BGR":
                 value = value.flip(1)
             env[name] = _round(value, spec.dtype) if round_to_declared else value
-        for op in self.program.operations:
+        for index, op in enumerate(self.program.operations):
             args = {k: _resolve(v, env) for k, v in op.inputs.items()}
             try:
                 result = OPS[op.type](op=op, **args)
@@ -81,6 +99,9 @@ class MILExecutor:
                 if torch.is_tensor(value) and round_to_declared:
                     value = _round(value, spec.dtype)
                 env[name] = value
+            if not keep:
+                for name in self._released[index]:
+                    env.pop(name, None)
         if keep:
             return env
         return {name: env[name] for name in self.program.outputs}
@@ -96,5 +117,16 @@ def _round(value: torch.Tensor, dtype: str) -> torch.Tensor:
 
 def _resolve(bindings: list, env: dict[str, Any]) -> Any:
     """One binding -> its value; several (tuple inputs such as concat's `values`) -> a list."""
-    values = [env[v] if kind == "name" else v for kind, v in bindings]
+    values = [_widen(env[v] if kind == "name" else v) for kind, v in bindings]
     return values if len(values) != 1 else values[0]
+
+
+_WIDE = {torch.float16: torch.float32, torch.bfloat16: torch.float32, torch.int8: torch.int64,
+         torch.uint8: torch.int64, torch.int16: torch.int64, torch.int32: torch.int64}
+
+
+def _widen(value: Any) -> Any:
+    """A constant as ops compute with it (program.py stores them compact): float32 or int64."""
+    if torch.is_tensor(value) and value.dtype in _WIDE:
+        return value.to(_WIDE[value.dtype])
+    return value

@@ -17,15 +17,20 @@ import torch
 
 from ...errors import BadInput
 
-# MIL DataType enum name -> (numpy dtype used to read blobs, torch dtype we compute in)
+# MIL DataType enum name -> the torch dtype a constant is *stored* in. Constants stay as compact as
+# the package stores them (fp16 weights as fp16, int8 as int8): the executor widens each to what ops
+# compute in (float32, int64) when an op reads it, so a program's weights cost their size on disk
+# once, not twice (fp16) or eight times (int8 as int64).
 _FLOATS = {"FLOAT16", "FLOAT32", "FLOAT64", "BFLOAT16"}
 _TORCH_DTYPE = {
-    "FLOAT16": torch.float32, "FLOAT32": torch.float32, "FLOAT64": torch.float32, "BFLOAT16": torch.float32,
-    "INT8": torch.int64, "UINT8": torch.int64, "INT16": torch.int64, "UINT16": torch.int64,
-    "INT32": torch.int64, "UINT32": torch.int64, "INT64": torch.int64, "BOOL": torch.bool,
-    "INT4": torch.int64, "UINT4": torch.int64, "UINT1": torch.int64, "UINT2": torch.int64,
-    "UINT3": torch.int64, "UINT6": torch.int64,
+    "FLOAT16": torch.float16, "FLOAT32": torch.float32, "FLOAT64": torch.float32, "BFLOAT16": torch.bfloat16,
+    "INT8": torch.int8, "UINT8": torch.uint8, "INT16": torch.int16, "UINT16": torch.int32,
+    "INT32": torch.int32, "UINT32": torch.int64, "INT64": torch.int64, "BOOL": torch.bool,
+    "INT4": torch.int8, "UINT4": torch.uint8, "UINT1": torch.uint8, "UINT2": torch.uint8,
+    "UINT3": torch.uint8, "UINT6": torch.uint8,
 }
+_NUMPY_DTYPE = {torch.float16: np.float16, torch.float32: np.float32, torch.int8: np.int8, torch.uint8: np.uint8,
+                torch.int16: np.int16, torch.int32: np.int32, torch.int64: np.int64, torch.bool: np.bool_}
 _BLOB_READERS = {
     "FLOAT32": "read_float_data", "FLOAT16": "read_fp16_data", "INT8": "read_int8_data",
     "UINT8": "read_uint8_data", "INT16": "read_int16_data", "UINT16": "read_uint16_data",
@@ -170,8 +175,8 @@ def _np_dtype(name: str):
 
 def _to_tensor(data: np.ndarray, spec: TensorSpec) -> torch.Tensor:
     dtype = _TORCH_DTYPE.get(spec.dtype, torch.float32)
-    if spec.dtype in _FLOATS:
-        data = data.astype(np.float32)
+    if dtype in _NUMPY_DTYPE and data.dtype != _NUMPY_DTYPE[dtype]:
+        data = data.astype(_NUMPY_DTYPE[dtype])          # one conversion, straight to the stored dtype
     data = np.ascontiguousarray(data)
     if not data.flags.writeable:                 # views of the weight blob (e.g. palette indices)
         data = data.copy()
