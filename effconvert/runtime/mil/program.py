@@ -8,6 +8,7 @@ and checks its shapes against them.
 
 from __future__ import annotations
 
+import struct
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -38,6 +39,8 @@ _BLOB_READERS = {
     "UINT4": "read_uint4_data", "UINT1": "read_uint1_data", "UINT2": "read_uint2_data",
     "UINT3": "read_uint3_data", "UINT6": "read_uint6_data",
 }
+_WHOLE_BYTES = {"FLOAT16": np.float16, "FLOAT32": np.float32, "INT8": np.int8, "UINT8": np.uint8,
+                "INT16": np.int16, "UINT16": np.uint16, "INT32": np.int32, "UINT32": np.uint32}
 MAX_CORE_ML_RANK = 5            # Core ML refuses tensors of higher rank at load time
 
 
@@ -79,7 +82,6 @@ def load_program(path: Path) -> Program:
     path = Path(path)
     with quiet():
         import coremltools as ct
-        from coremltools.libmilstoragepython import _BlobStorageReader
 
         try:
             spec = ct.utils.load_spec(str(path))
@@ -91,7 +93,7 @@ def load_program(path: Path) -> Program:
     function = spec.mlProgram.functions["main"]
     block = function.block_specializations[function.opset]
     weights = path / "Data" / "com.apple.CoreML" / "weights" / "weight.bin"
-    reader = _BlobStorageReader(str(weights)) if weights.exists() else None
+    blobs = _Blobs(weights) if weights.exists() else None
 
     def type_of(value_type) -> TensorSpec:
         kind = value_type.WhichOneof("type")
@@ -117,13 +119,9 @@ def load_program(path: Path) -> Program:
                 return raw if spec_type.shape else raw[0]
             return _to_tensor(np.asarray(raw), spec_type)
         if kind == "blobFileValue":
-            if reader is None:
+            if blobs is None:
                 raise BadInput(f"{path.name}: weights/weight.bin is missing")
-            blob = value.blobFileValue
-            data = np.asarray(getattr(reader, _BLOB_READERS[spec_type.dtype])(blob.offset))
-            if spec_type.dtype == "FLOAT16":                       # the reader returns raw bits
-                data = data.view(np.float16)
-            return _to_tensor(data, spec_type)
+            return _to_tensor(blobs.read(value.blobFileValue.offset, spec_type.dtype), spec_type)
         raise BadInput(f"{path.name}: unsupported constant encoding {kind}")
 
     inputs = {i.name: type_of(i.type) for i in function.inputs}
@@ -154,8 +152,44 @@ def load_program(path: Path) -> Program:
     classifier = None
     if spec.description.predictedFeatureName:
         classifier = (spec.description.predictedFeatureName, spec.description.predictedProbabilitiesName)
+    if blobs is not None:
+        blobs.close()
     return Program(path, function.opset, inputs, image_inputs, operations, list(block.outputs),
                    constants, constant_types, histogram, classifier)
+
+
+class _Blobs:
+    """weights/weight.bin, read blob by blob into arrays of the stored dtype. Whole-byte types are
+    read with plain file reads: coremltools' reader maps the whole file, whose pages then count in
+    the process's memory beside the arrays made from them (twice the weights at load). Sub-byte
+    types (palette indices, int4) go through coremltools' reader, which unpacks them."""
+
+    SENTINEL = 0xDEADBEEF               # starts every blob's 64-byte metadata record (MIL blob format v2)
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.size = path.stat().st_size
+        self.file = open(path, "rb")
+        self._reader = None
+
+    def read(self, offset: int, dtype: str) -> np.ndarray:
+        if dtype in _WHOLE_BYTES:
+            self.file.seek(offset)
+            sentinel, _kind, size, data_offset = struct.unpack("<IIQQ", self.file.read(24))
+            if sentinel != self.SENTINEL or data_offset + size > self.size:
+                raise BadInput(f"{self.path.parent.parent.parent.parent.name}: damaged weight.bin (blob at {offset})")
+            self.file.seek(data_offset)
+            item = np.dtype(_WHOLE_BYTES[dtype]).itemsize
+            return np.fromfile(self.file, dtype=_WHOLE_BYTES[dtype], count=size // item)
+        if self._reader is None:
+            from coremltools.libmilstoragepython import _BlobStorageReader
+
+            self._reader = _BlobStorageReader(str(self.path))
+        return np.asarray(getattr(self._reader, _BLOB_READERS[dtype])(offset))
+
+    def close(self) -> None:
+        self.file.close()
+        self._reader = None
 
 
 def rank_violations(program: Program) -> list[str]:
