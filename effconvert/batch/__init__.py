@@ -84,9 +84,14 @@ def run_batch(plan_path: str | Path, *, out_dir: str | Path | None = None, worke
     results: dict[str, JobResult] = {}
     with output_lock(plan.out_dir):
         todo = []
+        before = _earlier_record(plan.out_dir) if resume else {}
         for job in plan.jobs:
             earlier = finished_earlier(job) if resume else None
             if earlier is not None:
+                known = before.get(job.name, {})
+                if known.get("checkpoint_sha256") == earlier.checkpoint_sha256 and known.get("seconds"):
+                    earlier.seconds, earlier.peak_rss_mb, earlier.worker = \
+                        known["seconds"], known.get("peak_rss_mb"), known.get("worker") or ""
                 results[job.name] = earlier
             else:
                 todo.append(job)
@@ -111,6 +116,17 @@ def run_batch(plan_path: str | Path, *, out_dir: str | Path | None = None, worke
         finally:
             record = _write(plan, results, runner, workers, threads, started, interrupted=interrupted)
     return BatchOutcome(plan, results, record, plan.out_dir, record["exit_code"])
+
+
+def _earlier_record(out_dir: Path) -> dict[str, dict]:
+    """The jobs of the batch.json an earlier run left (for a resumed job's time and memory)."""
+    import json
+
+    try:
+        record = json.loads((out_dir / "batch.json").read_text(encoding="utf-8"))
+        return {job["name"]: job for job in record["jobs"] if isinstance(job, dict) and "name" in job}
+    except (OSError, ValueError, KeyError, TypeError):
+        return {}
 
 
 def _write(plan: Plan, results: dict[str, JobResult], runner: str, workers: int, threads: int,

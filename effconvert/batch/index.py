@@ -98,8 +98,8 @@ def render_matrix(record: dict[str, Any]) -> str:
     header = columns(record)
     lines = [
         f"Support matrix — {record['date'][:10]}, {record['machine']}, `effconvert batch {Path(record['plan']).name}` "
-        f"({record['runner']}: {record['workers']} job(s) at once × {record['threads_per_job']} thread(s), "
-        f"wall {record['wall_s'] / 60:.0f} min). fp32 cells: max rel err vs PyTorch; other cells: PSNR of the "
+        f"({record['runner']}: {record['workers']} job(s) at once × {record['threads_per_job']} thread(s); "
+        f"{_times(record)}). fp32 cells: max rel err vs PyTorch; other cells: PSNR of the "
         "logits vs PyTorch. Core ML runs on effconvert's MIL executor, TFLite on LiteRT, ONNX on ONNX Runtime, "
         "ExecuTorch on its runtime (XNNPACK). time: the job's seconds (one checkpoint, every target).",
         "",
@@ -112,6 +112,15 @@ def render_matrix(record: dict[str, Any]) -> str:
         seconds = f"{job['seconds']:.0f} s" if job["seconds"] is not None else "—"
         lines.append(f"| {job['name']} | {job['layout'] or '—'} | {fusion} | " + " | ".join(cells) + f" | {seconds} |")
     return "\n".join(lines) + "\n"
+
+
+def _times(record: dict[str, Any]) -> str:
+    """This run's wall time, the jobs' own times summed, and how many came from earlier runs."""
+    jobs = record["jobs"]
+    summed = sum(job["seconds"] or 0 for job in jobs)
+    resumed = sum(1 for job in jobs if job["resumed"])
+    return (f"wall {record['wall_s'] / 60:.1f} min, the jobs' own times sum to {summed / 60:.0f} min"
+            + (f", {resumed} of {len(jobs)} jobs from earlier runs (--resume)" if resumed else ""))
 
 
 def _verdict(cell: dict) -> str:
@@ -145,7 +154,7 @@ def render_index(record: dict[str, Any]) -> str:
         f"{e(Path(record['plan']).name)}</title><style>{STYLE}{_INDEX_STYLE}</style></head><body>",
         f"<h1>effconvert batch — {e(Path(record['plan']).name)}</h1>",
         f"<div class='sub'>{e(record['date'])} · {e(record['machine'])} · {e(record['runner'])}, "
-        f"{record['workers']} job(s) at once × {record['threads_per_job']} thread(s) · wall {record['wall_s']:.0f} s</div>",
+        f"{record['workers']} job(s) at once × {record['threads_per_job']} thread(s) · {e(_times(record))}</div>",
         f"<div class='banner {banner[0]}'>{e(banner[1])}</div>",
         "<table><tr><th>checkpoint</th>" + "".join(f"<th>{e(c)}</th>" for c in header) + "<th>time</th></tr>",
     ]
