@@ -129,7 +129,7 @@ def _verdict(cell: dict) -> str:
 
 
 _INDEX_STYLE = """
-td.cell{font-size:12px;white-space:nowrap} td.passed{background:#e3f5e8} td.gate-failed{background:#fde8e8}
+body{max-width:none} td.cell{font-size:12px;white-space:nowrap} td.passed{background:#e3f5e8} td.gate-failed{background:#fde8e8}
 td.conversion-failed,td.job-failed{background:#fbd5d5} td.not-offered{color:#888}
 td a{color:inherit}
 """
@@ -166,12 +166,13 @@ def render_index(record: dict[str, Any]) -> str:
                 row.append("<td class='cell'>—</td>")
                 continue
             text = "not offered" if cell["status"] == "not-offered" else f"{_MARK[cell['status']]} {cell['text']}"
-            if len(text) > 60:                        # the whole text is the cell's tooltip
-                text = text[:59] + "…"
+            if len(text) > 40:                        # the whole text is the cell's tooltip
+                text = text[:39] + "…"
             target = job["report"] if cell.get("artifact") else None
             row.append(f"<td class='cell {cell['status']}' title='{e(cell['text'])}'>{_link(target, text)}</td>")
-        seconds = f"{job['seconds']:.0f} s" + (" (resumed)" if job["resumed"] else "") if job["seconds"] is not None else "—"
-        row.append(f"<td class='num'>{seconds}</td>")
+        seconds = f"{job['seconds']:.0f} s" if job["seconds"] is not None else "—"
+        resumed = "<div class='small'>earlier run</div>" if job["resumed"] else ""
+        row.append(f"<td class='num'>{seconds}{resumed}</td>")
         parts.append("<tr>" + "".join(row) + "</tr>")
     parts.append("</table><h2>Jobs</h2><table><tr><th>job</th><th>status</th><th>seconds</th>"
                  "<th>peak memory</th><th>worker</th><th>error</th></tr>")
