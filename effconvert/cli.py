@@ -212,9 +212,8 @@ class _Progress:
     def done(self, step: str, message: str) -> None:
         failed = "FAILED" in message
         mark = "[red]✗[/]" if failed else "[green]✓[/]"
-        # A validation may run beside the next conversion: its message carries its own time.
-        seconds = "" if step == "validate" else f" [dim]({time.perf_counter() - self.clock:.1f} s)[/]"
-        self.bar.console.print(f"{mark} {step:<9} {escape(message)}{seconds}", soft_wrap=True)
+        seconds = time.perf_counter() - self.clock
+        self.bar.console.print(f"{mark} {step:<9} {escape(message)} [dim]({seconds:.1f} s)[/]", soft_wrap=True)
         if step == "convert" and not failed:
             self.finished.append(message.split(" ")[0])          # the pipeline names the artifact first
 

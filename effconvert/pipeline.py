@@ -10,12 +10,9 @@ the report are each written atomically. Progress goes through `on_step`, so this
 from __future__ import annotations
 
 import copy
-import queue
 import shutil
 import tempfile
-import threading
 import time
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -77,47 +74,16 @@ class Outcome:
         return 0 if self.report["passed"] else 1
 
 
-class _Reporter:
-    """Progress from two threads, delivered on the calling one: the checks lane queues its lines and
-    the main thread passes them on before its own, so a UI callback never runs on two threads."""
-
-    def __init__(self, on_step: StepCallback, on_start: StartCallback) -> None:
-        self._on_step, self._on_start = on_step, on_start
-        self._queue: queue.SimpleQueue = queue.SimpleQueue()
-        self._main = threading.get_ident()
-
-    def step(self, step: str, message: str) -> None:
-        if threading.get_ident() != self._main:
-            self._queue.put((step, message))
-            return
-        self.flush()
-        self._on_step(step, message)
-
-    def start(self, what: str) -> None:
-        self.flush()
-        self._on_start(what)
-
-    def flush(self) -> None:
-        while True:
-            try:
-                step, message = self._queue.get_nowait()
-            except queue.Empty:
-                return
-            self._on_step(step, message)
-
-
 def run(request: Request, on_step: StepCallback = lambda step, msg: None,
         on_start: StartCallback = lambda what: None) -> Outcome:
     """Check everything, then load, convert, validate and report. Exit-2 refusals all happen before
     the first write; converters' temporary files go to a private folder removed at the end."""
     pairs = check_request(request)
-    reporter = _Reporter(on_step, on_start)
     with private_tempdir():
-        return _run(request, pairs, reporter.step, reporter.start, reporter.flush)
+        return _run(request, pairs, on_step, on_start)
 
 
-def _run(request: Request, pairs: list[tuple[str, str]], on_step: StepCallback, on_start: StartCallback,
-         flush: Callable[[], None]) -> Outcome:
+def _run(request: Request, pairs: list[tuple[str, str]], on_step: StepCallback, on_start: StartCallback) -> Outcome:
     started = time.perf_counter()
     on_start("loading the checkpoint")
     loaded = load_checkpoint(request.checkpoint, arch=request.arch, image_size=request.image_size)
@@ -171,36 +137,18 @@ def _run(request: Request, pairs: list[tuple[str, str]], on_step: StepCallback, 
             on_step("sensitivity", "most int8-sensitive layers: " + ", ".join(
                 f"{s.name} {s.psnr_db:.1f} dB" for s in sensitivity[:3]))
         fp32_ops = tuple(FAMILIES[loaded.family].coreml_fp32_ops)
-        # Checks lane: an artifact's validation and device estimate run on a second thread while the
-        # next conversion runs here (the converters are mostly single-threaded Python; the runtimes
-        # release the GIL). Only artifact runtimes and numpy run there, never an nn.Module: torch.fx
-        # tracing inside the exporters patches nn.Module.__call__ process-wide.
-        lane = ThreadPoolExecutor(max_workers=1, thread_name_prefix="effconvert-checks")
-        try:
-            built: list[Future] = []
-            for target, quant in pairs:
-                plan = QuantPlan(quant, calibration=calibration if quant == "int8" else None,
-                                 fp32_ops=fp32_ops if target == "coreml" else (), int8_io=request.int8_io)
-                if request.fallback and quant == "int8":       # the verdict decides what to convert next
-                    entry, artifact, logits = _build_one(shared, target, plan)
-                    if not entry.get("parity", {}).get("passed", True):
-                        entry, artifact, logits = _float_fallback(shared, target, plan, entry, artifact, logits,
-                                                                  sensitivity)
-                    built.append(_done((entry, artifact, logits)))
-                    continue
-                entry, artifact = _convert_one(shared, target, plan)
-                built.append(_done((entry, None, None)) if artifact is None else
-                             lane.submit(_check_one, shared, entry, artifact, plan, False))
-            for future in built:
-                entry, artifact, logits = future.result()
-                flush()
-                entries.append(entry)
-                if artifact is not None:
-                    artifacts.append(artifact)
-                if logits is not None:
-                    outputs[artifact.path.name] = logits
-        finally:
-            lane.shutdown(wait=True, cancel_futures=True)
+        for target, quant in pairs:
+            plan = QuantPlan(quant, calibration=calibration if quant == "int8" else None,
+                             fp32_ops=fp32_ops if target == "coreml" else (), int8_io=request.int8_io)
+            entry, artifact, logits = _build_one(shared, target, plan)
+            missed = not entry.get("parity", {}).get("passed", True)
+            if request.fallback and missed and quant == "int8":
+                entry, artifact, logits = _float_fallback(shared, target, plan, entry, artifact, logits, sensitivity)
+            entries.append(entry)
+            if artifact is not None:
+                artifacts.append(artifact)
+            if logits is not None:
+                outputs[artifact.path.name] = logits
 
         report = {
             "schema": SCHEMA,
@@ -234,13 +182,6 @@ def _run(request: Request, pairs: list[tuple[str, str]], on_step: StepCallback, 
 
 def _build_one(shared: _Shared, target: str, plan: QuantPlan) -> tuple[dict, Artifact | None, np.ndarray | None]:
     """Convert one (target, plan), validate it on its runtime; (report entry, artifact, its logits)."""
-    entry, artifact = _convert_one(shared, target, plan)
-    if artifact is None:
-        return entry, None, None
-    return _check_one(shared, entry, artifact, plan, True)
-
-
-def _convert_one(shared: _Shared, target: str, plan: QuantPlan) -> tuple[dict, Artifact | None]:
     entry: dict[str, Any] = {"target": target, "quant": plan.quant}
     shared.on_start(f"converting {target} {plan.quant}" + (f" ({len(plan.float_layers)} layers float)"
                                                            if plan.float_layers else ""))
@@ -250,41 +191,27 @@ def _convert_one(shared: _Shared, target: str, plan: QuantPlan) -> tuple[dict, A
     except ConversionFailed as exc:
         entry.update(error=exc.message, path=None)
         shared.on_step("convert", f"{target} {plan.quant}: FAILED {exc.message}")
-        return entry, None
+        return entry, None, None
     entry.update(path=artifact.path.name, size_bytes=artifact.size_bytes, sha256=artifact.sha256,
                  input_layout=artifact.input_layout,
                  timings_s={"convert": round(artifact.convert_s, 3),
                             "toolchain": round(artifact.toolchain_s, 3)}, notes=artifact.notes)
     shared.on_step("convert", f"{artifact.path.name} ({artifact.size_bytes / 1e6:.1f} MB)")
-    return entry, artifact
-
-
-def _check_one(shared: _Shared, entry: dict, artifact: Artifact, plan: QuantPlan,
-               in_front: bool) -> tuple[dict, Artifact, np.ndarray | None]:
-    """Device estimate and validation of one artifact. `in_front`: on the main thread (it may
-    show what it is doing); on the checks lane only its result line is reported."""
-    if artifact.target == "coreml":
+    if target == "coreml":
         entry["device"] = _device(artifact.path)
     gate = gate_for(plan.quant, shared.request.gate, fp32_noise_floor=shared.noise_floor)
     if not shared.request.validate:
         entry.update(runtime="unvalidated",
                      parity={"passed": True, "skipped": True, "thresholds": gate.as_dict()})
         return entry, artifact, None
-    if in_front:
-        shared.on_start(f"validating {artifact.path.name} on its runtime")
+    shared.on_start(f"validating {artifact.path.name} on its runtime")
     validation: Validation = validate_artifact(artifact, shared.inputs, shared.reference, gate=gate)
     entry.update(runtime=validation.runtime, parity=validation.report_dict())
     entry["timings_s"]["validate"] = round(validation.validate_s, 3)
     verdict = "passed" if validation.passed else "FAILED " + "; ".join(validation.failures)
     where = f"on {validation.runtime}" if validation.parity is not None else "not validated"
-    shared.on_step("validate", f"{artifact.path.name} {where}: {verdict} ({validation.validate_s:.1f} s)")
+    shared.on_step("validate", f"{artifact.path.name} {where}: {verdict}")
     return entry, artifact, validation.outputs
-
-
-def _done(value) -> Future:
-    future: Future = Future()
-    future.set_result(value)
-    return future
 
 
 # The fallback's latency cost is timed where the runtime is the device's own (LiteRT's CPU kernels).
