@@ -16,8 +16,9 @@ from ..errors import BadInput
 from .job import JobResult, run_job
 from .plan import Job
 
-# Declared per task; the largest zoo job (EfficientFormer-L7, four targets) peaked at ~3 GiB of
-# RSS here (batch.json records each job's `peak_rss_mb`).
+# Declared per task, a margin over what jobs were measured to need: MobileOne-S0 and EfficientViT-M0
+# (onnx + executorch, fp32 + fp16) peaked at 1.2 and 1.1 GiB of RSS here; batch.json records every
+# job's `peak_rss_mb`, the figure to size a cluster's tasks by for bigger models.
 JOB_MEMORY = 4 << 30
 LOCAL = "local"                   # --ray local: a Ray instance started for this batch, on this machine
 
