@@ -14,6 +14,7 @@ the same checkpoint bytes, effconvert version and options.
 
 from __future__ import annotations
 
+import json
 import os
 import time
 from dataclasses import dataclass
@@ -120,8 +121,6 @@ def run_batch(plan_path: str | Path, *, out_dir: str | Path | None = None, worke
 
 def _earlier_record(out_dir: Path) -> dict[str, dict]:
     """The jobs of the batch.json an earlier run left (for a resumed job's time and memory)."""
-    import json
-
     try:
         record = json.loads((out_dir / "batch.json").read_text(encoding="utf-8"))
         return {job["name"]: job for job in record["jobs"] if isinstance(job, dict) and "name" in job}
@@ -133,8 +132,6 @@ def _write(plan: Plan, results: dict[str, JobResult], runner: str, workers: int,
            started: float, *, interrupted: bool) -> dict:
     """batch.json, index.html and matrix.md as they stand: after every job, so a killed batch
     (even SIGKILL) leaves a record of what finished."""
-    import json
-
     record = batch_record(plan, results, runner=runner, workers=workers, threads=threads,
                           seconds=time.perf_counter() - started, exit_code=exit_code_of(list(results.values())),
                           interrupted=interrupted)

@@ -37,17 +37,13 @@ class LayerSensitivity:
 @torch.no_grad()
 def layer_sensitivity(model: nn.Module, calibration: np.ndarray) -> list[LayerSensitivity]:
     """Every conv/linear of `model`, most sensitive first."""
-    model = model.eval()
-    images = torch.from_numpy(np.asarray(calibration[:SIMULATION_BATCH], dtype=np.float32))
-    layers = [(name, m) for name, m in model.named_modules() if isinstance(m, QUANTIZABLE)]
-    ranges = _input_ranges(model, layers, images)
-    reference = model(images)
+    images, layers, ranges, reference = _simulation(model, calibration)
     result = []
     for name, layer in layers:
         with _quantized(layer, *ranges[name]):
             out = model(images)
         result.append(LayerSensitivity(name, "conv" if isinstance(layer, nn.Conv2d) else "linear",
-                                       layer.weight.numel(), psnr_db(out.numpy(), reference.numpy())))
+                                       layer.weight.numel(), psnr_db(out.numpy(), reference)))
     return sorted(result, key=lambda s: s.psnr_db)
 
 
@@ -55,11 +51,7 @@ def layer_sensitivity(model: nn.Module, calibration: np.ndarray) -> list[LayerSe
 def simulated_psnr(model: nn.Module, calibration: np.ndarray, float_layers: list[tuple[str, ...]]) -> list[float]:
     """For each set of float layers: the PSNR of the logits with every other conv/linear in
     simulated W8A8, against the float model (the same simulation as the ranking, all layers at once)."""
-    model = model.eval()
-    images = torch.from_numpy(np.asarray(calibration[:SIMULATION_BATCH], dtype=np.float32))
-    layers = [(name, m) for name, m in model.named_modules() if isinstance(m, QUANTIZABLE)]
-    ranges = _input_ranges(model, layers, images)
-    reference = model(images).numpy()
+    images, layers, ranges, reference = _simulation(model, calibration)
     scores = []
     for keep in float_layers:
         with contextlib.ExitStack() as stack:
@@ -68,6 +60,15 @@ def simulated_psnr(model: nn.Module, calibration: np.ndarray, float_layers: list
                     stack.enter_context(_quantized(layer, *ranges[name]))
             scores.append(psnr_db(model(images).numpy(), reference))
     return scores
+
+
+def _simulation(model: nn.Module, calibration: np.ndarray):
+    """(images, quantizable layers, each layer's input range, float logits): what both simulations
+    start from."""
+    model.eval()
+    images = torch.from_numpy(np.asarray(calibration[:SIMULATION_BATCH], dtype=np.float32))
+    layers = [(name, m) for name, m in model.named_modules() if isinstance(m, QUANTIZABLE)]
+    return images, layers, _input_ranges(model, layers, images), model(images).numpy()
 
 
 def _input_ranges(model, layers, images) -> dict[str, tuple[float, float]]:
