@@ -79,3 +79,20 @@ def test_a_bad_config_json_is_refused_naming_the_field(tmp_path, cli, snapshot):
     (folder / "config.json").write_text(json.dumps(config))
     result = cli(folder, "--target", "onnx", "--out", tmp_path / "o")
     assert result.exit_code == 2 and "config.json pretrained_cfg.input_size" in result.output, result.output
+
+
+def test_a_batch_plan_takes_a_snapshot_folder_and_resumes_it(tmp_path, snapshot):
+    """A plan's path may name a snapshot folder: the job converts it, and --resume recognises its
+    report by the weights file's sha256 (a folder has no bytes of its own)."""
+    from effconvert.batch import read_plan
+    from effconvert.batch.job import finished_earlier, run_job
+
+    plan = tmp_path / "plan.toml"
+    plan.write_text('[defaults]\ntargets = ["onnx"]\nsamples = 2\nvalidate = false\n'
+                    f'[[checkpoints]]\npath = "{snapshot}"\n', encoding="utf-8")
+    [job] = read_plan(plan, tmp_path / "out").jobs
+    assert job.name == "fastvit_t8.my_finetune" and finished_earlier(job) is None
+    result = run_job(job, threads=2)
+    assert result.status == "passed", result.error
+    earlier = finished_earlier(job)
+    assert earlier is not None and earlier.resumed and earlier.checkpoint_sha256 == result.checkpoint_sha256

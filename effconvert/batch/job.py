@@ -19,6 +19,8 @@ from typing import Any
 from .._version import __version__
 from ..errors import BadInput, EffconvertError
 from ..files import sha256_of
+from ..load.snapshot import is_snapshot
+from ..load.snapshot import resolve as resolve_snapshot
 from .plan import Job
 
 # status -> the batch exit code it contributes (the worst wins): design.md's codes, per job.
@@ -82,7 +84,13 @@ def finished_earlier(job: Job) -> JobResult | None:
     version and options; its result then stands. Anything else (no report, a killed run, another
     version or option) runs the job again."""
     path = job.out_dir / "report.json"
-    if not path.is_file() or not (job.out_dir / "report.html").is_file() or not job.checkpoint.is_file():
+    if not path.is_file() or not (job.out_dir / "report.html").is_file():
+        return None
+    try:                                    # a snapshot folder or hf-hub id: its weights file's bytes
+        weights = resolve_snapshot(job.checkpoint)[0] if is_snapshot(job.checkpoint) else job.checkpoint
+    except BadInput:
+        return None
+    if not weights.is_file():
         return None
     try:
         report = json.loads(path.read_text(encoding="utf-8"))
@@ -92,7 +100,7 @@ def finished_earlier(job: Job) -> JobResult | None:
         return None
     if not same:
         return None
-    sha256 = sha256_of(job.checkpoint)
+    sha256 = sha256_of(weights)
     if report["model"].get("sha256") != sha256:
         return None
     failed = any(a.get("error") for a in report["artifacts"])

@@ -7,7 +7,7 @@
     samples = 16
 
     [[checkpoints]]
-    path = "models/*.pth"               # a file, a glob or a list of them, relative to the plan
+    path = "models/*.pth"               # files, globs, snapshot folders, hf-hub:ORG/NAME, or a list
     calib = "calib/"                    # any convert option, by its Request name (- or _)
     quants = ["int8"]
 
@@ -34,6 +34,7 @@ from typing import Any, Callable
 
 from ..errors import BadInput
 from ..request import Request, check_request, default_out_dir
+from ..load.snapshot import HUB_PREFIX
 from ..targets import CHECKPOINT_LAYOUTS, TARGETS, split_list
 
 ORIGINAL_LAYOUT = "original"           # make_layout: each family's original authors' (unfused) layout
@@ -211,6 +212,9 @@ def _sources(entry: dict, base: Path, out: Path, where: str) -> list[tuple[str, 
             raise BadInput(f"{where}: make_layout and seed apply to make = ... entries")
         found: list[Path] = []
         for pattern in _texts(entry["path"], f"{where}.path"):
+            if pattern.startswith(HUB_PREFIX):             # a Hugging Face id, from the local cache
+                found.append(Path(pattern))
+                continue
             full = pattern if Path(pattern).is_absolute() else str(base / pattern)
             matches = sorted(glob.glob(full)) if glob.has_magic(pattern) else [full]
             if not matches:
