@@ -35,9 +35,11 @@ class LayerSensitivity:
 
 
 @torch.no_grad()
-def layer_sensitivity(model: nn.Module, calibration: np.ndarray) -> list[LayerSensitivity]:
-    """Every conv/linear of `model`, most sensitive first."""
-    images, layers, ranges, reference = _simulation(model, calibration)
+def layer_sensitivity(model: nn.Module, calibration: np.ndarray,
+                      batch: int = SIMULATION_BATCH) -> list[LayerSensitivity]:
+    """Every conv/linear of `model`, most sensitive first, simulated on `batch` calibration images
+    (bench/sensitivity_stability.py measures how the ranking moves with it)."""
+    images, layers, ranges, reference = _simulation(model, calibration, batch)
     result = []
     for name, layer in layers:
         with _quantized(layer, *ranges[name]):
@@ -62,11 +64,11 @@ def simulated_psnr(model: nn.Module, calibration: np.ndarray, float_layers: list
     return scores
 
 
-def _simulation(model: nn.Module, calibration: np.ndarray):
+def _simulation(model: nn.Module, calibration: np.ndarray, batch: int = SIMULATION_BATCH):
     """(images, quantizable layers, each layer's input range, float logits): what both simulations
     start from."""
     model.eval()
-    images = torch.from_numpy(np.asarray(calibration[:SIMULATION_BATCH], dtype=np.float32))
+    images = torch.from_numpy(np.asarray(calibration[:batch], dtype=np.float32))
     layers = [(name, m) for name, m in model.named_modules() if isinstance(m, QUANTIZABLE)]
     return images, layers, _input_ranges(model, layers, images), model(images).numpy()
 
