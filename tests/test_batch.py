@@ -19,7 +19,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from effconvert.batch import read_plan
+from effconvert.batch import read_plan, run_batch
 from effconvert.batch.job import finished_earlier
 from effconvert.errors import BadInput
 from effconvert.files import artifact_sha256
@@ -124,12 +124,12 @@ def test_any_plan_is_read_or_refused_never_crashes(tmp_path_factory, defaults, e
 
 # --- jobs on worker processes ------------------------------------------------------------------
 
-def test_a_failing_job_is_recorded_and_the_others_finish_then_resume_skips_them(tmp_path):
-    """Two workers: MobileOne-S0 converts; a damaged checkpoint (a zip header, then garbage: it
+def test_a_failing_job_is_recorded_and_the_others_finish_then_resume_skips_them(tmp_path, checkpoints):
+    """Two workers: FastViT-T8 converts; a damaged checkpoint (a zip header, then garbage: it
     passes the up-front checks) is refused once read: recorded, exit 3, the other job unharmed."""
     (tmp_path / "damaged.pth").write_bytes(b"PK\x03\x04" + b"not a zip archive" * 8)
     plan = _plan(tmp_path, '[defaults]\ntargets = ["onnx"]\nquants = ["fp32"]\nsamples = 4\n'
-                           '[[checkpoints]]\nmake = "mobileone_s0"\n'
+                           f'[[checkpoints]]\npath = "{checkpoints("fastvit_t8")}"\nname = "t8"\n'
                            '[[checkpoints]]\npath = "damaged.pth"\n')
     out = tmp_path / "out"
     done = _batch(plan, "--out", out, "--workers", "2")
@@ -137,27 +137,27 @@ def test_a_failing_job_is_recorded_and_the_others_finish_then_resume_skips_them(
     record = json.loads((out / "batch.json").read_text())
     jobs = {job["name"]: job for job in record["jobs"]}
     assert record["schema"] == "effconvert.batch/1" and record["exit_code"] == 3 and record["workers"] == 2
-    assert jobs["mobileone_s0"]["status"] == "passed" and jobs["damaged"]["status"] == "refused"
+    assert jobs["t8"]["status"] == "passed" and jobs["damaged"]["status"] == "refused"
     assert "damaged.pth" in jobs["damaged"]["error"]
-    cell = jobs["mobileone_s0"]["cells"]["onnx fp32"]
+    cell = jobs["t8"]["cells"]["onnx fp32"]
     assert cell["status"] == "passed" and cell["sha256"] == artifact_sha256(out / cell["artifact"])
     assert jobs["damaged"]["cells"]["onnx fp32"]["status"] == "job-failed"
     assert len({job["worker"] for job in record["jobs"]}) == 2               # one job per worker process
-    report = json.loads((out / "mobileone_s0" / "report.json").read_text())
+    report = json.loads((out / "t8" / "report.json").read_text())
     assert report["options"]["samples"] == 4 and report["options"]["targets"] == ["onnx"]
     index = (out / "index.html").read_text()
-    assert "href='mobileone_s0/report.html'" in index and "refused" in index
-    assert "| mobileone_s0 |" in (out / "matrix.md").read_text()
-    assert "✗ damaged" in done.stderr and "✓ mobileone_s0" in done.stderr
+    assert "href='t8/report.html'" in index and "refused" in index
+    assert "| t8 |" in (out / "matrix.md").read_text()
+    assert "✗ damaged" in done.stderr and "✓ t8" in done.stderr
 
-    stamp = (out / "mobileone_s0" / "report.json").stat().st_mtime_ns
-    again = _batch(plan, "--out", out, "--resume")
-    assert again.returncode == 3, again.stderr
-    jobs = {job["name"]: job for job in json.loads((out / "batch.json").read_text())["jobs"]}
-    assert jobs["mobileone_s0"]["resumed"] and not jobs["damaged"]["resumed"]
-    assert (out / "mobileone_s0" / "report.json").stat().st_mtime_ns == stamp      # not run again
-    same = read_plan(plan, out).jobs[0]
-    assert finished_earlier(same) is not None
+    stamp = (out / "t8" / "report.json").stat().st_mtime_ns
+    t8, damaged = read_plan(plan, out).jobs
+    assert finished_earlier(t8) is not None and finished_earlier(damaged) is None
+    plan.write_text(plan.read_text().split('[[checkpoints]]\npath = "damaged.pth"')[0])
+    again = run_batch(plan, out_dir=out, resume=True)       # in-process: nothing left to run, no worker
+    assert again.exit_code == 0 and again.results["t8"].resumed
+    assert json.loads((out / "batch.json").read_text())["jobs"][0]["resumed"]
+    assert (out / "t8" / "report.json").stat().st_mtime_ns == stamp      # not run again
     plan.write_text(plan.read_text().replace("samples = 4", "samples = 5"))
     assert finished_earlier(read_plan(plan, out).jobs[0]) is None       # another option: it runs again
 
