@@ -13,6 +13,7 @@ from __future__ import annotations
 from typing import Iterator
 
 from ..errors import BadInput
+from ..quiet import first_line
 from .job import JobResult, run_job
 from .plan import Job
 
@@ -38,8 +39,7 @@ def connect(address: str, workers: int) -> tuple[str, int]:
             else:
                 ray.init(address=address, log_to_driver=False)
         except (ConnectionError, RuntimeError, ValueError) as exc:
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise BadInput(f"--ray {address}: cannot join a Ray cluster: {first[:200]}",
+            raise BadInput(f"--ray {address}: cannot join a Ray cluster: {first_line(exc)[:200]}",
                            hint="start one with `ray start --head`, or use --ray local") from None
     cpus = int(ray.cluster_resources().get("CPU", 0))
     return f"Ray {ray.__version__} ({cpus} CPUs)", cpus
@@ -59,8 +59,7 @@ def run_ray(jobs: list[Job], threads: int) -> Iterator[JobResult]:
                 try:
                     yield ray.get(ref)
                 except ray.exceptions.RayError as exc:
-                    first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-                    yield JobResult(job.name, "crashed", error=f"Ray task failed: {type(exc).__name__}: {first}"[:500])
+                    yield JobResult(job.name, "crashed", error=f"Ray task failed: {type(exc).__name__}: {first_line(exc)}")
     finally:
         for ref in running:
             ray.cancel(ref, force=True)
