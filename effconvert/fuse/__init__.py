@@ -30,7 +30,8 @@ from .proof import EXACT_TOLERANCE, FUSION_TOLERANCE, FusionProof, prove
 # reparameterized checkpoint loads into; fusion applies it first.
 from ..load.reparameterize import reparameterize, reparameterize_counted
 
-__all__ = ["FusedModel", "FusionProof", "fuse_model", "reparameterize", "FUSION_TOLERANCE"]
+__all__ = ["FusedModel", "FusionProof", "Unproven", "fuse_model", "fuse_unproven", "prove_fusion", "proof_failure",
+           "skipped_proof", "reparameterize", "FUSION_TOLERANCE"]
 
 MIN_PROOF_SAMPLES = 8
 
@@ -42,14 +43,33 @@ class FusedModel:
     steps: dict[str, int] = field(default_factory=dict)     # step -> modules changed
 
 
+@dataclass
+class Unproven:
+    """The fused model in float64, before its proof, and what the folds changed."""
+
+    model64: nn.Module
+    steps: dict[str, int]
+    altered: frozenset[str]            # modules whose own output changed by design (absorbed a BN)
+
+    @property
+    def modules_fused(self) -> int:
+        return self.steps["reparameterize"] + self.steps["fold_bn"] + self.steps["fold_layer_scale"]
+
+
 def fuse_model(reference: nn.Module, *, inputs: torch.Tensor, enabled: bool = True,
                tolerance: float = FUSION_TOLERANCE) -> FusedModel:
     """Fuse a copy of `reference`; raise ParityFailed if the proof fails."""
     if not enabled:
-        proof = FusionProof(True, 0.0, 0.0, 0, tolerance, 0, skipped=True)
-        return FusedModel(reference, proof, {})
-    if len(inputs) < MIN_PROOF_SAMPLES:
-        raise ValueError(f"the fusion proof needs at least {MIN_PROOF_SAMPLES} inputs")
+        return FusedModel(reference, skipped_proof(tolerance), {})
+    unproven = fuse_unproven(reference)
+    proof = prove_fusion(reference, unproven, inputs, tolerance=tolerance)
+    if not proof.passed:
+        raise proof_failure(proof)
+    return FusedModel(unproven.model64.float().eval(), proof, unproven.steps)
+
+
+def fuse_unproven(reference: nn.Module) -> Unproven:
+    """Steps 1-2 on a float64 copy of `reference` (which is left as it was)."""
     fused = copy.deepcopy(reference).eval().double()
     with torch.no_grad():
         reparameterized = reparameterize_counted(fused)
@@ -58,13 +78,26 @@ def fuse_model(reference: nn.Module, *, inputs: torch.Tensor, enabled: bool = Tr
         stripped = strip_inference_noops(fused)
     steps = {"reparameterize": reparameterized, "fold_bn": len(absorbed_bn),
              "fold_layer_scale": len(absorbed_scale), "strip_noops": stripped}
-    changed = reparameterized + len(absorbed_bn) + len(absorbed_scale)
-    proof = prove(reference.eval(), fused, inputs, modules_fused=changed,
-                  altered=frozenset(absorbed_bn + absorbed_scale), tolerance=tolerance)
-    if not proof.passed:
-        where = f"; first divergent module: {proof.first_divergent}" if proof.first_divergent else ""
-        raise ParityFailed(
-            f"fusion proof failed: float64 rel err {proof.exact_rel_err:.1e} (limit {EXACT_TOLERANCE:.0e}), "
-            f"fp32 rel err {proof.fp32_rel_err:.2e} (limit {proof.tolerance:.1e}){where}",
-            hint="run with --no-fuse to convert the unfused model, and report this as a bug")
-    return FusedModel(fused.float().eval(), proof, steps)
+    return Unproven(fused, steps, frozenset(absorbed_bn + absorbed_scale))
+
+
+def prove_fusion(reference: nn.Module, unproven: Unproven, inputs: torch.Tensor, *,
+                 tolerance: float = FUSION_TOLERANCE, ref32: torch.Tensor | None = None) -> FusionProof:
+    """Step 3. May run in another process than the fusion (pipeline/checks.py): it needs only the
+    two models and the inputs."""
+    if len(inputs) < MIN_PROOF_SAMPLES:
+        raise ValueError(f"the fusion proof needs at least {MIN_PROOF_SAMPLES} inputs")
+    return prove(reference.eval(), unproven.model64, inputs, modules_fused=unproven.modules_fused,
+                 altered=unproven.altered, tolerance=tolerance, ref32=ref32)
+
+
+def skipped_proof(tolerance: float = FUSION_TOLERANCE) -> FusionProof:
+    return FusionProof(True, 0.0, 0.0, 0, tolerance, 0, skipped=True)
+
+
+def proof_failure(proof: FusionProof) -> ParityFailed:
+    where = f"; first divergent module: {proof.first_divergent}" if proof.first_divergent else ""
+    return ParityFailed(
+        f"fusion proof failed: float64 rel err {proof.exact_rel_err:.1e} (limit {EXACT_TOLERANCE:.0e}), "
+        f"fp32 rel err {proof.fp32_rel_err:.2e} (limit {proof.tolerance:.1e}){where}",
+        hint="run with --no-fuse to convert the unfused model, and report this as a bug")

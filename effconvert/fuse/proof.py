@@ -50,13 +50,15 @@ class FusionProof:
 
 @torch.no_grad()
 def prove(reference: nn.Module, fused64: nn.Module, inputs: torch.Tensor, *, modules_fused: int,
-          altered: frozenset[str] = frozenset(), tolerance: float = FUSION_TOLERANCE) -> FusionProof:
+          altered: frozenset[str] = frozenset(), tolerance: float = FUSION_TOLERANCE,
+          ref32: torch.Tensor | None = None) -> FusionProof:
     """`fused64`: the fused model in float64. `altered`: modules whose own output changed by
-    design (a conv that absorbed its BN)."""
+    design (a conv that absorbed its BN). `ref32`: `reference(inputs)` when already computed."""
     inputs = inputs.float()
     reference64 = copy.deepcopy(reference).double().eval()
     fused32 = copy.deepcopy(fused64).float().eval()
-    ref32, ref64 = reference(inputs), reference64(inputs.double())
+    ref32 = reference(inputs) if ref32 is None else ref32
+    ref64 = reference64(inputs.double())
     exact = max_errors(fused64(inputs.double()), ref64)[1]
     fused32_out = fused32(inputs)
     noise_floor = max_errors(ref32, ref64)[1]
