@@ -213,9 +213,9 @@ class _Progress:
         failed = "FAILED" in message
         mark = "[red]✗[/]" if failed else "[green]✓[/]"
         seconds = time.perf_counter() - self.clock
-        self.bar.console.print(f"{mark} {step:<9} {escape(message)} [dim]({seconds:.1f} s)[/]", soft_wrap=True)
-        if step == "convert" and not failed:
+        if step == "convert" and not failed:     # recorded before it is shown: a signal may come between
             self.finished.append(message.split(" ")[0])          # the pipeline names the artifact first
+        self.bar.console.print(f"{mark} {step:<9} {escape(message)} [dim]({seconds:.1f} s)[/]", soft_wrap=True)
 
 
 @app.command("demo")
