@@ -61,7 +61,9 @@ def run_job(job: Job, threads: int) -> JobResult:
             make_checkpoint(job.make.arch, job.checkpoint, layout=job.make.layout, seed=job.make.seed)
         from ..pipeline import run
 
-        outcome = run(job.request)
+        # One process per job: a job uses the `threads` cores it declared (to Ray, or to the pool's
+        # slots), and a batch's parallelism is its jobs side by side.
+        outcome = run(job.request, second_process=False)
         status = {0: "passed", 1: "gate-failed"}.get(outcome.exit_code, "conversion-failed")
         failed = [f"{a['target']} {a['quant']}: {a['error']}" for a in outcome.report["artifacts"] if a.get("error")]
         result = JobResult(job.name, status, error="; ".join(failed) or None, report=outcome.report,

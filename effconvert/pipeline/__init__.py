@@ -4,9 +4,9 @@
 
 Options are refused before anything is loaded or written (exit 2, nothing on disk); artifacts and
 the report are each written atomically. The checks — PyTorch reference, fusion proof, validation
-of each artifact on its runtime — run in a second process beside the conversions (checks.py), so
-the conversions wait for nothing but each other; a failed fusion proof removes what this run
-wrote. Progress goes through `on_step`, so this module has no UI.
+of each artifact on its runtime — and some conversions run in a second process beside this
+one (second_process.py); a failed fusion proof removes what this run wrote. Progress goes
+through `on_step`, so this module has no UI.
 """
 
 from __future__ import annotations
@@ -23,7 +23,8 @@ import torch
 
 from ..atomic import remove_stale_temporaries, write_text_atomic
 from ..convert import Artifact, ExportOptions, ModelInfo, convert
-from ..errors import ConversionFailed
+from ..targets import artifact_name
+from ..errors import ConversionFailed, ParityFailed
 from ..fuse import FusionProof, fuse_unproven, proof_failure
 from ..labels import labels_for
 from ..load import FAMILIES, LoadedModel, load_checkpoint
@@ -35,7 +36,7 @@ from ..request import Request, check_memory, check_request
 from ..workspace import output_lock, private_tempdir
 from ..validate import gate_for, input_set
 from ..validate.gates import DEFAULT_GATES, FP32_NOISE_FACTOR
-from .checks import Checked, Checks, Prepared, result_of
+from .second_process import Checked, Converted, Prepared, SecondProcess, result_of
 
 StepCallback = Callable[[str, str], None]          # (step, message): a step finished
 StartCallback = Callable[[str], None]              # what is starting now, e.g. "converting tflite fp16"
@@ -54,13 +55,20 @@ class _Shared:
     sample: torch.Tensor
     export: ExportOptions
     request: Request
-    checks: Checks
+    checks: SecondProcess
     prepared: Future               # of checks.Prepared: the reference, proof and noise floor
     on_step: StepCallback
     on_start: StartCallback
     pending: dict[int, Future] = field(default_factory=dict)     # id(entry) -> its validation
+    # pair index -> (target, quant, future of checks.Converted): pairs the second process converts
+    elsewhere: dict[int, tuple[str, str, Future]] = field(default_factory=dict)
+    paths: list[Path] = field(default_factory=list)       # every artifact this run set out to write
     plots: dict[str, str] = field(default_factory=dict)          # artifact name -> report plot
     proof_reported: bool = False
+
+
+class FusionProofFailed(ParityFailed):
+    """The fusion proof failed after conversions had started: what they wrote is removed."""
 
 
 @dataclass
@@ -78,14 +86,14 @@ class Outcome:
 
 
 def run(request: Request, on_step: StepCallback = lambda step, msg: None,
-        on_start: StartCallback = lambda what: None, *, checks_process: bool | None = None) -> Outcome:
+        on_start: StartCallback = lambda what: None, *, second_process: bool | None = None) -> Outcome:
     """Check everything, then load, convert, validate and report. Exit-2 refusals all happen before
     the first write; converters' temporary files go to a private folder removed at the end.
-    `checks_process`: run the checks in a second process (None: when there is a second core and
-    this process may have children; a batch job on Ray passes False — its cores are declared)."""
+    `second_process`: checks and some conversions in a second process (second_process.py; None:
+    when there are two cores; a batch job passes False — a batch runs jobs side by side)."""
     pairs = check_request(request)
     with private_tempdir() as tmp:
-        checks = Checks(checks_process)
+        checks = SecondProcess(second_process)
         try:
             outcome = _run(request, pairs, on_step, on_start, checks, tmp)
         except BaseException:
@@ -96,7 +104,7 @@ def run(request: Request, on_step: StepCallback = lambda step, msg: None,
 
 
 def _run(request: Request, pairs: list[tuple[str, str]], on_step: StepCallback, on_start: StartCallback,
-         checks: Checks, tmp: Path) -> Outcome:
+         checks: SecondProcess, tmp: Path) -> Outcome:
     started = time.perf_counter()
     on_start("loading the checkpoint")
     loaded = load_checkpoint(request.checkpoint, arch=request.arch, image_size=request.image_size)
@@ -116,7 +124,7 @@ def _run(request: Request, pairs: list[tuple[str, str]], on_step: StepCallback, 
     if len(proof_inputs) < PROOF_SAMPLES:
         proof_inputs = input_set(loaded.preprocessing, samples=PROOF_SAMPLES).inputs
     unproven = fuse_unproven(loaded.model) if request.fuse else None
-    # The checks process proves the fusion and computes the reference on these very models while
+    # The second process proves the fusion and computes the reference on these very models while
     # the conversions run; saved before the cast below, which changes the fused model in place.
     models_file = tmp / "models.pt"
     torch.save((loaded.model, unproven), models_file)
@@ -137,7 +145,7 @@ def _run(request: Request, pairs: list[tuple[str, str]], on_step: StepCallback, 
                      request, checks, prepared, on_step, on_start)
     with output_lock(out_dir):                     # from here on, this run writes into out_dir
         remove_stale_temporaries(out_dir)          # left by a killed run (SIGKILL skips every finally)
-        entries, artifacts = [], []
+        done: dict[int, tuple[dict, Artifact | None]] = {}      # pair index -> (entry, artifact)
         try:
             sensitivity = None
             if calibration is not None:
@@ -146,7 +154,13 @@ def _run(request: Request, pairs: list[tuple[str, str]], on_step: StepCallback, 
                 on_step("sensitivity", "most int8-sensitive layers: " + ", ".join(
                     f"{s.name} {s.psnr_db:.1f} dB" for s in sensitivity[:3]))
             fp32_ops = tuple(FAMILIES[loaded.family].coreml_fp32_ops)
-            for target, quant in pairs:
+            todo = list(enumerate(pairs))
+            while todo:
+                handed = _hand_to_second_process(shared, todo, fp32_ops)
+                if handed is not None:
+                    todo.remove(handed)
+                    continue
+                index, (target, quant) = todo.pop(0)
                 plan = QuantPlan(quant, calibration=calibration if quant == "int8" else None,
                                  fp32_ops=fp32_ops if target == "coreml" else (), int8_io=request.int8_io)
                 entry, artifact = _build_one(shared, target, plan)
@@ -154,18 +168,23 @@ def _run(request: Request, pairs: list[tuple[str, str]], on_step: StepCallback, 
                     _finish(shared, entry)
                     if not entry["parity"]["passed"]:
                         entry, artifact = _float_fallback(shared, target, plan, entry, artifact, sensitivity)
-                entries.append(entry)
-                if artifact is not None:
-                    artifacts.append(artifact)
-                _report_ready(shared, entries)
-            if any(id(e) in shared.pending for e in entries):
-                on_start("waiting for the last validation")
-            for entry in entries:
-                _finish(shared, entry)
+                done[index] = (entry, artifact)
+                _report_ready(shared, done, block=False)
+            if shared.pending or shared.elsewhere:
+                on_start("waiting for the second process's conversions and validations")
+            _report_ready(shared, done, block=True)
             ready: Prepared = _proof(shared)
-        except BaseException:
-            _remove(artifacts)          # e.g. a failed fusion proof: nothing of this run stands
+        except BaseException as exc:
+            # Stop the second process while this run still holds the folder, then sweep what a
+            # conversion it had under way left. Finished artifacts stay (an interrupt says which),
+            # except after a failed fusion proof: they were made from a model proven wrong.
+            checks.close(aborted=True)
+            remove_stale_temporaries(out_dir)
+            if isinstance(exc, FusionProofFailed):
+                _remove(shared.paths)
             raise
+        entries = [done[i][0] for i in range(len(pairs))]              # the order asked for
+        artifacts = [done[i][1] for i in range(len(pairs)) if done[i][1] is not None]
 
         report = {
             "schema": SCHEMA,
@@ -196,30 +215,57 @@ def _run(request: Request, pairs: list[tuple[str, str]], on_step: StepCallback, 
 
 
 def _build_one(shared: _Shared, target: str, plan: QuantPlan) -> tuple[dict, Artifact | None]:
-    """Convert one (target, plan) and hand it to the checks process for validation on its runtime
-    (`_finish` fills in the verdict); (report entry, artifact)."""
-    entry: dict[str, Any] = {"target": target, "quant": plan.quant}
+    """Convert one (target, plan) here and hand it to the second process for validation on its
+    runtime (`_finish` fills in the verdict); (report entry, artifact)."""
     shared.on_start(f"converting {target} {plan.quant}" + (f" ({len(plan.float_layers)} layers float)"
                                                            if plan.float_layers else ""))
+    shared.paths.append(shared.out_dir / artifact_name(shared.info.arch, target, plan.quant))
     try:
         artifact = convert(shared.model, shared.info, target=target, plan=plan, out_dir=shared.out_dir,
                            sample=shared.sample, options=shared.export)
     except ConversionFailed as exc:
-        entry.update(error=exc.message, path=None)
-        shared.on_step("convert", f"{target} {plan.quant}: FAILED {exc.message}")
-        return entry, None
+        return _failed_entry(shared, target, plan.quant, exc.message), None
+    entry = _entry_for(shared, artifact)
+    if shared.request.validate:
+        shared.pending[id(entry)] = shared.checks.validate(artifact, shared.request.gate)
+    return entry, artifact
+
+
+def _hand_to_second_process(shared: _Shared, todo: list, fp32_ops: tuple) -> tuple | None:
+    """Unless it already has a conversion queued, the second process converts (and validates) the
+    last pair still to do, while this one goes on from the first: the two meet in the middle,
+    each converter keeping one core busy. int8 stays here (calibration, sensitivity, the float
+    fallback's decisions)."""
+    if len(todo) < 2 or not shared.checks.beside or any(not f.done() for *_, f in shared.elsewhere.values()):
+        return None
+    for index, (target, quant) in reversed(todo[1:]):
+        if quant != "int8":
+            plan = QuantPlan(quant, fp32_ops=fp32_ops if target == "coreml" else ())
+            shared.elsewhere[index] = (target, quant, shared.checks.convert(
+                target, plan, shared.info, shared.out_dir, shared.export, shared.request.gate,
+                shared.request.validate))
+            shared.paths.append(shared.out_dir / artifact_name(shared.info.arch, target, quant))
+            return index, (target, quant)
+    return None
+
+
+def _entry_for(shared: _Shared, artifact: Artifact) -> dict:
+    entry: dict[str, Any] = {"target": artifact.target, "quant": artifact.quant}
     entry.update(path=artifact.path.name, size_bytes=artifact.size_bytes, sha256=artifact.sha256,
                  input_layout=artifact.input_layout,
                  timings_s={"convert": round(artifact.convert_s, 3),
                             "toolchain": round(artifact.toolchain_s, 3)}, notes=artifact.notes)
     shared.on_step("convert", f"{artifact.path.name} ({artifact.size_bytes / 1e6:.1f} MB)")
-    if target == "coreml":
+    if artifact.target == "coreml":
         entry["device"] = _device(artifact.path)
     if not shared.request.validate:
         entry.update(runtime="unvalidated", parity={"passed": True, "skipped": True})
-        return entry, artifact
-    shared.pending[id(entry)] = shared.checks.validate(artifact, shared.request.gate)
-    return entry, artifact
+    return entry
+
+
+def _failed_entry(shared: _Shared, target: str, quant: str, message: str) -> dict:
+    shared.on_step("convert", f"{target} {quant}: FAILED {message}")
+    return {"target": target, "quant": quant, "error": message, "path": None}
 
 
 def _finish(shared: _Shared, entry: dict) -> None:
@@ -230,9 +276,11 @@ def _finish(shared: _Shared, entry: dict) -> None:
                                                  fp32_noise_floor=prepared.noise_floor).as_dict()
         return
     future = shared.pending.pop(id(entry), None)
-    if future is None:
-        return
-    checked: Checked = result_of(future)
+    if future is not None:
+        _apply(shared, entry, result_of(future))
+
+
+def _apply(shared: _Shared, entry: dict, checked: Checked) -> None:
     validation = checked.validation
     entry.update(runtime=validation.runtime, parity=validation.report_dict())
     entry["timings_s"]["validate"] = round(validation.validate_s, 3)
@@ -243,14 +291,30 @@ def _finish(shared: _Shared, entry: dict) -> None:
     shared.on_step("validate", f"{entry['path']} {where}: {verdict}")
 
 
-def _report_ready(shared: _Shared, entries: list[dict]) -> None:
-    """Between conversions: report the checks already finished, without waiting for any."""
-    if shared.prepared.done():
+def _report_ready(shared: _Shared, done: dict[int, tuple[dict, Artifact | None]], *, block: bool) -> None:
+    """Collect what the second process finished — its conversions into `done`, verdicts into
+    their entries; without waiting between conversions (block=False), all of it at the end."""
+    if block or shared.prepared.done():
         _proof(shared)
-    for entry in entries:
+    for index, (target, quant, future) in sorted(shared.elsewhere.items()):
+        if block or future.done():
+            del shared.elsewhere[index]
+            converted: Converted = result_of(future)
+            if converted.artifact is None:
+                done[index] = (_failed_entry(shared, target, quant, converted.error or "failed"), None)
+                continue
+            entry = _entry_for(shared, converted.artifact)
+            if converted.checked is not None:
+                _apply(shared, entry, converted.checked)
+            elif shared.request.validate is False:
+                _finish(shared, entry)
+            done[index] = (entry, converted.artifact)
+    for entry, _ in list(done.values()):
         future = shared.pending.get(id(entry))
-        if future is not None and future.done():
+        if future is not None and (block or future.done()):
             _finish(shared, entry)
+        elif block:
+            _finish(shared, entry)          # unvalidated entries: the gate's thresholds
 
 
 def _proof(shared: _Shared) -> Prepared:
@@ -260,7 +324,8 @@ def _proof(shared: _Shared) -> Prepared:
         shared.proof_reported = True
         proof: FusionProof = prepared.proof
         if not proof.passed:
-            raise proof_failure(proof)
+            failure = proof_failure(proof)
+            raise FusionProofFailed(failure.message, hint=failure.hint)
         accuracy = ("" if prepared.reference_accuracy is None
                     else f"; reference accuracy {prepared.reference_accuracy:.3f}")
         shared.on_step("fuse", ("skipped (--no-fuse)" if proof.skipped else
@@ -269,12 +334,12 @@ def _proof(shared: _Shared) -> Prepared:
     return prepared
 
 
-def _remove(artifacts: list[Artifact]) -> None:
-    for artifact in artifacts:
-        if artifact.path.is_dir():
-            shutil.rmtree(artifact.path, ignore_errors=True)
+def _remove(paths: list[Path]) -> None:
+    for path in paths:
+        if path.is_dir():
+            shutil.rmtree(path, ignore_errors=True)
         else:
-            artifact.path.unlink(missing_ok=True)
+            path.unlink(missing_ok=True)
 
 
 # The fallback's latency cost is timed where the runtime is the device's own (LiteRT's CPU kernels).
