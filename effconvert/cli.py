@@ -377,7 +377,9 @@ def bench_cmd(
     debug: bool = typer.Option(False, "--debug"),
 ) -> None:
     """Latency (median, p90), peak memory and size of artifacts, each on its runtime."""
-    from .measure import bench_artifact, check_bench_options
+    import dataclasses
+
+    from .measure import bench_artifact, check_bench_options, mil_fixed_cost
 
     finished: list[str] = []
     with _guarded(debug, finished):
@@ -386,6 +388,9 @@ def bench_cmd(
         for path in artifacts:
             results.append(bench_artifact(path, threads=threads, runs=runs))
             finished.append(path.name)
+        if any(not r.device_speed for r in results):          # the MIL executor: its fixed cost apart
+            fixed = mil_fixed_cost(threads=threads)
+            results = [r if r.device_speed else dataclasses.replace(r, fixed_rss_mb=fixed) for r in results]
     if as_json:
         out.print_json(json.dumps([r.as_dict() for r in results]))
         return
@@ -401,6 +406,11 @@ def bench_cmd(
     if not all(r.device_speed for r in results):
         out.print("* coreml-mil-executor: effconvert's reference interpreter of the Core ML program (Linux has no "
                   "Core ML); its time is not device speed — use Xcode's performance report on a phone")
+        mil = [r for r in results if not r.device_speed]
+        out.print(f"  its fixed memory (importing torch and coremltools, the executor; measured on a one-conv "
+                  f"package): {mil[0].fixed_rss_mb:.0f} MB. Beyond it, per package: " + "; ".join(
+                      f"{escape(Path(r.path).name)} {r.package_rss_mb:.0f} MB "
+                      f"({r.package_rss_mb / (r.size_bytes / 1e6):.1f}x its size)" for r in mil))
 
 
 @app.command("device")

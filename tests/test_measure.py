@@ -69,6 +69,10 @@ def test_bench_times_every_artifact_on_its_runtime(cli, artifacts):
         assert row["peak_rss_mb"] >= row["added_rss_mb"] >= 0
         size = sum(p.stat().st_size for p in path.rglob("*") if p.is_file()) if path.is_dir() else path.stat().st_size
         assert row["size_bytes"] == size
+    # The MIL executor's fixed memory (torch, coremltools, the executor: a one-conv package) apart.
+    mil = rows[2]
+    assert mil["fixed_rss_mb"] > 0 and mil["package_rss_mb"] == max(mil["added_rss_mb"] - mil["fixed_rss_mb"], 0)
+    assert all(r["fixed_rss_mb"] is None for r in rows[:2])
     table = cli("bench", paths[0], "--runs", "2")
     assert table.exit_code == 0 and "litert" in table.output and "median" in table.output
 

@@ -4,8 +4,8 @@ Numbers on a shared machine move between runs; ratios measured in one run hold. 
 returns plain dataclasses; rendering is the CLI's or the bench script's job.
 """
 
-from .artifacts import ArtifactBench, bench_artifact, check_bench_options
+from .artifacts import ArtifactBench, bench_artifact, check_bench_options, mil_fixed_cost
 from .floor import model_flops, sgemm_gflops
 from .timing import Timing, time_calls
 
-__all__ = ["ArtifactBench", "Timing", "bench_artifact", "check_bench_options", "model_flops", "sgemm_gflops", "time_calls"]
+__all__ = ["ArtifactBench", "Timing", "bench_artifact", "check_bench_options", "mil_fixed_cost", "model_flops", "sgemm_gflops", "time_calls"]

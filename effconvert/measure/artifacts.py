@@ -30,6 +30,13 @@ class ArtifactBench:
     timing: Timing
     peak_rss_mb: float          # the child process's high-water mark
     added_rss_mb: float         # of which loading and running the artifact added
+    # The MIL executor only: what `mil_fixed_cost` measured (importing torch and coremltools, the
+    # executor itself), so that added - fixed is what this package costs.
+    fixed_rss_mb: float | None = None
+
+    @property
+    def package_rss_mb(self) -> float | None:
+        return None if self.fixed_rss_mb is None else max(self.added_rss_mb - self.fixed_rss_mb, 0.0)
 
     @property
     def device_speed(self) -> bool:
@@ -39,6 +46,7 @@ class ArtifactBench:
 
     def as_dict(self) -> dict:
         return {**asdict(self), "timing": self.timing.as_dict(), "device_speed": self.device_speed,
+                **({} if self.fixed_rss_mb is None else {"package_rss_mb": self.package_rss_mb}),
                 **({} if self.device_speed else {"note": "reference interpreter (effconvert's MIL executor), "
                                                          "not device speed"})}
 
@@ -69,6 +77,39 @@ def bench_artifact(path: Path, *, threads: int = 2, runs: int = 20, warmup: int 
         raise (ArtifactFailed if result.get("fails_at_run") else BadInput)(result["error"])
     return ArtifactBench(str(path), result["target"], result["runtime"], size_on_disk(path), threads,
                          Timing(**result["timing"]), result["peak_rss_mb"], result["added_rss_mb"])
+
+
+def mil_fixed_cost(*, threads: int = 2) -> float:
+    """The MIL executor's fixed memory, MB: what loading and running the smallest package (one 3x3
+    convolution, fp16) adds in a fresh child, measured as any artifact is. It is torch and
+    coremltools being imported and the executor itself; what a real package adds beyond it is the
+    package's own cost."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="effconvert-fixed-") as tmp:
+        path = one_conv_package(Path(tmp) / "one_conv.mlpackage")
+        return bench_artifact(path, threads=threads, runs=3).added_rss_mb
+
+
+def one_conv_package(path: Path) -> Path:
+    """The smallest real package: input 1x3x8x8, one 3x3 conv to 4 channels, fp16 weights."""
+    import numpy as np
+
+    from ..quiet import quiet
+
+    with quiet():
+        import coremltools as ct
+        from coremltools.converters.mil import Builder as mb
+
+        weight = np.random.default_rng(0).standard_normal((4, 3, 3, 3)).astype(np.float32)
+
+        @mb.program(input_specs=[mb.TensorSpec(shape=(1, 3, 8, 8))], opset_version=ct.target.iOS16)
+        def program(x):
+            return mb.conv(x=x, weight=weight, pad_type="same", name="y")
+
+        ct.convert(program, convert_to="mlprogram", minimum_deployment_target=ct.target.iOS16,
+                   compute_precision=ct.precision.FLOAT16, skip_model_load=True).save(str(path))
+    return path
 
 
 def _measure_in_child(path: str, threads: int, runs: int, warmup: int) -> dict:

@@ -44,7 +44,8 @@ def _conv(x, weight, op, bias=None, strides=None, pad_type="valid", pad=None, di
     dilations = _ints(dilations) if dilations is not None else [1] * spatial
     kernel = list(weight.shape[2:])
     pads = _pads(pad_type, pad, list(x.shape[2:]), kernel, strides, dilations)
-    x = F.pad(x, _torch_pad(pads))
+    if any(pads):                     # F.pad copies even when it pads nothing (every 1x1 conv)
+        x = F.pad(x, _torch_pad(pads))
     conv = {1: F.conv1d, 2: F.conv2d, 3: F.conv3d}[spatial]
     return conv(x, weight, bias, stride=strides, dilation=dilations, groups=int(groups))
 

@@ -80,10 +80,15 @@ def _hardswish(x, op):
 
 @op("gelu")
 def _gelu(x, op, mode="EXACT"):
+    # In place on one new tensor: the written-out formula made five activation-sized temporaries,
+    # and glibc kept the freed ones (FastViT-S12: 53 MB of the executor's memory on its first run).
+    # Bitwise the same values: 0.5 * x * e == e * x * 0.5 (a power-of-two scale is exact).
     if mode == "EXACT":
-        return 0.5 * x * (1.0 + torch.erf(x / math.sqrt(2.0)))
+        y = torch.div(x, math.sqrt(2.0)).erf_().add_(1.0)
+        return y.mul_(x).mul_(0.5)
     if mode == "TANH_APPROXIMATION":
-        return 0.5 * x * (1.0 + torch.tanh(math.sqrt(2.0 / math.pi) * (x + 0.044715 * x ** 3)))
+        y = torch.pow(x, 3).mul_(0.044715).add_(x).mul_(math.sqrt(2.0 / math.pi)).tanh_().add_(1.0)
+        return y.mul_(x).mul_(0.5)
     if mode == "SIGMOID_APPROXIMATION":
         return x * torch.sigmoid(1.702 * x)
     raise ValueError(f"gelu mode {mode}")
