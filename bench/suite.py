@@ -212,10 +212,12 @@ def render(result: dict) -> str:
         lines.append(f"| {r['arch']} | " + " | ".join(
             f"{r['size_mb'][c]:.1f} / {r['added_rss_mb'][c]:.0f}" if c in r["size_mb"] else "—" for c in sized) + " |")
     lines += ["", "Conversion, seconds (effconvert runs all targets, fp32 + fp16, with proof and validation, in a "
-              "fresh process; the raw converter calls — including the converters' own imports — timed in a second "
-              "fresh process converting the same without validation):", "",
-              "| model | effconvert end to end | inside raw converter calls | same, in the end-to-end run | "
-              "convert incl. ours | validate (beside the next conversion) | raw litert_torch.convert, unfused |",
+              "fresh process, its second process converting from the end of the list and checking beside it; the "
+              "raw converter calls — including the converters' own imports — timed in a second fresh process "
+              "making the same conversions one after another, nothing beside them, no validation). The end-to-end "
+              "run's own sums add both processes' seconds, each slowed by the other:", "",
+              "| model | effconvert end to end | inside raw converter calls | same, summed in the end-to-end run | "
+              "convert incl. ours, summed | validate, summed (second process) | raw litert_torch.convert, unfused |",
               "|---|---|---|---|---|---|---|"]
     for r in result["models"]:
         lines.append(f"| {r['arch']} | {r['e2e_s']:.1f} | {r['toolchain_s']:.1f} | "
@@ -276,7 +278,7 @@ def ratio_rows(models: list[dict]) -> list[tuple[str, list[float | None]]]:
         rows.append((name, values))
     rows.append(("conversion: effconvert end to end / inside raw converter calls",
                  [r["e2e_s"] / r["toolchain_s"] for r in models]))
-    rows.append(("conversion: effconvert convert step / inside raw converter calls",
+    rows.append(("conversion: effconvert convert step, summed over both processes / inside raw converter calls",
                  [r["convert_s"] / r["toolchain_s"] for r in models]))
     return rows
 
