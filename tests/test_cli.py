@@ -82,6 +82,7 @@ def test_inspect_checkpoint_and_artifact(cli, checkpoints, t8_all):
     assert "input [1, 3, 256, 256]" in result.output and "Conv" in result.output
 
 
+@pytest.mark.slow          # three make-checkpoints (BN statistics re-estimated each time): ~15 s
 def test_make_checkpoint_is_deterministic_and_realistic(tmp_path, cli):
     a, b, c = (tmp_path / n for n in ("a.pth", "b.pth", "c.pth"))
     for path, seed in ((a, "3"), (b, "3"), (c, "4")):
