@@ -36,7 +36,7 @@ from ..request import Request, check_memory, check_request
 from ..workspace import output_lock, private_tempdir
 from ..validate import gate_for, input_set
 from ..validate.gates import DEFAULT_GATES, FP32_NOISE_FACTOR
-from .second_process import Checked, Converted, Prepared, SecondProcess, result_of
+from .second_process import Checked, Converted, Prepared, SecondProcess
 
 StepCallback = Callable[[str, str], None]          # (step, message): a step finished
 StartCallback = Callable[[str], None]              # what is starting now, e.g. "converting tflite fp16"
@@ -277,7 +277,7 @@ def _finish(shared: _Shared, entry: dict) -> None:
         return
     future = shared.pending.pop(id(entry), None)
     if future is not None:
-        _apply(shared, entry, result_of(future))
+        _apply(shared, entry, future.result())
 
 
 def _apply(shared: _Shared, entry: dict, checked: Checked) -> None:
@@ -299,27 +299,23 @@ def _report_ready(shared: _Shared, done: dict[int, tuple[dict, Artifact | None]]
     for index, (target, quant, future) in sorted(shared.elsewhere.items()):
         if block or future.done():
             del shared.elsewhere[index]
-            converted: Converted = result_of(future)
+            converted: Converted = future.result()
             if converted.artifact is None:
                 done[index] = (_failed_entry(shared, target, quant, converted.error or "failed"), None)
                 continue
             entry = _entry_for(shared, converted.artifact)
             if converted.checked is not None:
                 _apply(shared, entry, converted.checked)
-            elif shared.request.validate is False:
-                _finish(shared, entry)
             done[index] = (entry, converted.artifact)
     for entry, _ in list(done.values()):
         future = shared.pending.get(id(entry))
-        if future is not None and (block or future.done()):
-            _finish(shared, entry)
-        elif block:
-            _finish(shared, entry)          # unvalidated entries: the gate's thresholds
+        if block or (future is not None and future.done()):
+            _finish(shared, entry)          # at the end also the unvalidated entries' thresholds
 
 
 def _proof(shared: _Shared) -> Prepared:
     """The reference and the fusion proof; a failed proof ends the run (ParityFailed)."""
-    prepared: Prepared = result_of(shared.prepared)
+    prepared: Prepared = shared.prepared.result()
     if not shared.proof_reported:
         shared.proof_reported = True
         proof: FusionProof = prepared.proof

@@ -134,10 +134,6 @@ class SecondProcess:
         return self._process.submit(task, tempfile.gettempdir(), *args)
 
 
-def result_of(future: Future) -> Any:
-    return future.result()
-
-
 def _may_use_process(requested: bool | None) -> bool:
     if requested is False or (requested is None and (os.cpu_count() or 1) < 2):
         return False
