@@ -10,8 +10,12 @@ EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 
 
 def test_convert_from_python_example(tmp_path):
-    result = subprocess.run([sys.executable, str(EXAMPLES / "convert_from_python.py"), str(tmp_path)],
-                            capture_output=True, text=True, timeout=600)
+    # Through a script with no `if __name__ == "__main__"` guard, as many users write them: the
+    # run's second process must not re-run the caller's script (a multiprocessing spawn would).
+    script = tmp_path / "no_guard.py"
+    script.write_text(f"import runpy, pathlib\n"
+                      f"runpy.run_path({str(EXAMPLES / 'convert_from_python.py')!r})['main'](pathlib.Path({str(tmp_path)!r}))\n")
+    result = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stdout + result.stderr[-3000:]
     out = result.stdout
     assert "fastvit_t8_fp32.onnx" in out and "fastvit_t8_fp16.onnx" in out and "on onnxruntime" in out

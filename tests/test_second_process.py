@@ -3,10 +3,6 @@ never what comes out — and a failure in it must end the run cleanly."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
-import textwrap
-
 import pytest
 
 from effconvert.errors import ParityFailed
@@ -73,17 +69,3 @@ def test_death_of_the_second_process_ends_the_run_with_one_line(tmp_path, checkp
     assert "report.json" not in left and not [n for n in left if n.startswith(".")]   # no report, no temporaries
     again = run(Request(checkpoints("fastvit_t8"), ("onnx",), ("fp32",), out, samples=8), second_process=True)
     assert again.report["passed"]                    # a fresh second process for the next run
-
-
-def test_a_script_without_a_main_guard_can_call_the_api(tmp_path, checkpoints):
-    """A multiprocessing spawn would re-run this script in the child; the second process must not."""
-    script = tmp_path / "convert_it.py"
-    script.write_text(textwrap.dedent(f"""
-        from effconvert.api import convert
-        result = convert({str(checkpoints("fastvit_t8"))!r}, ["onnx"], ["fp32"], out_dir={str(tmp_path / "out")!r},
-                         samples=8)
-        print("exit", result.exit_code)
-    """))
-    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=600)
-    assert done.returncode == 0, done.stderr[-2000:]
-    assert done.stdout.strip().endswith("exit 0")
