@@ -127,11 +127,11 @@ class SecondProcess:
         if self._process is None:
             future: Future = Future()
             try:
-                future.set_result(task(tempfile.gettempdir(), *args))
+                future.set_result(task(*args))
             except Exception as exc:  # noqa: BLE001 - delivered where the result is read, as beside
                 future.set_exception(exc)
             return future
-        return self._process.submit(task, tempfile.gettempdir(), *args)
+        return self._process.submit(task, *args)
 
 
 def _may_use_process(requested: bool | None) -> bool:
@@ -215,7 +215,7 @@ class _Worker:
                 return future
             self._next += 1
             self._futures[self._next] = future
-            self._outbox.put((self._next, task, args))
+            self._outbox.put((self._next, tempfile.gettempdir(), task, args))
         return future
 
     def stop(self, grace_s: float = 0.0) -> None:
@@ -286,9 +286,10 @@ def _serve(threads: int) -> None:
     sys.stdout = sys.stderr
     while True:
         try:
-            number, task, args = pickle.load(tasks)
+            number, folder, task, args = pickle.load(tasks)
         except EOFError:
             return
+        _in_tempdir(folder)
         try:
             reply = (number, True, task(*args))
         except Exception as exc:  # noqa: BLE001 - sent back whole; the run decides
@@ -304,9 +305,8 @@ def _in_tempdir(folder: str) -> None:
     os.environ["TMPDIR"] = folder
 
 
-def _prepare(tmp: str, token: str, models_file: str, inputs: InputSet, proof_inputs: np.ndarray,
+def _prepare(token: str, models_file: str, inputs: InputSet, proof_inputs: np.ndarray,
              tolerance: float) -> Prepared:
-    _in_tempdir(tmp)
     # Written a moment ago by this run, into its private folder: not user data.
     unfused, unproven = torch.load(models_file, weights_only=False)
     unproven: Unproven | None
@@ -326,8 +326,7 @@ def _prepare(tmp: str, token: str, models_file: str, inputs: InputSet, proof_inp
     return Prepared(proof, noise_floor, reference, accuracy)
 
 
-def _validate(tmp: str, token: str, artifact: Artifact, gate_override: str | None) -> Checked:
-    _in_tempdir(tmp)
+def _validate(token: str, artifact: Artifact, gate_override: str | None) -> Checked:
     state = _STATE[token]
     gate = gate_for(artifact.quant, gate_override, fp32_noise_floor=state.noise_floor)
     validation = validate_artifact(artifact, state.inputs, state.reference, gate=gate)
@@ -335,19 +334,18 @@ def _validate(tmp: str, token: str, artifact: Artifact, gate_override: str | Non
     return Checked(validation, plot)
 
 
-def _convert(tmp: str, token: str, target: str, plan: QuantPlan, info: ModelInfo, out_dir: str,
+def _convert(token: str, target: str, plan: QuantPlan, info: ModelInfo, out_dir: str,
              options: ExportOptions, gate_override: str | None, validate: bool) -> Converted:
-    _in_tempdir(tmp)
     state = _STATE[token]
     try:
         artifact = convert(state.model, info, target=target, plan=plan, out_dir=Path(out_dir),
                            sample=state.sample, options=options)
     except ConversionFailed as exc:
         return Converted(None, exc.message, None)
-    return Converted(artifact, None, _validate(tmp, token, artifact, gate_override) if validate else None)
+    return Converted(artifact, None, _validate(token, artifact, gate_override) if validate else None)
 
 
-def _forget(tmp: str, token: str) -> None:
+def _forget(token: str) -> None:
     _STATE.pop(token, None)
 
 
