@@ -6,6 +6,10 @@ computes — Core ML's fp16 kernels may accumulate in fp16 inside an op, which t
 reproduce bit for bit — and reproduces exactly the fp16 storage of every intermediate, the main
 error source of fp16 programs.
 
+Memory: an op whose input dies at it computes into that input when it can (ops/inplace.py), and
+large outputs are rounded to fp16 in place; both give bitwise the values and layouts of the plain
+path (tests/test_mil_inplace.py). `keep=True` holds every value and computes nothing in place.
+
 Subnormal floats are flushed to zero while a program runs, as the ARM NEON and GPU kernels of a
 device do. Without it, fp32 programs on mostly dark images (the digits) ran 37x slower on x86,
 whose convolutions take a microcode path for every subnormal operand; no logit changed.
@@ -20,7 +24,7 @@ import numpy as np
 import torch
 
 from ...errors import EffconvertError
-from .ops import OPS
+from .ops import OPS, inplace
 from .program import Program, load_program, rank_violations
 
 _HALF = {"FLOAT16"}
@@ -63,6 +67,34 @@ class MILExecutor:
         for name, index in last_use.items():
             if index < len(self.program.operations):
                 self._released[index].append(name)
+        self._constant_storages = frozenset(_storage(v) for v in self.program.constants.values()
+                                            if torch.is_tensor(v))
+        # Values an op may overwrite when they die at it: op outputs (never an input, whose memory
+        # may be the caller's array, nor a constant, which every run reads), bound once in the op.
+        produced = {name for op in self.program.operations for name, _spec in op.outputs}
+        self._reusable: list[tuple[tuple[str, str], ...]] = []
+        for index, op in enumerate(self.program.operations):
+            names = [value for bindings in op.inputs.values() for kind, value in bindings if kind == "name"]
+            dying = set(self._released[index]) & produced
+            self._reusable.append(tuple(
+                (arg, op.inputs[arg][0][1]) for arg in inplace.candidates(op.type)
+                if arg in op.inputs and len(op.inputs[arg]) == 1 and op.inputs[arg][0][0] == "name"
+                and op.inputs[arg][0][1] in dying and names.count(op.inputs[arg][0][1]) == 1))
+
+    def _overwritable(self, index: int, env: dict[str, Any], live: set[str], pinned: set[int]) -> str | None:
+        """The argument op `index` may compute into: a large float32 value that dies at this op and
+        whose memory is not a constant's or an input's, nor shared with another live value (a view
+        of it, or one it is a view of). Checked here, for the few candidates, not tracked per op."""
+        for arg, name in self._reusable[index]:
+            value = env[name]
+            if (value.dtype != torch.float32 or value.numel() < inplace.LARGE or inplace.flat(value) is None
+                    or _storage(value) in pinned):
+                continue
+            storage = _storage(value)
+            if not any(_storage(env[other]) == storage for other in live
+                       if other != name and torch.is_tensor(env[other])):
+                return arg
+        return None
 
     def run(self, feeds: Mapping[str, Any], *, round_to_declared: bool = True,
             keep: bool = False) -> dict[str, Any]:
@@ -88,20 +120,30 @@ class MILExecutor:
             if self.program.image_inputs.get(name) == "BGR":
                 value = value.flip(1)
             env[name] = _round(value, spec.dtype) if round_to_declared else value
+        # The memory of constants and inputs is never overwritten, even once no op reads them any
+        # more (a view of one may still be live). live: the op outputs env holds.
+        pinned = self._constant_storages | {_storage(env[name]) for name in self.program.inputs}
+        live: set[str] = set()
         for index, op in enumerate(self.program.operations):
             args = {k: _resolve(v, env) for k, v in op.inputs.items()}
+            target = self._overwritable(index, env, live, pinned) if self._reusable[index] and not keep else None
             try:
-                result = OPS[op.type](op=op, **args)
+                result = inplace.run_in_place(op.type, target, args) if target else None
+                if result is None:
+                    target = None
+                    result = OPS[op.type](op=op, **args)
             except Exception as exc:
                 raise UnsupportedProgram(f"MIL op {op.type} ({op.outputs[0][0]}) failed: {exc}") from exc
             results = result if isinstance(result, tuple) else (result,)
             for (name, spec), value in zip(op.outputs, results):
-                if torch.is_tensor(value) and round_to_declared:
-                    value = _round(value, spec.dtype)
+                if round_to_declared and torch.is_tensor(value):
+                    value = _round_output(value, spec.dtype, args, target)
                 env[name] = value
+                live.add(name)
             if not keep:
                 for name in self._released[index]:
                     env.pop(name, None)
+                    live.discard(name)
         if keep:
             return env
         return {name: env[name] for name in self.program.outputs}
@@ -113,6 +155,33 @@ def _round(value: torch.Tensor, dtype: str) -> torch.Tensor:
     if dtype == "BFLOAT16" and value.is_floating_point():
         return value.to(torch.bfloat16).to(torch.float32)
     return value
+
+
+def _round_output(value: torch.Tensor, dtype: str, args: dict[str, Any], target: str | None) -> torch.Tensor:
+    """_round; in place, a chunk at a time, for a large float32 output the op made itself (not a
+    view of an input other ops may still read): through a whole fp16 copy and back it made two
+    temporaries of 1.5x the output, whose freed space glibc kept."""
+    if dtype in _HALF and value.dtype == torch.float32 and value.numel() >= inplace.LARGE:
+        elements = inplace.flat(value)
+        if elements is not None and _storage(value) not in _storages(v for a, v in args.items() if a != target):
+            for chunk in elements.split(inplace.CHUNK):
+                chunk.copy_(chunk.to(torch.float16))
+            return value
+    return _round(value, dtype)
+
+
+def _storage(value: torch.Tensor) -> int:
+    return value.untyped_storage().data_ptr()
+
+
+def _storages(values) -> set[int]:
+    """The storages some op arguments live in (an output sharing one is a view of an input)."""
+    found = set()
+    for value in values:
+        for item in value if isinstance(value, list) else (value,):
+            if torch.is_tensor(item):
+                found.add(_storage(item))
+    return found
 
 
 def _resolve(bindings: list, env: dict[str, Any]) -> Any:
