@@ -390,7 +390,8 @@ def bench_cmd(
             finished.append(path.name)
         if any(not r.device_speed for r in results):          # the MIL executor: its fixed cost apart
             fixed = mil_fixed_cost(threads=threads)
-            results = [r if r.device_speed else dataclasses.replace(r, fixed_rss_mb=fixed) for r in results]
+            results = [r if r.device_speed else dataclasses.replace(
+                r, fixed_rss_mb=fixed.added_rss_mb, fixed_library_rss_mb=fixed.library_rss_mb) for r in results]
     if as_json:
         out.print_json(json.dumps([r.as_dict() for r in results]))
         return
@@ -408,9 +409,13 @@ def bench_cmd(
                   "Core ML); its time is not device speed — use Xcode's performance report on a phone")
         mil = [r for r in results if not r.device_speed]
         out.print(f"  its fixed memory (importing torch and coremltools, the executor; measured on a one-conv "
-                  f"package): {mil[0].fixed_rss_mb:.0f} MB. Beyond it, per package: " + "; ".join(
+                  f"package): {mil[0].fixed_rss_mb:.0f} MB. Beyond it, per package (its program, weights and "
+                  f"activations): " + "; ".join(
                       f"{escape(Path(r.path).name)} {r.package_rss_mb:.0f} MB "
-                      f"({r.package_rss_mb / (r.size_bytes / 1e6):.1f}x its size)" for r in mil))
+                      f"({r.package_rss_mb / (r.size_bytes / 1e6):.1f}x its size)" for r in mil)
+                  + ". Apart, torch's kernel code its ops page in beyond the one conv's (shared library "
+                    "pages, the same for any model running those kernels): " + "; ".join(
+                      f"{escape(Path(r.path).name)} {r.library_beyond_fixed_mb:.0f} MB" for r in mil))
 
 
 @app.command("device")

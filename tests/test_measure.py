@@ -4,6 +4,7 @@ process; FLOPs and the sgemm rate for the hardware floor. Behaviour only: no wal
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 import torch
@@ -79,10 +80,32 @@ def test_bench_reports_the_mil_executors_fixed_memory_apart(cli, artifacts):
     paths = [artifacts / "tiny.mlpackage", artifacts / "tiny.onnx"]
     rows = json.loads(cli("bench", *paths, "--runs", "2", "--json").output)
     mil, ort = rows
-    assert mil["fixed_rss_mb"] > 0 and mil["package_rss_mb"] == max(mil["added_rss_mb"] - mil["fixed_rss_mb"], 0)
+    assert mil["fixed_rss_mb"] > 0 and 0 < mil["fixed_library_rss_mb"] < mil["fixed_rss_mb"]
+    private = mil["added_rss_mb"] - mil["library_rss_mb"]
+    assert mil["package_rss_mb"] == pytest.approx(max(private - (mil["fixed_rss_mb"] - mil["fixed_library_rss_mb"]), 0))
+    assert mil["library_beyond_fixed_mb"] == pytest.approx(max(mil["library_rss_mb"] - mil["fixed_library_rss_mb"], 0))
     assert ort["fixed_rss_mb"] is None and "package_rss_mb" not in ort
     table = cli("bench", *paths, "--runs", "2")
-    assert "its fixed memory" in table.output and "tiny.mlpackage" in table.output
+    assert "its fixed memory" in table.output and "kernel code" in table.output and "tiny.mlpackage" in table.output
+
+
+def test_library_pages_are_counted_from_shared_objects_only():
+    """A mapped data file (as coremltools maps weight.bin for sub-byte weights) is not library code."""
+    import mmap
+    import tempfile
+
+    from effconvert.measure.artifacts import _library_rss_mb
+
+    if not Path("/proc/self/smaps").exists():
+        pytest.skip("Linux /proc only")
+    before = _library_rss_mb()
+    with tempfile.TemporaryFile() as f:
+        f.write(b"\1" * (8 << 20))
+        f.flush()
+        with mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as mapped:
+            assert sum(mapped[i] for i in range(0, len(mapped), 4096)) > 0     # every page resident
+            assert _library_rss_mb() - before < 1.0
+    assert before > 10                                  # the interpreter, numpy and torch's .so files
 
 
 @pytest.mark.parametrize("name, content, message", [

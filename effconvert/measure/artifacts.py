@@ -30,13 +30,30 @@ class ArtifactBench:
     timing: Timing
     peak_rss_mb: float          # the child process's high-water mark
     added_rss_mb: float         # of which loading and running the artifact added
-    # The MIL executor only: what `mil_fixed_cost` measured (importing torch and coremltools, the
-    # executor itself), so that added - fixed is what this package costs.
+    # Of the added memory, shared-library pages (.so code and read-only data) the run paged in:
+    # file-backed, shared with every process using those libraries, the same for any model that
+    # runs the same kernels. Linux only (0 elsewhere).
+    library_rss_mb: float = 0.0
+    # The MIL executor only: what `mil_fixed_cost` measured on the one-conv package (importing
+    # torch and coremltools, the executor itself), and the library pages of that.
     fixed_rss_mb: float | None = None
+    fixed_library_rss_mb: float | None = None
 
     @property
     def package_rss_mb(self) -> float | None:
-        return None if self.fixed_rss_mb is None else max(self.added_rss_mb - self.fixed_rss_mb, 0.0)
+        """What this package costs beyond the fixed part: the private memory (its program, its
+        weights, its activations and what the allocator keeps of them) the run added beyond the
+        probe's. Library code its ops page in beyond the probe's is torch's, reported apart."""
+        if self.fixed_rss_mb is None:
+            return None
+        return max((self.added_rss_mb - self.library_rss_mb)
+                   - (self.fixed_rss_mb - (self.fixed_library_rss_mb or 0.0)), 0.0)
+
+    @property
+    def library_beyond_fixed_mb(self) -> float | None:
+        if self.fixed_rss_mb is None:
+            return None
+        return max(self.library_rss_mb - (self.fixed_library_rss_mb or 0.0), 0.0)
 
     @property
     def device_speed(self) -> bool:
@@ -46,7 +63,8 @@ class ArtifactBench:
 
     def as_dict(self) -> dict:
         return {**asdict(self), "timing": self.timing.as_dict(), "device_speed": self.device_speed,
-                **({} if self.fixed_rss_mb is None else {"package_rss_mb": self.package_rss_mb}),
+                **({} if self.fixed_rss_mb is None else {"package_rss_mb": self.package_rss_mb,
+                                                          "library_beyond_fixed_mb": self.library_beyond_fixed_mb}),
                 **({} if self.device_speed else {"note": "reference interpreter (effconvert's MIL executor), "
                                                          "not device speed"})}
 
@@ -76,19 +94,20 @@ def bench_artifact(path: Path, *, threads: int = 2, runs: int = 20, warmup: int 
     if "error" in result:
         raise (ArtifactFailed if result.get("fails_at_run") else BadInput)(result["error"])
     return ArtifactBench(str(path), result["target"], result["runtime"], size_on_disk(path), threads,
-                         Timing(**result["timing"]), result["peak_rss_mb"], result["added_rss_mb"])
+                         Timing(**result["timing"]), result["peak_rss_mb"], result["added_rss_mb"],
+                         result["library_rss_mb"])
 
 
-def mil_fixed_cost(*, threads: int = 2) -> float:
-    """The MIL executor's fixed memory, MB: what loading and running the smallest package (one 3x3
-    convolution, fp16) adds in a fresh child, measured as any artifact is. It is torch and
-    coremltools being imported and the executor itself; what a real package adds beyond it is the
-    package's own cost."""
+def mil_fixed_cost(*, threads: int = 2) -> ArtifactBench:
+    """The MIL executor's fixed memory: what loading and running the smallest package (one 3x3
+    convolution, fp16) adds in a fresh child, measured as any artifact is (its `added_rss_mb`, and
+    the library pages of that in `library_rss_mb`). It is torch and coremltools being imported and
+    the executor itself; what a real package adds beyond it is the package's own cost."""
     import tempfile
 
     with tempfile.TemporaryDirectory(prefix="effconvert-fixed-") as tmp:
         path = one_conv_package(Path(tmp) / "one_conv.mlpackage")
-        return bench_artifact(path, threads=threads, runs=3).added_rss_mb
+        return bench_artifact(path, threads=threads, runs=3)
 
 
 def one_conv_package(path: Path) -> Path:
@@ -117,7 +136,7 @@ def _measure_in_child(path: str, threads: int, runs: int, warmup: int) -> dict:
     from ..targets import target_of
 
     try:
-        before = _rss_mb("VmRSS")
+        before, library_before = _rss_mb("VmRSS"), _library_rss_mb()
         target = target_of(Path(path))
         if target.name == "coreml":
             import torch
@@ -136,7 +155,25 @@ def _measure_in_child(path: str, threads: int, runs: int, warmup: int) -> dict:
                 "fails_at_run": True}
     peak = _rss_mb("VmHWM")
     return {"target": target.name, "runtime": runtime.name, "timing": timing.as_dict(),
-            "peak_rss_mb": peak, "added_rss_mb": max(peak - before, 0.0)}
+            "peak_rss_mb": peak, "added_rss_mb": max(peak - before, 0.0),
+            "library_rss_mb": max(_library_rss_mb() - library_before, 0.0)}
+
+
+def _library_rss_mb() -> float:
+    """Resident pages of the shared libraries (.so files) mapped in this process, MB: code and
+    read-only data, file-backed. A package's own files (a mapped weight.bin) are not counted here.
+    0 where /proc/self/smaps does not exist."""
+    smaps = Path(f"/proc/{os.getpid()}/smaps")
+    if not smaps.exists():
+        return 0.0
+    total_kb, library = 0, False
+    for line in smaps.read_text().splitlines():
+        if line[:1] in "0123456789abcdef" and "-" in line.split(" ", 1)[0]:      # a mapping's header
+            fields = line.split()
+            library = len(fields) > 5 and ".so" in Path(fields[5]).name
+        elif library and line.startswith("Rss:"):
+            total_kb += int(line.split()[1])
+    return total_kb / 1024
 
 
 def _rss_mb(field: str) -> float:
