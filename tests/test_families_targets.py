@@ -38,9 +38,10 @@ def test_family_converts_to_every_target_and_passes_parity(family, tmp_path, che
         assert entry["parity"]["passed"], (entry["target"], entry["quant"], entry["parity"]["failures"])
 
 
+@pytest.mark.slow
 def test_mit_linear_attention_needs_its_fp32_islands_in_core_ml_fp16(tmp_path, checkpoints):
     """Without the islands the fp16 program overflows (k^T v sums > 65504) and the report names the
-    op; with them it passes. Both programs are run on the MIL executor."""
+    op; with them it passes. Both programs are run on the MIL executor. (60 s: in make test-slow.)"""
     import torch
 
     from effconvert.convert import convert

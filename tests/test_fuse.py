@@ -17,9 +17,10 @@ from effconvert.load.reparameterize import pending, reparameterize
 from effconvert.load.fastvit import VARIANTS
 
 
-# By default T8 (RepMixer only) and SA12 (+ attention and RepCPE: every FastViT block kind); all
-# ten in `make test-slow` (MA36 alone takes 30 s).
-DEFAULT_VARIANTS = ("fastvit_t8", "fastvit_sa12")
+# By default T8 (RepMixer blocks); all ten in `make test-slow`, SA12 (attention and RepCPE) among
+# them (19 s; MA36 alone takes 30 s). SA12's attention blocks still convert in make test
+# (test_mil_executor's op coverage).
+DEFAULT_VARIANTS = ("fastvit_t8",)
 
 
 @pytest.mark.parametrize("arch", [a if a in DEFAULT_VARIANTS else pytest.param(a, marks=pytest.mark.slow)
