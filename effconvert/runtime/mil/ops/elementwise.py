@@ -78,17 +78,20 @@ def _hardswish(x, op):
     return x * torch.clamp(x + 3.0, 0.0, 6.0) / 6.0
 
 
+def gelu_factor(x, mode: str):
+    """1 + erf(x / sqrt 2) (EXACT) or 1 + tanh(...) (TANH_APPROXIMATION): GELU is x * factor * 0.5.
+    One new tensor, the rest in place (the written-out formula made five activation-sized
+    temporaries, and glibc kept the freed ones: FastViT-S12, 53 MB of the executor's first run)."""
+    if mode == "EXACT":
+        return torch.div(x, math.sqrt(2.0)).erf_().add_(1.0)
+    return torch.pow(x, 3).mul_(0.044715).add_(x).mul_(math.sqrt(2.0 / math.pi)).tanh_().add_(1.0)
+
+
 @op("gelu")
 def _gelu(x, op, mode="EXACT"):
-    # In place on one new tensor: the written-out formula made five activation-sized temporaries,
-    # and glibc kept the freed ones (FastViT-S12: 53 MB of the executor's memory on its first run).
-    # Bitwise the same values: 0.5 * x * e == e * x * 0.5 (a power-of-two scale is exact).
-    if mode == "EXACT":
-        y = torch.div(x, math.sqrt(2.0)).erf_().add_(1.0)
-        return y.mul_(x).mul_(0.5)
-    if mode == "TANH_APPROXIMATION":
-        y = torch.pow(x, 3).mul_(0.044715).add_(x).mul_(math.sqrt(2.0 / math.pi)).tanh_().add_(1.0)
-        return y.mul_(x).mul_(0.5)
+    # Bitwise the same values as 0.5 * x * factor: a power-of-two scale is exact.
+    if mode in ("EXACT", "TANH_APPROXIMATION"):
+        return gelu_factor(x, mode).mul_(x).mul_(0.5)
     if mode == "SIGMOID_APPROXIMATION":
         return x * torch.sigmoid(1.702 * x)
     raise ValueError(f"gelu mode {mode}")

@@ -7,15 +7,17 @@ its op (same kernels; add and mul are commutative in IEEE arithmetic; GELU's fac
 in another order, x * e * 0.5 == e * x * 0.5, a product of two values then a power of two) in the
 memory layout the op would give (the next op's kernel depends on it).
 
-GELU works through its input in chunks, so its one temporary is a chunk, not the whole tensor.
+GELU works through its input in chunks with the op's own factor (elementwise.gelu_factor), so its
+one temporary is a chunk, not the whole tensor.
 """
 
 from __future__ import annotations
 
-import math
 from typing import Callable
 
 import torch
+
+from .elementwise import gelu_factor
 
 CHUNK = 1 << 18                      # elements per step: a 1 MB float32 temporary (faster than 256 KB, measured)
 LARGE = 1 << 14                      # elements from which computing in place is worth its checks
@@ -38,11 +40,7 @@ def _gelu_(x: torch.Tensor, mode: str = "EXACT") -> torch.Tensor | None:
     if mode not in ("EXACT", "TANH_APPROXIMATION") or elements is None:
         return None
     for chunk in elements.split(CHUNK):
-        if mode == "EXACT":
-            e = torch.div(chunk, math.sqrt(2.0)).erf_().add_(1.0)
-        else:
-            e = torch.pow(chunk, 3).mul_(0.044715).add_(chunk).mul_(math.sqrt(2.0 / math.pi)).tanh_().add_(1.0)
-        chunk.mul_(e).mul_(0.5)
+        chunk.mul_(gelu_factor(chunk, mode)).mul_(0.5)
     return x
 
 
