@@ -76,6 +76,7 @@ def test_mismatched_artifact_is_refused_and_nothing_written(converted, tmp_path,
     assert result.exit_code == 2 and "unknown app platform" in result.output
 
 
+@pytest.mark.slow                     # 13-51 s: in make test-slow (the default suite's budget)
 def test_convert_with_app_flags_writes_both_projects(tmp_path, checkpoints, cli):
     result = cli(checkpoints("fastvit_t8"), "--target", "coreml", "--target", "tflite", "--no-validate",
                  "--app", "ios", "--app", "android", "--out", tmp_path)

@@ -124,6 +124,7 @@ def test_any_plan_is_read_or_refused_never_crashes(tmp_path_factory, defaults, e
 
 # --- jobs on worker processes ------------------------------------------------------------------
 
+@pytest.mark.slow                     # 13-51 s: in make test-slow (the default suite's budget)
 def test_a_failing_job_is_recorded_and_the_others_finish_then_resume_skips_them(tmp_path, checkpoints):
     """Two workers: FastViT-T8 converts; a damaged checkpoint (a zip header, then garbage: it
     passes the up-front checks) is refused once read: recorded, exit 3, the other job unharmed."""

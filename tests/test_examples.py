@@ -6,9 +6,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 
 
+@pytest.mark.slow                     # 13-51 s: in make test-slow (the default suite's budget)
 def test_convert_from_python_example(tmp_path):
     # Through a script with no `if __name__ == "__main__"` guard, as many users write them: the
     # run's second process must not re-run the caller's script (a multiprocessing spawn would).

@@ -66,6 +66,7 @@ def test_int8_keeps_accuracy_and_shrinks_the_model(quantized):
     assert calibration["samples"] == 64 and not calibration["builtin"]
 
 
+@pytest.mark.slow                     # 13-51 s: in make test-slow (the default suite's budget)
 def test_int8_has_float_io_unless_asked(quantized, digits, tmp_path):
     from ai_edge_litert.interpreter import Interpreter
 

@@ -18,7 +18,8 @@ def _numbers(report: dict) -> list[tuple]:
              e["parity"]["psnr_db"]) for e in report["artifacts"]]
 
 
-@pytest.mark.parametrize("pairs", [PAIRS, pytest.param((("all",), ("fp32", "fp16")), marks=pytest.mark.slow)],
+@pytest.mark.parametrize("pairs", [pytest.param(PAIRS, marks=pytest.mark.slow),
+                                   pytest.param((("all",), ("fp32", "fp16")), marks=pytest.mark.slow)],
                          ids=["onnx", "all"])
 def test_beside_and_inline_write_the_same_artifacts_and_numbers(tmp_path, checkpoints, monkeypatch, pairs):
     handed = []

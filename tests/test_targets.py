@@ -129,6 +129,7 @@ def _digest(path):
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
+@pytest.mark.slow                     # 13-51 s: in make test-slow (the default suite's budget)
 def test_conversion_is_deterministic(tmp_path, checkpoints, t8_all):
     """Same checkpoint twice (the session's T8 run and this one): byte-identical .tflite, .onnx and
     .pte, identical Core ML weights."""
