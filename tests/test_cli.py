@@ -16,10 +16,11 @@ def _report(out_dir):
     return json.loads((out_dir / "report.json").read_text())
 
 
-@pytest.mark.parametrize("arch, params", [("fastvit_t8", 3_000_000),
+@pytest.mark.parametrize("arch, params", [pytest.param("fastvit_t8", 3_000_000, marks=pytest.mark.slow),
                                           pytest.param("fastvit_s12", 8_000_000, marks=pytest.mark.slow)])
 def test_make_checkpoint_then_convert_to_onnx(tmp_path, cli, arch, params):
-    """The foundation issue's acceptance, through the CLI (S12, the issue's model, in test-slow)."""
+    """The foundation issue's acceptance, through the CLI (in test-slow: the default suite converts T8 through
+    the CLI in the gate, --json and --no-fuse tests)."""
     ckpt = tmp_path / f"{arch}.pth"
     result = cli("make-checkpoint", arch, "--layout", "apple", "-o", ckpt)
     assert result.exit_code == 0, result.output

@@ -351,6 +351,7 @@ def test_interrupt_says_what_finished_and_leaves_no_temporary_folder(tmp_path, t
     assert _leftovers(private_tmp) == []
 
 
+@pytest.mark.slow                     # 8-17 s: in make test-slow (the default suite's budget)
 def test_a_normal_run_leaves_no_temporary_folder_even_from_coremltools(tmp_path, t8):
     private_tmp = tmp_path / "tmp"
     private_tmp.mkdir()

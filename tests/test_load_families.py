@@ -104,6 +104,7 @@ def test_authors_checkpoint_loads_without_arch_and_computes_the_same(arch, tmp_p
         assert torch.equal(loaded.model(x), reference(x))
 
 
+@pytest.mark.slow                     # 8-17 s: in make test-slow (the default suite's budget)
 def test_fused_mobileone_checkpoint_loads_into_the_deploy_form(tmp_path, realistic, inputs):
     path = make_checkpoint("mobileone_s1", tmp_path / "m.pth.tar", layout="apple-fused").path
     loaded = load_checkpoint(path)

@@ -153,7 +153,7 @@ COVERAGE_ARCHS = [a if a == "fastvit_sa12" else pytest.param(a, marks=pytest.mar
 
 
 @pytest.mark.parametrize("arch", COVERAGE_ARCHS)
-@pytest.mark.parametrize("ios", [16, pytest.param(17, marks=pytest.mark.slow), 18])
+@pytest.mark.parametrize("ios", [16, pytest.param(17, marks=pytest.mark.slow), pytest.param(18, marks=pytest.mark.slow)])
 def test_executor_covers_every_op_fastvit_produces(ios, arch, realistic):
     """Op set of each variant at each iOS target, fp32 and fp16. FastViT-SA12 (RepMixer,
     attention, RepCPE: every FastViT op kind) runs by default, the other variants in the slow suite."""
