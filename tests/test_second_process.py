@@ -36,8 +36,14 @@ def test_beside_and_inline_write_the_same_artifacts_and_numbers(tmp_path, checkp
     assert beside.report["passed"] and inline.report["passed"]
     # Same bytes (a Core ML package holds random UUIDs: compared without), same parity, same order.
     assert _numbers(beside.report) == _numbers(inline.report)
-    for key in ("fusion", "reference", "inputs"):
+    for key in ("reference", "inputs"):
         assert beside.report[key] == inline.report[key], key
+    # The fusion proof's float64 error (~1e-15) may differ in its last bits between two processes:
+    # most likely MKL, whose float64 kernels are not bitwise reproducible across memory alignments (its
+    # "Conditional Numerical Reproducibility" docs); run alone, this test failed on it at a0224b0 too.
+    fusion_beside, fusion_inline = dict(beside.report["fusion"]), dict(inline.report["fusion"])
+    assert fusion_beside.pop("exact_rel_err") == pytest.approx(fusion_inline.pop("exact_rel_err"), abs=1e-13)
+    assert fusion_beside == fusion_inline
     html = (tmp_path / "beside" / "report.html").read_text()
     assert html.count("data:image/png;base64,") == len(beside.report["artifacts"])   # a plot per artifact
 
