@@ -47,21 +47,7 @@ def _conv(x, weight, op, bias=None, strides=None, pad_type="valid", pad=None, di
     if any(pads):                     # F.pad copies even when it pads nothing (every 1x1 conv)
         x = F.pad(x, _torch_pad(pads))
     conv = {1: F.conv1d, 2: F.conv2d, 3: F.conv3d}[spatial]
-    if _multiplier_on_channels_last(x, weight, int(groups)):
-        # torch's channels-last kernel for a grouped conv with a channel multiplier takes
-        # up to 4x the time and 13 MB of temporaries (FastViT-S12's 7x7 stride-2 patch embedding
-        # on 256x16x16: 3.5 ms, +12.9 MB; contiguous 0.9 ms, +1.2 MB). The contiguous kernel gives
-        # bitwise the same values (tests/test_mil_conv.py); the output keeps the op's own layout.
-        y = conv(x.contiguous(), weight, bias, stride=strides, dilation=dilations, groups=int(groups))
-        return y.contiguous(memory_format=torch.channels_last)
     return conv(x, weight, bias, stride=strides, dilation=dilations, groups=int(groups))
-
-
-def _multiplier_on_channels_last(x, weight, groups: int) -> bool:
-    # One input channel per group (a channel multiplier, as FastViT's patch embeddings): there the
-    # two kernels sum the same products in the same order; with several, they differ in the last bit.
-    return (1 < groups < weight.shape[0] and weight.shape[1] == 1 and x.dim() == 4 and not x.is_contiguous()
-            and x.is_contiguous(memory_format=torch.channels_last))
 
 
 @op("conv_transpose")
