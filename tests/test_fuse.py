@@ -44,6 +44,7 @@ def test_fusion_proof_for_every_fastvit_variant(arch, realistic, inputs):
     assert fused.steps["fold_layer_scale"] > 0 and fused.steps["strip_noops"] > 0
 
 
+@pytest.mark.slow   # builds FastViT-SA12 (~29 s); the fast suite proves fusion on T8
 def test_reparameterize_is_idempotent_and_fuses_a_copy(realistic, inputs):
     model, _ = realistic("fastvit_sa12")
     before = {k: v.clone() for k, v in model.state_dict().items()}
