@@ -15,7 +15,7 @@ def converted(tmp_path_factory):
     digits = digits_model()
     out = tmp_path_factory.mktemp("coreml-quant")
     return run(Request(digits.checkpoint, ("coreml",), ("fp32", "fp16", "int8-weights", "int8"), out,
-                       samples=400, val_dir=digits.val_dir, calib_dir=digits.train_dir, calib_samples=32,
+                       samples=200, val_dir=digits.val_dir, calib_dir=digits.train_dir, calib_samples=32,
                        palettize=6))
 
 
