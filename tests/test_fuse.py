@@ -102,6 +102,7 @@ def test_timm_conv_norm_act_keeps_its_activation():
     assert max_errors(block(x), expected)[1] < 1e-6
 
 
+@pytest.mark.slow   # ~17 s; the fast suite's parity-failed test also checks the module it names
 def test_failed_proof_names_the_first_divergent_module(realistic, inputs):
     model, _ = realistic("fastvit_t8")
     x = inputs("fastvit_t8", 8)
@@ -140,6 +141,7 @@ def test_no_fuse_is_recorded_as_skipped(realistic, inputs):
     assert result.model is model and result.proof.skipped
 
 
+@pytest.mark.slow   # builds EfficientFormer-L1 (~19 s with its proof)
 def test_layer_scale_fold_is_exact_and_leaves_unfoldable_scales(realistic, inputs):
     """EfficientFormer: the scale after each MLP folds into fc2 (after its BN is folded); the
     scale after the pooling token mixer has no producer to fold into and stays."""
