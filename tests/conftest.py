@@ -4,6 +4,7 @@ re-estimated on 32 images), so each (arch, seed) is built once per test session.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import functools
 import signal
 import subprocess
@@ -84,6 +85,42 @@ def t8_all(tmp_path_factory, checkpoints):
     return run(Request(checkpoints("fastvit_t8"), ("all",), ("fp32", "fp16"), out, samples=8))
 
 
+@pytest.fixture(scope="session")
+def small_t8(tmp_path_factory):
+    """An untrained FastViT-T8 at 64x64 with 10 classes and realistic statistics (a few seconds to
+    build), beside the digits image folders: int8 conversions cost seconds on it, so the default
+    suite checks how int8 artifacts are built and validated here. Whether int8 keeps the accuracy of
+    a trained model (the digits model, minutes to train) is checked in `make test-slow`."""
+    from effconvert.load import build_model
+    from effconvert.synth.checkpoint import write_state
+    from effconvert.synth.digits import ARCH, IMAGE_SIZE, digits_images, preprocessing
+    from effconvert.synth.weights import make_realistic
+
+    torch.manual_seed(0)
+    model = build_model(ARCH, num_classes=10, image_size=IMAGE_SIZE)
+    make_realistic(model, preprocessing(), seed=0)
+    path = tmp_path_factory.mktemp("small-t8") / f"{ARCH}_{IMAGE_SIZE}.pth"
+    write_state(path, dict(model.eval().state_dict()),
+                {"synthetic": True, "arch": ARCH, "seed": 0, "layout": "timm", "image_size": IMAGE_SIZE})
+    train_dir, val_dir = digits_images()
+    return SmallModel(path, train_dir, val_dir)
+
+
+@dataclasses.dataclass(frozen=True)
+class SmallModel:
+    checkpoint: Path
+    train_dir: Path
+    val_dir: Path
+
+
+@pytest.fixture(scope="session")
+def digits():
+    """The digits-trained FastViT-T8 (effconvert/synth/digits.py): minutes to train on an empty cache."""
+    from effconvert.synth.digits import digits_model
+
+    return digits_model()
+
+
 @pytest.fixture()
 def cli():
     """cli(*args) -> click Result, with the same default-command rule as the console script."""
@@ -105,7 +142,7 @@ def pytest_collection_finish(session):
     global _digits_trainer
     from effconvert.synth.digits import ARCH, IMAGE_SIZE, cache_dir
 
-    uses_digits = any(item.nodeid.startswith("tests/test_quant_") for item in session.items)
+    uses_digits = any("digits" in getattr(item, "fixturenames", ()) for item in session.items)
     if session.config.option.collectonly or not uses_digits \
             or (cache_dir() / f"{ARCH}_digits_{IMAGE_SIZE}.pth").exists():
         return
