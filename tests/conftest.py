@@ -131,10 +131,13 @@ def cli():
     return invoke
 
 
-# The digits-trained FastViT-T8 (effconvert/synth/digits.py) takes about 100 s to train on an empty
-# cache (CI's case). Train it in a child process from the start of the session, on one thread, so
-# that it overlaps with the tests before the quantization ones; digits_model() waits on the cache
-# lock until the child has written it. On a warm cache nothing is started.
+# The digits-trained FastViT-T8 (effconvert/synth/digits.py) takes 3-5 minutes to train on an empty
+# cache (CI's case; 3:00 on two threads, 5:17 on one, 2026-12-02), so only `make test-slow` uses it
+# (the `digits` fixture). When a session's tests ask for it, train it in a child process from the
+# start, on one thread, so that it overlaps with the tests before the quantization ones;
+# digits_model() waits on the cache lock until the child has written it. On a warm cache nothing is
+# started. (In the default suite this overlap cost 3.6 minutes of wall time on 2 cores: the tests'
+# two torch threads and the trainer share the cores.)
 _digits_trainer: subprocess.Popen | None = None
 
 

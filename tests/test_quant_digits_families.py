@@ -9,7 +9,7 @@ import pytest
 from effconvert.synth.digits import digits_model
 
 # Two more trainings (B0, V2-S0) and eight conversions validated on 400 images: about 4 minutes,
-# so `make test-slow`. FastViT-T8's int8 on the digits stays in the default suite.
+# so `make test-slow`, like FastViT-T8's (the default suite checks int8 on an untrained 64x64 T8).
 pytestmark = pytest.mark.slow
 
 # int8 size / fp32 size. A TFLite per-channel int8 tensor stores a float32 scale and an int64 zero
