@@ -118,3 +118,34 @@ def test_t8_package_gives_the_same_logits_with_and_without_the_twins(t8_all, mon
             patch.setattr(inplace, "run_in_place", lambda *a: None)
             without = executor.run({"image": pixels})["logits"]
         assert torch.equal(with_twins, without)
+
+
+def test_large_fp16_weights_stay_in_the_file_and_give_the_same_logits(t8_all, monkeypatch):
+    """The fp16 T8 package: its large weights are read from weight.bin's map when an op needs them
+    (MappedConstant), not held; the logits are bitwise those of the same program with every constant
+    read into memory, run after run; a mapped weight's pages are dropped once its op has run."""
+    from effconvert.runtime.mil import program as program_module
+    from effconvert.runtime.mil.program import MappedConstant
+
+    package = t8_all.out_dir / "fastvit_t8_fp16.mlpackage"
+    pixels = np.random.default_rng(3).integers(0, 256, (1, 3, 256, 256)).astype(np.float32)
+    mapped_executor = MILExecutor(package)
+    constants = mapped_executor.program.constants
+    mapped = {k: v for k, v in constants.items() if isinstance(v, MappedConstant)}
+    held = sum(v.numel() * v.element_size() for v in constants.values() if torch.is_tensor(v))
+    mapped_bytes = sum(v.count * 2 for v in mapped.values())
+    weights = (package / "Data" / "com.apple.CoreML" / "weights" / "weight.bin").stat().st_size
+    assert mapped and all(v.dtype == torch.float16 for v in mapped.values())
+    assert mapped_bytes > 0.8 * weights and held < 0.2 * weights
+
+    released = []
+    real_release = MappedConstant.release
+    monkeypatch.setattr(MappedConstant, "release", lambda self: released.append(self) or real_release(self))
+    first = mapped_executor.run({"image": pixels})["logits"]
+    assert {id(c) for c in released} == {id(c) for c in mapped.values()}
+    second = mapped_executor.run({"image": pixels})["logits"]
+    monkeypatch.setattr(program_module, "MAPPED_BYTES", 1 << 62)          # every constant read into memory
+    held_executor = MILExecutor(package)
+    assert not any(isinstance(v, MappedConstant) for v in held_executor.program.constants.values())
+    alone = held_executor.run({"image": pixels})["logits"]
+    assert torch.equal(first, alone) and torch.equal(second, alone)

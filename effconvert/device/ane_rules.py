@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..runtime.mil.program import Operation, Program, TensorSpec
+from ..runtime.mil.program import MappedConstant, Operation, Program, TensorSpec
 
 
 @dataclass(frozen=True)
@@ -90,7 +90,8 @@ def argument(op: Operation, arg: str, program: Program):
         if kind == "value":
             return value
         if value in program.constants:
-            return program.constants[value]
+            constant = program.constants[value]
+            return constant.tensor() if isinstance(constant, MappedConstant) else constant
     return None
 
 

@@ -25,7 +25,7 @@ import torch
 
 from ...errors import EffconvertError
 from .ops import OPS, inplace
-from .program import Program, load_program, rank_violations
+from .program import MappedConstant, Program, load_program, rank_violations
 
 _HALF = {"FLOAT16"}
 
@@ -125,7 +125,8 @@ class MILExecutor:
         pinned = self._constant_storages | {_storage(env[name]) for name in self.program.inputs}
         live: set[str] = set()
         for index, op in enumerate(self.program.operations):
-            args = {k: _resolve(v, env) for k, v in op.inputs.items()}
+            mapped: list[MappedConstant] = []
+            args = {k: _resolve(v, env, mapped) for k, v in op.inputs.items()}
             target = self._overwritable(index, env, live, pinned) if self._reusable[index] and not keep else None
             try:
                 result = inplace.run_in_place(op.type, target, args) if target else None
@@ -140,10 +141,13 @@ class MILExecutor:
                     value = _round_output(value, spec.dtype, args, target)
                 env[name] = value
                 live.add(name)
+            for constant in mapped:          # its widened copy is in args; its file pages can go
+                constant.release()
             if not keep:
                 for name in self._released[index]:
                     env.pop(name, None)
                     live.discard(name)
+            args = result = results = value = None  # the widened constants and inputs go before the next op
         if keep:
             return env
         return {name: env[name] for name in self.program.outputs}
@@ -184,9 +188,18 @@ def _storages(values) -> set[int]:
     return found
 
 
-def _resolve(bindings: list, env: dict[str, Any]) -> Any:
-    """One binding -> its value; several (tuple inputs such as concat's `values`) -> a list."""
-    values = [_widen(env[v] if kind == "name" else v) for kind, v in bindings]
+def _resolve(bindings: list, env: dict[str, Any], mapped: list[MappedConstant]) -> Any:
+    """One binding -> its value; several (tuple inputs such as concat's `values`) -> a list.
+    A mapped constant is widened from its file map and noted in `mapped`."""
+    values = []
+    for kind, v in bindings:
+        value = env[v] if kind == "name" else v
+        if isinstance(value, MappedConstant):
+            mapped.append(value)
+            value = value.view().to(_WIDE[value.dtype])
+        else:
+            value = _widen(value)
+        values.append(value)
     return values if len(values) != 1 else values[0]
 
 

@@ -8,7 +8,9 @@ and checks its shapes against them.
 
 from __future__ import annotations
 
+import mmap
 import struct
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -39,6 +41,9 @@ _BLOB_READERS = {
     "UINT4": "read_uint4_data", "UINT1": "read_uint1_data", "UINT2": "read_uint2_data",
     "UINT3": "read_uint3_data", "UINT6": "read_uint6_data",
 }
+# Blobs from this size are mapped, not read (MappedConstant); smaller ones cost less held than re-read.
+MAPPED_BYTES = 1 << 16
+_MAPPED = {"FLOAT16", "INT8", "UINT8", "INT16", "INT32"}      # widened (copied) by every op that reads them
 _WHOLE_BYTES = {"FLOAT16": np.float16, "FLOAT32": np.float32, "INT8": np.int8, "UINT8": np.uint8,
                 "INT16": np.int16, "UINT16": np.uint16, "INT32": np.int32, "UINT32": np.uint32}
 MAX_CORE_ML_RANK = 5            # Core ML refuses tensors of higher rank at load time
@@ -121,6 +126,9 @@ def load_program(path: Path) -> Program:
         if kind == "blobFileValue":
             if blobs is None:
                 raise BadInput(f"{path.name}: weights/weight.bin is missing")
+            mapped = blobs.mapped(value.blobFileValue.offset, spec_type)
+            if mapped is not None:
+                return mapped
             return _to_tensor(blobs.read(value.blobFileValue.offset, spec_type.dtype), spec_type)
         raise BadInput(f"{path.name}: unsupported constant encoding {kind}")
 
@@ -158,11 +166,50 @@ def load_program(path: Path) -> Program:
                    constants, constant_types, histogram, classifier)
 
 
+class MappedConstant:
+    """A large constant the executor widens from `weight.bin` each time an op reads it, instead of
+    holding it: its bytes stay in the file's page cache (shared, as Core ML's own mapped weights are),
+    and the process holds an op's weights only while the op runs — S12's 18 MB of fp16 weights
+    would otherwise sit in memory beside the float32 copy each op makes anyway. Only types whose
+    widening always copies (fp16, small ints) are mapped, so no op ever sees, keeps or writes the
+    mapped bytes themselves."""
+
+    __slots__ = ("_map", "offset", "count", "dtype", "shape")
+
+    def __init__(self, file_map: mmap.mmap, offset: int, count: int, dtype: torch.dtype,
+                 shape: tuple[int, ...]) -> None:
+        self._map, self.offset, self.count, self.dtype, self.shape = file_map, offset, count, dtype, shape
+
+    def view(self) -> torch.Tensor:
+        """The stored values, read-only, over the file map (copy before keeping or writing)."""
+        array = np.frombuffer(self._map, dtype=_NUMPY_DTYPE[self.dtype], count=self.count, offset=self.offset)
+        with warnings.catch_warnings():        # the map is read-only; torch warns, callers only read it
+            warnings.simplefilter("ignore", UserWarning)
+            return torch.from_numpy(array).reshape(self.shape)
+
+    def tensor(self) -> torch.Tensor:
+        """A private copy in the stored dtype."""
+        return self.view().clone()
+
+    def release(self) -> None:
+        """Drop this constant's pages from the process (the file keeps them; the next read maps them
+        again from the page cache)."""
+        if not hasattr(self._map, "madvise"):                  # Windows: the OS decides
+            return
+        start = self.offset - self.offset % mmap.PAGESIZE
+        end = self.offset + self.count * np.dtype(_NUMPY_DTYPE[self.dtype]).itemsize
+        self._map.madvise(mmap.MADV_DONTNEED, start, end - start)
+
+    def __repr__(self) -> str:
+        return f"MappedConstant({self.dtype}, {self.shape})"
+
+
 class _Blobs:
     """weights/weight.bin, read blob by blob into arrays of the stored dtype. Whole-byte types are
     read with plain file reads: coremltools' reader maps the whole file, whose pages then count in
     the process's memory beside the arrays made from them (twice the weights at load). Sub-byte
-    types (palette indices, int4) go through coremltools' reader, which unpacks them."""
+    types (palette indices, int4) go through coremltools' reader, which unpacks them. Large fp16
+    and integer blobs are not read at all: `mapped` describes them over one read-only map of the file."""
 
     SENTINEL = 0xDEADBEEF               # starts every blob's 64-byte metadata record (MIL blob format v2)
 
@@ -171,13 +218,37 @@ class _Blobs:
         self.size = path.stat().st_size
         self.file = open(path, "rb")
         self._reader = None
+        self._map: mmap.mmap | None = None
+
+    def _record(self, offset: int) -> tuple[int, int]:
+        """(data offset, size in bytes) of the blob whose metadata starts at `offset`, checked."""
+        self.file.seek(offset)
+        header = self.file.read(24)
+        if len(header) < 24:
+            raise BadInput(f"{self.path.parent.parent.parent.parent.name}: damaged weight.bin (blob at {offset})")
+        sentinel, _kind, size, data_offset = struct.unpack("<IIQQ", header)
+        if sentinel != self.SENTINEL or data_offset + size > self.size:
+            raise BadInput(f"{self.path.parent.parent.parent.parent.name}: damaged weight.bin (blob at {offset})")
+        return data_offset, size
+
+    def mapped(self, offset: int, spec: TensorSpec) -> MappedConstant | None:
+        """The blob as a MappedConstant when it is large and stored as it computes-after-widening
+        (fp16, int8/uint8, int16/int32), else None (read it)."""
+        dtype = _TORCH_DTYPE.get(spec.dtype)
+        if (spec.dtype not in _MAPPED or spec.shape is None or any(d is None for d in spec.shape)):
+            return None
+        count = int(np.prod(spec.shape, dtype=np.int64))
+        data_offset, size = self._record(offset)
+        item = np.dtype(_WHOLE_BYTES[spec.dtype]).itemsize
+        if count * item < MAPPED_BYTES or size != count * item:
+            return None
+        if self._map is None:
+            self._map = mmap.mmap(self.file.fileno(), 0, access=mmap.ACCESS_READ)
+        return MappedConstant(self._map, data_offset, count, dtype, tuple(int(d) for d in spec.shape))
 
     def read(self, offset: int, dtype: str) -> np.ndarray:
         if dtype in _WHOLE_BYTES:
-            self.file.seek(offset)
-            sentinel, _kind, size, data_offset = struct.unpack("<IIQQ", self.file.read(24))
-            if sentinel != self.SENTINEL or data_offset + size > self.size:
-                raise BadInput(f"{self.path.parent.parent.parent.parent.name}: damaged weight.bin (blob at {offset})")
+            data_offset, size = self._record(offset)
             self.file.seek(data_offset)
             item = np.dtype(_WHOLE_BYTES[dtype]).itemsize
             return np.fromfile(self.file, dtype=_WHOLE_BYTES[dtype], count=size // item)
