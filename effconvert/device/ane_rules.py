@@ -87,11 +87,10 @@ def _out_rank(op: Operation) -> int:
 def argument(op: Operation, arg: str, program: Program):
     """An op's argument value: inline, or the constant it names (parameters are usually consts)."""
     for kind, value in op.inputs.get(arg, []):
-        if kind == "value":
-            return value
-        if value in program.constants:
-            constant = program.constants[value]
-            return constant.tensor() if isinstance(constant, MappedConstant) else constant
+        if kind == "name":
+            value = program.constants.get(value)
+        if value is not None:
+            return value.tensor() if isinstance(value, MappedConstant) else value
     return None
 
 
