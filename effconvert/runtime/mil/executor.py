@@ -9,6 +9,8 @@ error source of fp16 programs.
 Memory: an op whose input dies at it computes into that input when it can (ops/inplace.py), and
 large outputs are rounded to fp16 in place; both give bitwise the values and layouts of the plain
 path (tests/test_mil_inplace.py). `keep=True` holds every value and computes nothing in place.
+Large fp16 weights are not held: each op widens them from the package's mapped weight.bin and
+their pages are dropped after it (program.MappedConstant).
 
 Subnormal floats are flushed to zero while a program runs, as the ARM NEON and GPU kernels of a
 device do. Without it, fp32 programs on mostly dark images (the digits) ran 37x slower on x86,

@@ -1,8 +1,8 @@
 """Read a saved `.mlpackage` (not an in-memory model) into plain data the executor walks.
 
 The program is `spec.mlProgram.functions["main"]`, block chosen by the function's opset; constants
-are decoded once (inline values, or blobs in `weights/weight.bin` through coremltools' own blob
-reader, which works on Linux). Declared output types are kept: the executor rounds to them (fp16)
+are decoded once (inline values, or blobs in `weights/weight.bin`, read or — large fp16 and integer
+ones — mapped, see MappedConstant). Declared output types are kept: the executor rounds to them (fp16)
 and checks its shapes against them.
 """
 
@@ -172,7 +172,8 @@ class MappedConstant:
     and the process holds an op's weights only while the op runs — S12's 18 MB of fp16 weights
     would otherwise sit in memory beside the float32 copy each op makes anyway. Only types whose
     widening always copies (fp16, small ints) are mapped, so no op ever sees, keeps or writes the
-    mapped bytes themselves."""
+    mapped bytes themselves. The file must not be rewritten in place while a program maps it
+    (effconvert replaces packages by rename, which leaves a mapped file as it was)."""
 
     __slots__ = ("_map", "offset", "count", "dtype", "shape")
 
