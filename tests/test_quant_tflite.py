@@ -26,6 +26,25 @@ def _entry(outcome, quant):
     return entry
 
 
+def _check_sensitivity_table(outcome, checkpoint) -> list[float]:
+    """Every conv/linear of the fused model has a finite score, sorted most sensitive first, and
+    quantizing one layer costs less than the whole int8 artifact. Returns the scores."""
+    import torch
+
+    from effconvert.fuse import fuse_model
+    from effconvert.load import load_checkpoint
+
+    table = outcome.report["int8_sensitivity"]["layers"]
+    loaded = load_checkpoint(checkpoint)
+    fused = fuse_model(loaded.model, inputs=torch.rand(8, *loaded.preprocessing.input_size), enabled=True)
+    layers = {n for n, m in fused.model.named_modules() if isinstance(m, (torch.nn.Conv2d, torch.nn.Linear))}
+    assert {row["layer"] for row in table} == layers
+    scores = [row["psnr_db"] for row in table]
+    assert scores == sorted(scores) and all(np.isfinite(scores))
+    assert scores[0] > _entry(outcome, "int8")["parity"]["psnr_db"]         # one layer < all layers
+    return scores
+
+
 def _depthwise_kernels(path) -> list[int]:
     from ai_edge_litert import schema_py_generated as schema
 
@@ -40,12 +59,9 @@ def test_int8_artifacts_are_built_as_declared_and_ranked_on_litert(small_t8, tmp
     """W8A8 with float I/O and no int8 GELU, int8 weights, the sensitivity table over every conv and
     linear: on an untrained model (its accuracy is not the point; the digits tests below judge that),
     each artifact run on LiteRT for its parity."""
-    import torch
     from ai_edge_litert import schema_py_generated as schema
     from ai_edge_litert.interpreter import Interpreter
 
-    from effconvert.fuse import fuse_model
-    from effconvert.load import load_checkpoint
     from effconvert.pipeline import Request, run
 
     outcome = run(Request(small_t8.checkpoint, ("tflite",), ("fp32", "int8-weights", "int8"), tmp_path,
@@ -67,14 +83,7 @@ def test_int8_artifacts_are_built_as_declared_and_ranked_on_litert(small_t8, tmp
                    if model.operatorCodes[op.opcodeIndex].builtinCode == schema.BuiltinOperator.GELU]
     assert gelu_inputs and set(gelu_inputs) == {schema.TensorType.FLOAT32}
 
-    table = outcome.report["int8_sensitivity"]["layers"]
-    loaded = load_checkpoint(small_t8.checkpoint)
-    fused = fuse_model(loaded.model, inputs=torch.rand(8, *loaded.preprocessing.input_size), enabled=True)
-    layers = {n for n, m in fused.model.named_modules() if isinstance(m, (torch.nn.Conv2d, torch.nn.Linear))}
-    assert {row["layer"] for row in table} == layers
-    scores = [row["psnr_db"] for row in table]
-    assert scores == sorted(scores) and all(np.isfinite(scores))
-    assert scores[0] > int8["parity"]["psnr_db"]                              # one layer < all layers
+    _check_sensitivity_table(outcome, small_t8.checkpoint)
 
 
 @pytest.mark.slow          # the digits-trained T8: minutes to train on an empty cache
@@ -179,19 +188,7 @@ def test_int8_at_full_resolution_matches_its_quantized_simulation(tmp_path):
 def test_sensitivity_table_ranks_every_conv_and_linear(quantized, digits):
     """One layer quantized at a time in simulation: every conv/linear has a finite score, sorted
     most sensitive first, and quantizing one layer costs less than the whole int8 artifact."""
-    import torch
-
-    from effconvert.fuse import fuse_model
-    from effconvert.load import load_checkpoint
-
-    table = quantized.report["int8_sensitivity"]["layers"]
-    loaded = load_checkpoint(digits.checkpoint)
-    fused = fuse_model(loaded.model, inputs=torch.rand(8, *loaded.preprocessing.input_size), enabled=True)
-    layers = {n for n, m in fused.model.named_modules() if isinstance(m, (torch.nn.Conv2d, torch.nn.Linear))}
-    assert {row["layer"] for row in table} == layers
-    scores = [row["psnr_db"] for row in table]
-    assert scores == sorted(scores) and all(np.isfinite(scores))
-    assert scores[0] > _entry(quantized, "int8")["parity"]["psnr_db"]      # one layer < all layers
+    scores = _check_sensitivity_table(quantized, digits.checkpoint)
     assert scores[-1] - scores[0] > 3                                         # it discriminates
 
 
