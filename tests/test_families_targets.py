@@ -17,11 +17,17 @@ REPRESENTATIVES = {
 }
 
 
+# Open: EfficientFormerV2 on ExecuTorch fp32 computes wrong logits (max rel err 5e1-8e4 across the
+# four variants; bench/results/support_matrix.md, 2026-12-01). The report says so; when it is fixed,
+# this test fails until the entry is removed.
+KNOWN_FAILURES = {("efficientformerv2", "executorch")}
+
+
 def test_every_family_has_a_representative():
     assert set(REPRESENTATIVES) | {"fastvit"} == set(FAMILIES)   # FastViT: tests/test_targets.py
 
 
-@pytest.mark.slow          # five families x three targets x fp32/fp16 on the runtimes: 3.5 minutes
+@pytest.mark.slow          # five families x four targets x fp32/fp16 on the runtimes: ~10 minutes
 @pytest.mark.parametrize("family", sorted(REPRESENTATIVES))
 def test_family_converts_to_every_target_and_passes_parity(family, tmp_path, checkpoints):
     arch = REPRESENTATIVES[family]
@@ -29,12 +35,18 @@ def test_family_converts_to_every_target_and_passes_parity(family, tmp_path, che
     outcome = run(Request(checkpoints(arch, layout), ("all",), ("fp32", "fp16"), tmp_path, samples=16))
     report = outcome.report
     assert report["model"]["arch"] == arch and report["fusion"]["passed"]
-    assert len(report["artifacts"]) == 6
+    # `all` includes ExecuTorch, which offers fp32 only (fp16 refused with its reason)
+    assert {(a["target"], a["quant"]) for a in report["artifacts"]} == {
+        (t, q) for t in ("coreml", "tflite", "onnx") for q in ("fp32", "fp16")} | {("executorch", "fp32")}
     for entry in report["artifacts"]:
         assert "error" not in entry, entry
-        assert entry["runtime"] in ("coreml-mil-executor", "coreml-macos", "litert", "onnxruntime")
+        assert entry["runtime"] in ("coreml-mil-executor", "coreml-macos", "litert", "onnxruntime",
+                                    "executorch-xnnpack")
         print(f"\n{arch} {entry['target']} {entry['quant']}: rel {entry['parity']['max_rel_err']:.1e} "
               f"psnr {entry['parity']['psnr_db']:.1f} top1 {entry['parity']['top1_agreement']:.3f}")
+        if (family, entry["target"]) in KNOWN_FAILURES:              # reported as failed, not hidden
+            assert not entry["parity"]["passed"] and outcome.exit_code == 1
+            continue
         assert entry["parity"]["passed"], (entry["target"], entry["quant"], entry["parity"]["failures"])
 
 
