@@ -9,7 +9,6 @@ import numpy as np
 import pytest
 
 
-
 @pytest.fixture(scope="module")
 def converted(tmp_path_factory, digits):
     from effconvert.pipeline import Request, run

@@ -198,10 +198,8 @@ def _resolve(bindings: list, env: dict[str, Any], mapped: list[MappedConstant]) 
         value = env[v] if kind == "name" else v
         if isinstance(value, MappedConstant):
             mapped.append(value)
-            value = value.view().to(_WIDE[value.dtype])
-        else:
-            value = _widen(value)
-        values.append(value)
+            value = value.view()                 # widened below: a copy, never the mapped bytes
+        values.append(_widen(value))
     return values if len(values) != 1 else values[0]
 
 

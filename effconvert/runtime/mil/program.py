@@ -235,8 +235,7 @@ class _Blobs:
     def mapped(self, offset: int, spec: TensorSpec) -> MappedConstant | None:
         """The blob as a MappedConstant when it is large and stored as it computes-after-widening
         (fp16, int8/uint8, int16/int32), else None (read it)."""
-        dtype = _TORCH_DTYPE.get(spec.dtype)
-        if (spec.dtype not in _MAPPED or spec.shape is None or any(d is None for d in spec.shape)):
+        if spec.dtype not in _MAPPED or spec.shape is None or any(d is None for d in spec.shape):
             return None
         count = int(np.prod(spec.shape, dtype=np.int64))
         data_offset, size = self._record(offset)
@@ -245,7 +244,7 @@ class _Blobs:
             return None
         if self._map is None:
             self._map = mmap.mmap(self.file.fileno(), 0, access=mmap.ACCESS_READ)
-        return MappedConstant(self._map, data_offset, count, dtype, tuple(int(d) for d in spec.shape))
+        return MappedConstant(self._map, data_offset, count, _TORCH_DTYPE[spec.dtype], tuple(int(d) for d in spec.shape))
 
     def read(self, offset: int, dtype: str) -> np.ndarray:
         if dtype in _WHOLE_BYTES:
