@@ -29,6 +29,7 @@ def _const(*shape, low=-3.0, high=3.0):
 # the same values. Cases with coremltools value inference: expected = coremltools' own result.
 A13, B23, D23, W34, B3, W6233, B6 = _const(1, 3, 1), _const(2, 3), _const(2, 3, low=1, high=2), \
     _const(3, 4), _const(3), _const(6, 2, 3, 3), _const(6)
+W6411, W641 = _const(6, 4, 1, 1), _const(6, 4, 1)
 VALUE_INFERENCE_CASES = [
     ("gelu_exact", _x(2, 5), lambda x: mb.gelu(x=x, mode="EXACT")),
     ("gelu_tanh", _x(2, 5), lambda x: mb.gelu(x=x, mode="TANH_APPROXIMATION")),
@@ -81,6 +82,16 @@ TORCH_CASES = [
     ("conv_same_lower", _x(1, 6, 8, 7),
      lambda x, w=W6233: mb.conv(x=x, weight=w, pad_type="same_lower", strides=[2, 2], groups=3),
      lambda x: torch.nn.functional.conv2d(torch.nn.functional.pad(x, (1, 1, 1, 0)), T(W6233), stride=2, groups=3)),
+    # 1x1 convolutions run as matrix products (ops/conv.py _pointwise): checked against torch's conv
+    ("conv_1x1_bias_batch2", _x(2, 4, 5, 3),
+     lambda x, w=W6411, b=B6: mb.conv(x=x, weight=w, bias=b),
+     lambda x: torch.nn.functional.conv2d(x, T(W6411), T(B6))),
+    ("conv_1x1_no_bias", _x(1, 4, 5, 3), lambda x, w=W6411: mb.conv(x=x, weight=w),
+     lambda x: torch.nn.functional.conv2d(x, T(W6411))),
+    ("conv1d_1x1", _x(2, 4, 7), lambda x, w=W641, b=B6: mb.conv(x=x, weight=w, bias=b),
+     lambda x: torch.nn.functional.conv1d(x, T(W641), T(B6))),
+    ("conv_1x1_stride2", _x(1, 4, 6, 6), lambda x, w=W6411: mb.conv(x=x, weight=w, strides=[2, 2]),
+     lambda x: torch.nn.functional.conv2d(x, T(W6411), stride=2)),
     ("avg_pool_exclude_pad", _x(1, 2, 7, 7),
      lambda x: mb.avg_pool(x=x, kernel_sizes=[3, 3], strides=[2, 2], pad_type="custom", pad=[1, 1, 1, 1],
                            exclude_padding_from_average=True),
