@@ -10,7 +10,9 @@ Memory: an op whose input dies at it computes into that input when it can (ops/i
 large outputs are rounded to fp16 in place; both give bitwise the values and layouts of the plain
 path (tests/test_mil_inplace.py). `keep=True` holds every value and computes nothing in place.
 Large fp16 weights are not held: each op widens them from the package's mapped weight.bin and
-their pages are dropped after it (program.MappedConstant).
+their pages are dropped after it (program.MappedConstant). glibc's heap thresholds are fixed when
+the first executor opens (heap.py): otherwise the same package's peak differed by up to 20 MB
+from one process to the next.
 
 Subnormal floats are flushed to zero while a program runs, as the ARM NEON and GPU kernels of a
 device do. Without it, fp32 programs on mostly dark images (the digits) ran 37x slower on x86,
@@ -26,6 +28,7 @@ import numpy as np
 import torch
 
 from ...errors import EffconvertError
+from . import heap
 from .ops import OPS, inplace
 from .program import MappedConstant, Program, load_program, rank_violations
 
@@ -42,6 +45,7 @@ class MILExecutor:
     name = "coreml-mil-executor"
 
     def __init__(self, path: Path | Program) -> None:
+        heap.settle()
         self.program = path if isinstance(path, Program) else load_program(Path(path))
         unknown = sorted({op.type for op in self.program.operations if op.type not in OPS})
         if unknown:
