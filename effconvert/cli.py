@@ -409,13 +409,13 @@ def bench_cmd(
                   "Core ML); its time is not device speed — use Xcode's performance report on a phone")
         mil = [r for r in results if not r.device_speed]
         out.print(f"  its fixed memory (importing torch and coremltools, the executor; measured on a one-conv "
-                  f"package): {mil[0].fixed_rss_mb:.0f} MB. Beyond it, per package (its program, weights and "
-                  f"activations): " + "; ".join(
-                      f"{escape(Path(r.path).name)} {r.package_rss_mb:.0f} MB "
-                      f"({r.package_rss_mb / (r.size_bytes / 1e6):.1f}x its size)" for r in mil)
+                  f"package): {mil[0].fixed_rss_mb:.0f} MiB. Beyond it, per package (its program, weights and "
+                  f"activations; not the input batch): " + "; ".join(
+                      f"{escape(Path(r.path).name)} {r.package_rss_mb:.1f} MiB "
+                      f"({r.package_rss_ratio:.2f}x its size)" for r in mil)
                   + ". Apart, torch's kernel code its ops page in beyond the one conv's (shared library "
                     "pages, the same for any model running those kernels): " + "; ".join(
-                      f"{escape(Path(r.path).name)} {r.library_beyond_fixed_mb:.0f} MB" for r in mil))
+                      f"{escape(Path(r.path).name)} {r.library_beyond_fixed_mb:.0f} MiB" for r in mil))
 
 
 @app.command("device")

@@ -81,8 +81,10 @@ def test_bench_reports_the_mil_executors_fixed_memory_apart(cli, artifacts):
     rows = json.loads(cli("bench", *paths, "--runs", "2", "--json").output)
     mil, ort = rows
     assert mil["fixed_rss_mb"] > 0 and 0 < mil["fixed_library_rss_mb"] < mil["fixed_rss_mb"]
-    private = mil["added_rss_mb"] - mil["library_rss_mb"]
+    private = mil["added_rss_mb"] - mil["library_rss_mb"] - mil["input_mb"]
+    assert mil["input_mb"] == pytest.approx(3 * 16 * 16 * (4 + 1) / 2**20)      # floats and pixels
     assert mil["package_rss_mb"] == pytest.approx(max(private - (mil["fixed_rss_mb"] - mil["fixed_library_rss_mb"]), 0))
+    assert mil["package_rss_ratio"] == pytest.approx(mil["package_rss_mb"] * 2**20 / mil["size_bytes"])
     assert mil["library_beyond_fixed_mb"] == pytest.approx(max(mil["library_rss_mb"] - mil["fixed_library_rss_mb"], 0))
     assert ort["fixed_rss_mb"] is None and "package_rss_mb" not in ort
     table = cli("bench", *paths, "--runs", "2")

@@ -38,6 +38,9 @@ class ArtifactBench:
     # torch and coremltools, the executor itself), and the library pages of that.
     fixed_rss_mb: float | None = None
     fixed_library_rss_mb: float | None = None
+    # The input batch the child made after its baseline (pixels and normalised floats): the
+    # caller's data, not the runtime's; left out of package_rss_mb (the one-conv probe's is ~0).
+    input_mb: float = 0.0
 
     @property
     def package_rss_mb(self) -> float | None:
@@ -46,8 +49,15 @@ class ArtifactBench:
         probe's. Library code its ops page in beyond the probe's is torch's, reported apart."""
         if self.fixed_rss_mb is None:
             return None
-        return max((self.added_rss_mb - self.library_rss_mb)
+        return max((self.added_rss_mb - self.library_rss_mb - self.input_mb)
                    - (self.fixed_rss_mb - (self.fixed_library_rss_mb or 0.0)), 0.0)
+
+    @property
+    def package_rss_ratio(self) -> float | None:
+        """package_rss_mb over the package's size, both in MiB."""
+        if self.package_rss_mb is None or not self.size_bytes:
+            return None
+        return self.package_rss_mb * 2**20 / self.size_bytes
 
     @property
     def library_beyond_fixed_mb(self) -> float | None:
@@ -64,6 +74,7 @@ class ArtifactBench:
     def as_dict(self) -> dict:
         return {**asdict(self), "timing": self.timing.as_dict(), "device_speed": self.device_speed,
                 **({} if self.fixed_rss_mb is None else {"package_rss_mb": self.package_rss_mb,
+                                                          "package_rss_ratio": self.package_rss_ratio,
                                                           "library_beyond_fixed_mb": self.library_beyond_fixed_mb}),
                 **({} if self.device_speed else {"note": "reference interpreter (effconvert's MIL executor), "
                                                          "not device speed"})}
@@ -95,7 +106,7 @@ def bench_artifact(path: Path, *, threads: int = 2, runs: int = 20, warmup: int 
         raise (ArtifactFailed if result.get("fails_at_run") else BadInput)(result["error"])
     return ArtifactBench(str(path), result["target"], result["runtime"], size_on_disk(path), threads,
                          Timing(**result["timing"]), result["peak_rss_mb"], result["added_rss_mb"],
-                         result["library_rss_mb"])
+                         result["library_rss_mb"], input_mb=result["input_mb"])
 
 
 def mil_fixed_cost(*, threads: int = 2) -> ArtifactBench:
@@ -156,6 +167,7 @@ def _measure_in_child(path: str, threads: int, runs: int, warmup: int) -> dict:
     peak = _rss_mb("VmHWM")
     return {"target": target.name, "runtime": runtime.name, "timing": timing.as_dict(),
             "peak_rss_mb": peak, "added_rss_mb": max(peak - before, 0.0),
+            "input_mb": (batch.inputs.nbytes + batch.pixels.nbytes) / 2**20,
             "library_rss_mb": max(_library_rss_mb() - library_before, 0.0)}
 
 
