@@ -2,14 +2,15 @@
 
 A forward pass allocates and frees buffers of a few hundred KB to a few MB, op after op. With
 glibc's defaults the mmap threshold is dynamic: the first large buffer is mapped, and freeing it
-raises the threshold to its size, so from then on such buffers come from the heap, where the
-order of a run's allocations leaves holes a slightly larger buffer cannot use. FastViT-S12's
-second run grew the heap by another 0.6–8.8 MB, a different amount in every process (23–46 MB
-beyond the fixed cost over ten processes, for a 19 MB package). With the threshold fixed at
-1 MiB, a buffer of 1 MiB or more that the heap's free space cannot hold is mapped (and given back
-at free) instead of growing the heap, every run alike: S12 24–27 MB in every process. The trim threshold is fixed with it (setting one disables the dynamic
-adjustment of both) at 32 MiB: at glibc's 128 KiB the heap's top was given back and faulted in
-again on every run, which made runs slower than with the defaults.
+raises the threshold to its size, so from then on such buffers come from the heap, where the order
+of a run's allocations leaves holes a slightly larger buffer cannot use. FastViT-S12's second run
+grew the heap by another 0.6–8.8 MB, a different amount in every process (23–46 MB beyond the fixed
+cost over ten processes, for a 19 MB package). With the threshold fixed at 1 MiB, a buffer of 1 MiB
+or more that the heap's free space cannot hold is mapped (and given back at free) instead of
+growing the heap, every run alike: S12 24–27 MB in every process. The trim threshold is fixed with
+it (setting one disables the dynamic adjustment of both) at 32 MiB: at glibc's 128 KiB the heap's
+top was given back and faulted in again on every run, which made runs slower than with the
+defaults.
 
 Both are process-wide settings (man 3 mallopt); they are set when the first executor opens, so a
 process that never runs a Core ML program keeps glibc's defaults. Not glibc (macOS, musl): nothing
