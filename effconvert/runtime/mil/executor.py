@@ -11,7 +11,7 @@ large outputs are rounded to fp16 in place; both give bitwise the values and lay
 path (tests/test_mil_inplace.py). `keep=True` holds every value and computes nothing in place.
 Large fp16 weights are not held: each op widens them from the package's mapped weight.bin and
 their pages are dropped after it (program.MappedConstant). glibc's heap thresholds are fixed when
-the first executor opens (heap.py): otherwise the same package's peak differed by up to 20 MB
+the first executor opens (heap.py): otherwise the same package's peak differed by up to 23 MB
 from one process to the next.
 
 Subnormal floats are flushed to zero while a program runs, as the ARM NEON and GPU kernels of a

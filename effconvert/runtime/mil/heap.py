@@ -7,7 +7,7 @@ of a run's allocations leaves holes a slightly larger buffer cannot use. FastViT
 grew the heap by another 0.6–8.8 MB, a different amount in every process (23–46 MB beyond the fixed
 cost over ten processes, for a 19 MB package). With the threshold fixed at 1 MiB, a buffer of 1 MiB
 or more that the heap's free space cannot hold is mapped (and given back at free) instead of
-growing the heap, every run alike: S12 24–27 MB in every process. The trim threshold is fixed with
+growing the heap, every run alike: S12 23–27 MiB in every process. The trim threshold is fixed with
 it (setting one disables the dynamic adjustment of both) at 32 MiB: at glibc's 128 KiB the heap's
 top was given back and faulted in again on every run, which made runs slower than with the
 defaults.
