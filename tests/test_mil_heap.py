@@ -3,13 +3,12 @@ heap, however the process allocated before, so a run's peak does not depend on t
 
 from __future__ import annotations
 
-import platform
 import subprocess
 import sys
 
 import pytest
 
-GLIBC = platform.system() == "Linux" and platform.libc_ver()[0] == "glibc"
+from effconvert.runtime.mil.heap import GLIBC
 
 # In a fresh interpreter: once a 4 MiB buffer was freed, glibc's dynamic threshold lets smaller ones
 # grow the heap (the 1.5 MiB one). Then a 3 MiB buffer, more than the heap's free space: mapped only

@@ -26,6 +26,8 @@ import platform
 MMAP_THRESHOLD = 1 << 20            # bytes: a buffer this large never grows the heap
 TRIM_THRESHOLD = 32 << 20           # bytes of free heap top kept rather than given back
 
+GLIBC = platform.system() == "Linux" and platform.libc_ver()[0] == "glibc"
+
 _M_TRIM_THRESHOLD = -1              # <malloc.h>
 _M_MMAP_THRESHOLD = -3
 
@@ -41,7 +43,7 @@ def settle() -> bool:
 
 
 def _mallopt(option: int, value: int) -> bool:
-    if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
+    if not GLIBC:
         return False
     libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
     return bool(libc.mallopt(option, value))
