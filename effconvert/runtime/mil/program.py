@@ -238,9 +238,11 @@ class _Blobs:
         if spec.dtype not in _MAPPED or spec.shape is None or any(d is None for d in spec.shape):
             return None
         count = int(np.prod(spec.shape, dtype=np.int64))
-        data_offset, size = self._record(offset)
         item = np.dtype(_WHOLE_BYTES[spec.dtype]).itemsize
-        if count * item < MAPPED_BYTES or size != count * item:
+        if count * item < MAPPED_BYTES:          # small: read() reads its record, once
+            return None
+        data_offset, size = self._record(offset)
+        if size != count * item:
             return None
         if self._map is None:
             self._map = mmap.mmap(self.file.fileno(), 0, access=mmap.ACCESS_READ)
