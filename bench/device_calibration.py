@@ -1,4 +1,4 @@
-"""Calibrate the A14 cost model (effconvert/device/cost.py) on ../shared/device/published_a14.csv
+"""Calibrate the A14 cost model (effconvert/device/cost.py) on effconvert/device/data/published_a14.csv
 and measure its error honestly; then estimate the variants with no published number given to us.
 
     .venv/bin/python bench/device_calibration.py [--work DIR]
@@ -19,7 +19,7 @@ import json
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-PUBLISHED = ROOT.parent / "shared" / "device" / "published_a14.csv"
+PUBLISHED = ROOT / "effconvert" / "device" / "data" / "published_a14.csv"
 # Variants with no number in the calibration file, at their native sizes (checked afterwards
 # against published numbers we were not given).
 HELD_OUT = (("efficientformer_l1", 224), ("efficientformer_l3", 224), ("efficientformer_l7", 224),

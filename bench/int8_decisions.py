@@ -119,10 +119,10 @@ def judge(ckpt: Path, out: Path, train_dir: Path, val_dir: Path, threads: int, g
     from effconvert.measure import bench_artifact
     from effconvert.pipeline import Request, run
 
-    outcome = run(Request(ckpt, ("tflite",), ("fp32", "int8"), out, samples=400, val_dir=val_dir,
-                          calib_dir=train_dir, calib_samples=64, gate=gate, fallback=gate is not None),
+    outcome = run(Request(ckpt, ("tflite",), ("fp32", "int8"), out, samples=400, val=val_dir,
+                          calib=train_dir, calib_samples=64, gate=gate, fallback=gate is not None),
                   on_step=lambda step, message: print(f"  {step}: {message}", flush=True))
-    entries = {a["quant"]: a for a in outcome.report["artifacts"]}
+    entries = {a["quant"]: a for a in outcome.report.to_json()["artifacts"]}
     times: dict[str, list[float]] = {"fp32": [], "int8": []}
     for _ in range(2):                                   # alternated: a busy machine weighs on both
         for quant in times:
@@ -132,10 +132,10 @@ def judge(ckpt: Path, out: Path, train_dir: Path, val_dir: Path, threads: int, g
                      "accuracy": e["parity"]["accuracy"], "top1_agreement": e["parity"]["top1_agreement"],
                      "psnr_db": round(e["parity"]["psnr_db"], 1), "passed": e["parity"]["passed"]}
              for quant, e in entries.items()}
-    return {"reference_accuracy": outcome.report["inputs"]["reference_accuracy"], "artifacts": cells,
-            "input_size": outcome.report["model"]["input_size"], "gate": gate,
+    return {"reference_accuracy": outcome.report.to_json()["inputs"]["reference_accuracy"], "artifacts": cells,
+            "input_size": outcome.report.to_json()["model"]["input_size"], "gate": gate,
             "fallback": entries["int8"].get("fallback"),
-            "most_sensitive": outcome.report["int8_sensitivity"]["layers"][:5]}
+            "most_sensitive": outcome.report.to_json()["int8_sensitivity"]["layers"][:5]}
 
 
 def render(result: dict) -> str:

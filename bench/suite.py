@@ -89,7 +89,7 @@ def bench_model(arch: str, threads: int, runs: int, gflops: float) -> dict:
         # converters' imports as a user's first run does. The raw converter calls are timed again
         # in a second fresh process making the same conversions one after another, with nothing
         # beside them (no second process, no validation): the denominator.
-        report, row["e2e_s"] = _in_child(ckpt, tmp / "out", True)
+        report, row["e2e_s"] = _in_child(ckpt, tmp / "out", True)  # report.json as data
         entries = report["artifacts"]
         row["toolchain_same_run_s"] = round(sum(e["timings_s"]["toolchain"] for e in entries), 2)
         row["convert_s"] = round(sum(e["timings_s"]["convert"] for e in entries), 2)
@@ -102,9 +102,9 @@ def bench_model(arch: str, threads: int, runs: int, gflops: float) -> dict:
                      run(Request(ckpt, ("coreml",), ("int8-weights",), tmp / "out"))]
         paths = {(e["target"], e["quant"]): tmp / "out" / e["path"] for e in entries if e.get("path")}
         paths.update({(a.target, a.quant): a.path for r in int8_runs for a in r.artifacts})
-        row["passed"] = report["passed"] and all(r.report["passed"] for r in int8_runs)
+        row["passed"] = report["passed"] and all(r.report.to_json()["passed"] for r in int8_runs)
         row["parity"] = {f"{e['target']} {e['quant']}": _parity_cell(e)
-                         for e in entries + [e for r in int8_runs for e in r.report["artifacts"]]}
+                         for e in entries + [e for r in int8_runs for e in r.report.to_json()["artifacts"]]}
 
         loaded = load_checkpoint(ckpt)
         unfused = loaded.model.eval()
@@ -157,7 +157,7 @@ def _timed_run(ckpt: str, out: str, validate: bool) -> tuple[dict, float]:
     start = time.perf_counter()
     outcome = run(Request(Path(ckpt), ("all",), ("fp32", "fp16"), Path(out), validate=validate),
                   second_process=None if validate else False)
-    return outcome.report, round(time.perf_counter() - start, 2)
+    return outcome.report.to_json(), round(time.perf_counter() - start, 2)
 
 
 def raw_tflite(model: torch.nn.Module, sample: torch.Tensor, out: Path) -> float:

@@ -2,7 +2,7 @@
 
     import effconvert
     result = effconvert.convert("fastvit_s12.pth", targets=["coreml", "tflite"], quants=["fp16"])
-    print(result.passed, [a.path for a in result.artifacts])
+    print(result.passed, result.files)
 
 The API lives in api.py and is imported on first use, so `import effconvert` (and the CLI's
 option checks) stay fast: torch and the converters load only when a stage needs them.
@@ -23,28 +23,29 @@ from ._version import __version__
 from .errors import BadInput, ConversionFailed, EffconvertError, ParityFailed
 
 if TYPE_CHECKING:                                   # for type checkers and IDEs only
-    from .api import ArtifactResult, Result, convert, fuse, load, validate
+    from .api import Result, convert, fuse, load, validate
+    from .report.schema import ArtifactReport, Report
 
 _SHADOWED = ("convert", "load", "fuse", "validate")   # API functions named like stage packages
-_LAZY = ("ArtifactResult", "Result")
+_LAZY = {"Result": "api", "Report": "report.schema", "ArtifactReport": "report.schema"}
 __all__ = ["__version__", "EffconvertError", "BadInput", "ConversionFailed", "ParityFailed", *_SHADOWED, *_LAZY]
 
 
-def __getattr__(name: str):
+def __getattr__(name: str) -> object:
     if name in _LAZY:
-        from . import api
+        import importlib
 
-        return getattr(api, name)
+        return getattr(importlib.import_module(f"{__name__}.{_LAZY[name]}"), name)
     raise AttributeError(f"module 'effconvert' has no attribute {name!r}")
 
 
 def _api_function(name: str) -> property:
-    def get(module):
+    def get(module: types.ModuleType) -> object:
         from . import api
 
         return getattr(api, name)
 
-    def keep_function(module, value):
+    def keep_function(module: types.ModuleType, value: object) -> None:
         # The import system sets a newly imported stage package here; the function stays.
         if not isinstance(value, types.ModuleType):
             raise AttributeError(f"effconvert.{name} is the API function and cannot be replaced")

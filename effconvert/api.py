@@ -2,95 +2,90 @@
 
     import effconvert
     result = effconvert.convert("fastvit_s12.pth", targets=["coreml"], quants=["fp16"])
-    result.passed, [a.path for a in result.artifacts], result.report["artifacts"][0]["parity"]
+    result.passed, result.files, result.artifacts[0].verdict.parity.psnr_db
 
     loaded = effconvert.load("fastvit_s12.pth")            # LoadedModel: timm module + provenance
     fused = effconvert.fuse(loaded)                         # FusedModel: deploy form + its proof
     check = effconvert.validate("out/fastvit_s12_fp16.mlpackage", loaded)   # Validation
 
-Every error a user can cause raises `effconvert.EffconvertError` (subclasses: BadInput,
-ConversionFailed, ParityFailed), each with `.message`, `.hint` and the CLI's `.exit_code`.
-The CLI (cli.py) is a thin shell over `convert`.
+`convert`'s keyword options are the CLI's, by the same names (options.py holds them once; the
+keywords are also listed in `help(effconvert.convert)`). Every error a user can cause raises
+`effconvert.EffconvertError` (subclasses: BadInput, ConversionFailed, ParityFailed), each with
+`.message`, `.hint` and the CLI's `.exit_code`; a failed gate or conversion is in the result.
+
+A call leaves the caller's process as it was: no allocator settings, temporary-folder or
+environment changes, no child process left running, no signal handler replaced.
 """
 
 from __future__ import annotations
 
+import inspect
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 from .errors import BadInput
 from .fuse import FusedModel, fuse_model
 from .load import LoadedModel, load_checkpoint
-from .pipeline import PROOF_SAMPLES, Request, StepCallback, run
+from .options import OPTIONS, request_from
+from .pipeline import EventCallback, run
+from .pipeline.events import ignore
+from .pipeline.steps import PROOF_SAMPLES
+from .report.schema import ArtifactReport, Report
 from .targets import target_of
 from .validate import Validation, gate_for, input_set, validate_artifact
 from .validate.inputs import InputSet
 
-__all__ = ["ArtifactResult", "Result", "convert", "load", "fuse", "validate"]
-
-
-@dataclass(frozen=True)
-class ArtifactResult:
-    """One (target, quant) of a conversion, as report.json describes it."""
-
-    target: str
-    quant: str
-    path: Path | None            # None when the conversion failed (see `error`)
-    size_bytes: int | None
-    runtime: str | None          # what executed it for parity, e.g. "litert", "coreml-mil-executor"
-    parity: dict[str, Any]       # the report's parity block: metrics, thresholds, failures
-    passed: bool
-    error: str | None = None
+__all__ = ["Result", "convert", "fuse", "load", "validate"]
 
 
 @dataclass(frozen=True)
 class Result:
-    """What `convert` produced: the artifacts, the report (the dict report.json holds) and the
-    exit code the CLI would return (0 passed, 1 a gate failed, 3 a conversion failed)."""
+    """What `convert` produced: the typed report (what report.json holds), where it was written, and
+    the exit code the CLI would return (0 passed, 1 a gate failed, 3 a conversion failed)."""
 
-    artifacts: list[ArtifactResult]
-    report: dict[str, Any]
+    report: Report
     report_path: Path
     out_dir: Path
-    exit_code: int
+
+    @property
+    def artifacts(self) -> tuple[ArtifactReport, ...]:
+        return self.report.artifacts
+
+    @property
+    def files(self) -> list[Path]:
+        """Every artifact written, in the order asked for."""
+        return [self.out_dir / a.path for a in self.report.artifacts if a.path]
+
+    @property
+    def exit_code(self) -> int:
+        return self.report.exit_code
 
     @property
     def passed(self) -> bool:
         return self.exit_code == 0
 
 
-def convert(checkpoint: str | Path, targets: Iterable[str] = ("coreml",), quants: Iterable[str] = ("fp16",), *,
-            out_dir: str | Path | None = None, arch: str | None = None, image_size: int | None = None,
-            samples: int = 32, val_dir: str | Path | None = None, calib_dir: str | Path | None = None,
-            calib_samples: int = 64, gate: str | None = None, fuse: bool = True, validate: bool = True,
-            labels_file: str | Path | None = None, dynamic_batch: bool = False, layout: str = "nhwc",
-            ios: int = 16, input_kind: str = "image", int8_io: bool = False, palettize: int | None = None,
-            fallback: bool = True, mean: Iterable[float] | None = None, std: Iterable[float] | None = None,
-            crop_pct: float | None = None, on_step: StepCallback | None = None) -> Result:
+def convert(checkpoint: str | Path, *, on_event: EventCallback | None = None, **options: Any) -> Result:
     """Convert `checkpoint` to every (target, quant) pair, validate each artifact on its runtime and
-    write report.json/report.html into `out_dir` (default `effconvert-out/<checkpoint stem>`).
+    write report.json/report.html into `out` (default `effconvert-out/<checkpoint stem>`).
 
     `checkpoint`: a file, a Hugging Face / timm snapshot folder, or `hf-hub:ORG/NAME` (local cache).
-    Targets: coreml, tflite, onnx, executorch, all. Quants: fp32, fp16, int8-weights, int8, pal6, pal4
-    (as each target supports: see `effconvert.targets.TARGETS`). The keyword options are the CLI's.
-    Raises EffconvertError for bad input; a failed gate or conversion is in the result, not raised.
+    `on_event`: called with each progress event (pipeline.events). Options, by keyword:
     """
-    path = lambda value: None if value is None else Path(value)   # noqa: E731
-    request = Request(
-        checkpoint if str(checkpoint).startswith("hf-hub:") else Path(checkpoint), targets=tuple(targets), quants=tuple(quants), out_dir=path(out_dir), arch=arch,
-        image_size=image_size, samples=samples, val_dir=path(val_dir), gate=gate, fuse=fuse, validate=validate,
-        labels_file=path(labels_file), dynamic_batch=dynamic_batch, layout=layout, ios=ios, input_kind=input_kind,
-        calib_dir=path(calib_dir), calib_samples=calib_samples, int8_io=int8_io, palettize=palettize,
-        fallback=fallback, mean=None if mean is None else tuple(mean), std=None if std is None else tuple(std),
-        crop_pct=crop_pct)
-    outcome = run(request, on_step=on_step or (lambda step, message: None))
-    artifacts = [ArtifactResult(
-        target=e["target"], quant=e["quant"], path=outcome.out_dir / e["path"] if e.get("path") else None,
-        size_bytes=e.get("size_bytes"), runtime=e.get("runtime"), parity=e.get("parity", {}),
-        passed=not e.get("error") and e.get("parity", {}).get("passed", False), error=e.get("error"))
-        for e in outcome.report["artifacts"]]
-    return Result(artifacts, outcome.report, outcome.report_path, outcome.out_dir, outcome.exit_code)
+    request = request_from(checkpoint, options, where="convert(): ")
+    outcome = run(request, on_event or ignore)
+    return Result(outcome.report, outcome.report_path, outcome.out_dir)
+
+
+# help(), IDEs and the docs see every option with its default, from the one table.
+convert.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
+    [inspect.Parameter("checkpoint", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation="str | Path"),
+     *(inspect.Parameter(o.name, inspect.Parameter.KEYWORD_ONLY, default=o.default, annotation=o.kind)
+       for o in OPTIONS),
+     inspect.Parameter("on_event", inspect.Parameter.KEYWORD_ONLY, default=None)])
+convert.__doc__ = (convert.__doc__ or "") + "".join(
+    f"\n    {o.name} = {o.default!r}: {o.full_help}" for o in OPTIONS) + "\n"
 
 
 def load(checkpoint: str | Path, *, arch: str | None = None, image_size: int | None = None) -> LoadedModel:
@@ -130,6 +125,7 @@ def validate(artifact: str | Path, model: LoadedModel, inputs: InputSet | None =
     with torch.no_grad():
         reference = np.concatenate([model.model(torch.from_numpy(images.inputs[i:i + 8])).numpy()
                                     for i in range(0, len(images.inputs), 8)])
+    target = target_of(artifact)
     # The runtime reads the input layout from the artifact itself when the metadata has none.
-    found = Artifact(target_of(artifact).name, quant, artifact, 0.0, meta.get("effconvert.input_layout", ""))
-    return validate_artifact(found, images, reference, gate=gate_for(quant, gate))
+    found = Artifact(target.name, quant, artifact, 0.0, meta.get("effconvert.input_layout", ""))
+    return validate_artifact(found, images, reference, gate=gate_for(quant, gate), budget=target.validation_budget)

@@ -7,35 +7,37 @@
 from __future__ import annotations
 
 import contextlib
+import inspect
 import json
-from dataclasses import replace
 import signal
 import sys
-import time
 import traceback
+from collections.abc import Iterator
 from pathlib import Path
-from typing import List, Optional
+from typing import TYPE_CHECKING, Any
 
 import typer
 from rich.console import Console
 from rich.markup import escape
+from rich.progress import TaskID
 from rich.table import Table
 
 from .errors import BadInput, EffconvertError
-from .report.console import render_console
-from .targets import CHECKPOINT_LAYOUTS, INPUT_KINDS, IOS_TARGETS, QUANTS, TARGETS, TFLITE_LAYOUTS
+from .options import OPTIONS, Option, Request, request_from, three_numbers
+from .targets import CHECKPOINT_LAYOUTS, SOCS, TARGETS
 
-# Help text from the tables the options are checked against, so help and checks cannot disagree.
-_TARGET_HELP = " | ".join(TARGETS) + " | all (every target that supports the quant); repeat or comma-separate"
-_QUANT_HELP = "; ".join(f"{q} ({', '.join(t.name for t in TARGETS.values() if q in t.quants)})" for q in QUANTS) \
-    + "; repeat or comma-separate"
+if TYPE_CHECKING:
+    from .batch import JobResult, Plan
+    from .pipeline import Event, Outcome
+
 _SUFFIXES = ", ".join(t.suffix for t in TARGETS.values())
 
 app = typer.Typer(add_completion=True, no_args_is_help=True, pretty_exceptions_enable=False,
                   context_settings={"help_option_names": ["-h", "--help"]},
                   help="Efficient vision transformer checkpoint -> phone-ready artifact + parity report.")
-err = Console(stderr=True, highlight=False)
-out = Console(highlight=False)
+# Not a terminal (a pipe, a CI log): wide enough that tables never fold a word in two.
+err = Console(stderr=True, highlight=False, width=None if sys.stderr.isatty() else 200)
+out = Console(highlight=False, width=None if sys.stdout.isatty() else 200)
 INTERNAL_ERROR_EXIT = 4
 INTERRUPT_EXITS = {signal.SIGINT: 130, signal.SIGTERM: 143}    # 128 + the signal, as shells report it
 SUBCOMMANDS = ("convert", "demo", "batch", "inspect", "make-checkpoint", "app", "bench", "device")
@@ -44,14 +46,16 @@ SUBCOMMANDS = ("convert", "demo", "batch", "inspect", "make-checkpoint", "app", 
 class Terminated(KeyboardInterrupt):
     """SIGTERM, raised like Ctrl-C so that every `finally` (temporary folders, locks) runs."""
 
+    exit_code = 143  # 128 + SIGTERM
 
-def _on_sigterm(signum, frame) -> None:
+
+def _on_sigterm(signum: int, frame: object) -> None:
     raise Terminated()
 
 
 @contextlib.contextmanager
 def _guarded(debug: bool, finished: list[str] | None = None,
-             left: str = "no report written, no partial artifact left; rerun to complete"):
+             left: str = "no report written, no partial artifact left; rerun to complete") -> Iterator[None]:
     """Every error becomes one line and an exit code; an interrupt says what finished."""
     try:
         yield
@@ -81,112 +85,116 @@ def _fail(exc: BaseException, debug: bool) -> None:
     raise typer.Exit(code=INTERNAL_ERROR_EXIT) from None
 
 
-@app.command("convert")
-def convert_cmd(
-    checkpoint: Path = typer.Argument(..., help="Checkpoint: .pth, .pth.tar, .pt or .safetensors file, a Hugging "
-                                                "Face / timm snapshot folder, or hf-hub:ORG/NAME (local cache)"),
-    target: List[str] = typer.Option(["coreml"], "--target", "-t", help=_TARGET_HELP),
-    quant: List[str] = typer.Option(["fp32"], "--quant", "-q", help=_QUANT_HELP),
-    arch: Optional[str] = typer.Option(None, help="Architecture override, e.g. fastvit_s12"),
-    image_size: Optional[int] = typer.Option(None, help="Input resolution (default: the model's)"),
-    out_dir: Optional[Path] = typer.Option(None, "--out", "-o", help="Output folder"),
-    samples: int = typer.Option(32, help="Validation inputs"),
-    val: Optional[Path] = typer.Option(None, help="Folder of validation images (class sub-folders: accuracy)"),
-    calib: Optional[Path] = typer.Option(None, help="int8: folder of calibration images (default: built-in set)"),
-    calib_samples: int = typer.Option(64, help="int8: calibration images to use"),
-    int8_io: bool = typer.Option(False, "--int8-io", help="TFLite int8: integer input/output tensors"),
-    palettize: Optional[int] = typer.Option(None, help="Core ML: also write N-bit palettized weights (4 | 6)"),
-    no_fallback: bool = typer.Option(False, "--no-fallback",
-                                     help="int8: keep every layer int8 even if the gate fails"),
-    gate: Optional[str] = typer.Option(None, help="Override gates, e.g. psnr=40,top1=0.995"),
-    labels: Optional[Path] = typer.Option(None, help="Labels file, one per line"),
-    no_fuse: bool = typer.Option(False, "--no-fuse", help="Convert the unfused model"),
-    no_validate: bool = typer.Option(False, "--no-validate", help="Skip runtime parity"),
-    dynamic_batch: bool = typer.Option(False, "--dynamic-batch", help="ONNX: dynamic batch axis"),
-    layout: str = typer.Option("nhwc", help="TFLite input layout: " + " | ".join(TFLITE_LAYOUTS)),
-    ios: int = typer.Option(16, help="Core ML minimum iOS: " + " | ".join(map(str, IOS_TARGETS))),
-    input_kind: str = typer.Option("image", "--input", help="Core ML input: " + " | ".join(INPUT_KINDS)),
-    mean: Optional[str] = typer.Option(None, help="Preprocessing mean per RGB channel, e.g. 0.5,0.5,0.5 "
-                                                  "(default: the checkpoint's config.json, else timm's)"),
-    std: Optional[str] = typer.Option(None, help="Preprocessing std per RGB channel, e.g. 0.5,0.5,0.5"),
-    crop_pct: Optional[float] = typer.Option(None, help="Eval crop fraction (resize to size/crop_pct, centre-crop)"),
-    app_platforms: List[str] = typer.Option([], "--app", help="Also write a sample app: ios | android (repeatable)"),
-    as_json: bool = typer.Option(False, "--json", help="Print report.json to stdout"),
-    debug: bool = typer.Option(False, "--debug", help="Show tracebacks"),
-) -> None:
-    """Convert CHECKPOINT, validate every artifact on its runtime, write report.json."""
-    from .pipeline import Request, run
+def _flag(*names: str, help: str) -> Any:
+    """An on/off flag (no value, no default shown)."""
+    return typer.Option(False, *names, help=help, show_default=False, metavar=" ")
 
-    request = Request(checkpoint, targets=tuple(target), quants=tuple(quant), out_dir=out_dir, arch=arch,
-                      image_size=image_size, samples=samples, val_dir=val, gate=gate, fuse=not no_fuse,
-                      validate=not no_validate, labels_file=labels, dynamic_batch=dynamic_batch, layout=layout,
-                      ios=ios, input_kind=input_kind, calib_dir=calib, calib_samples=calib_samples,
-                      int8_io=int8_io, palettize=palettize, fallback=not no_fallback)
+
+def _cli_option(option: Option) -> inspect.Parameter:
+    """One parameter of the convert command, from the option table."""
+    kind = option.kind
+    flags = [option.flag] + ([option.short] if option.short else [])
+    if kind == "bool":
+        default: Any = False  # a plain flag: --no-fuse for an option on by default
+        annotation: Any = bool
+    elif kind == "texts":
+        default, annotation = list(option.default), list[str]
+    elif kind == "three":
+        default, annotation = None, str | None
+    else:
+        default = option.default
+        base = {"int": int, "number": float, "text": str, "path": Path}[kind]
+        annotation = base | None if option.default is None else base
+    metavar = option.metavar or ("|".join(map(str, option.choices)) if option.choices else None)
+    if kind == "bool":
+        metavar = " "  # a flag takes no value: typer would show <bool>
+    param = typer.Option(default, *flags, help=option.flag_help, metavar=metavar, show_default=kind != "bool")
+    return inspect.Parameter(option.name, inspect.Parameter.KEYWORD_ONLY, default=param, annotation=annotation)
+
+
+def _from_cli(option: Option, value: Any) -> Any:
+    if option.kind == "bool" and option.negated:
+        return not value
+    if option.kind == "three":
+        return three_numbers(option.flag, value)
+    return value
+
+
+def convert_cmd(checkpoint: Path, *, app_platforms: list[str], as_json: bool, debug: bool, **values: Any) -> None:
+    """Convert CHECKPOINT, validate every artifact on its runtime, write report.json."""
+    from .pipeline import run
+    from .report.console import render_console
+    from .workspace import private_tempdir
+
     finished: list[str] = []
     with _guarded(debug, finished):
-        request = replace(request, mean=_three("--mean", mean), std=_three("--std", std), crop_pct=crop_pct)
+        request = request_from(checkpoint, {o.name: _from_cli(o, values[o.name]) for o in OPTIONS})
         _check_apps(app_platforms, request)
-        with _Progress(finished) as progress:
-            outcome = run(request, on_step=progress.done, on_start=progress.start)
+        with private_tempdir(), _Progress(finished) as progress:
+            outcome = run(request, progress)
         _write_apps(app_platforms, outcome)
     render_console(err, outcome.report, outcome.report_path)
     if as_json:
-        out.print_json(json.dumps(outcome.report, allow_nan=True))
+        out.print_json(json.dumps(outcome.report.to_json(), allow_nan=True))
     raise typer.Exit(code=outcome.exit_code)
 
 
-def _three(flag: str, text: str | None) -> tuple[float, float, float] | None:
-    """'0.485,0.456,0.406' -> three floats; anything else is refused naming the flag."""
-    if text is None:
-        return None
-    try:
-        values = tuple(float(part) for part in text.replace(" ", ",").split(",") if part)
-    except ValueError:
-        values = ()
-    if len(values) != 3:
-        raise BadInput(f"{flag} {text!r} needs 3 comma-separated numbers, one per RGB channel",
-                       hint=f"e.g. {flag} 0.5,0.5,0.5")
-    return values
+convert_cmd.__signature__ = inspect.Signature([  # type: ignore[attr-defined]
+    inspect.Parameter("checkpoint", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=Path, default=typer.Argument(
+        ..., metavar="CHECKPOINT", help="Checkpoint: .pth, .pth.tar, .pt or .safetensors file, a Hugging Face / timm "
+                                        "snapshot folder, or hf-hub:ORG/NAME (local cache)")),
+    *(_cli_option(o) for o in OPTIONS),
+    inspect.Parameter("app_platforms", inspect.Parameter.KEYWORD_ONLY, annotation=list[str], default=typer.Option(
+        [], "--app", metavar="PLATFORM", help="Also write a sample app: ios | android (repeatable)")),
+    inspect.Parameter("as_json", inspect.Parameter.KEYWORD_ONLY, annotation=bool, default=typer.Option(
+        False, "--json", help="Print report.json to stdout", show_default=False, metavar=" ")),
+    inspect.Parameter("debug", inspect.Parameter.KEYWORD_ONLY, annotation=bool, default=typer.Option(
+        False, "--debug", help="Show tracebacks", show_default=False, metavar=" ")),
+])
+app.command("convert")(convert_cmd)
 
 
-def _check_apps(platforms: List[str], request) -> None:
+def _check_apps(platforms: list[str], request: Request) -> None:
     """--app needs its artifact among the targets: refused before anything is converted."""
-    from .apps import PLATFORMS
-    from .targets import TARGETS, split_list
+    from .apps import PLATFORMS, either
+    from .targets import check_pairs
 
-    targets = split_list(request.targets)
-    names = list(TARGETS) if "all" in targets else targets
+    names = {target for target, _ in check_pairs(request.targets, request.quants, request.palettize).pairs}
     for platform in platforms:
         spec = PLATFORMS.get(platform)
         if spec is None:
             raise BadInput(f"unknown app platform {platform!r}", hint=f"choose from: {', '.join(PLATFORMS)}")
-        if not set(spec.targets) & set(names):
-            takes = " or ".join(m.suffix for m in spec.models)
+        if not set(spec.targets) & names:
+            takes = either(m.suffix for m in spec.models)
             raise BadInput(f"--app {platform} needs a {takes} artifact, and no --target "
                            f"{' or '.join(spec.targets)} was asked for", hint=f"add --target {spec.target}")
 
 
 OPEN_PROJECT = {"ios": "open {path}/EffconvertClassifier.xcodeproj in Xcode, pick your team, run on an iPhone",
-                "android": "open the folder {path} in Android Studio and run it on a device"}
+                "android": "build it with ./gradlew assembleDebug in {path}, or open the folder in Android Studio"}
 
 
-def _write_apps(platforms: List[str], outcome) -> None:
+def _write_apps(platforms: list[str], outcome: Outcome) -> None:
     from .apps import PLATFORMS, embed_app
 
     for platform in dict.fromkeys(platforms):
         spec = PLATFORMS[platform]
-        by_model = [[a for a in outcome.artifacts if a.path.name.endswith(m.suffix)] for m in spec.models]
-        candidates = next((found for found in by_model if found), [])   # the platform's default runtime first
+        by_model = [[a for a in outcome.artifacts if spec.model_for(a.path) is m] for m in spec.models]
+        candidates = next((found for found in by_model if found), [])  # the platform's default runtime first
         if not candidates:
             raise BadInput(f"--app {platform} needs a {spec.suffix} artifact; add the matching --target")
         project = embed_app(platform, candidates[-1].path, outcome.out_dir / f"{platform}-app")
-        err.print(f"[green]✓[/] app       {platform}: {project.path} (model {candidates[-1].path.name}); "
-                  + OPEN_PROJECT[platform].format(path=project.path))
+        err.print(f"[green]✓[/] app       {platform}: {escape(str(project.path))} (model "
+                  f"{escape(candidates[-1].path.name)}); " + escape(OPEN_PROJECT[platform].format(path=project.path)),
+                  soft_wrap=True)
 
 
 class _Progress:
-    """The step running now with its elapsed time (a live line on a terminal), and one line per
-    finished step: a green ✓, or a red ✗ when the step reports a failure."""
+    """The step running now (a live line on a terminal), and one line per finished step with its own
+    time: a green ✓, a red ✗ for a failure, a yellow ! for a warning (a skip, a fallback, a run that
+    could not be validated)."""
+
+    MARKS = {"ok": "[green]✓[/]", "failed": "[red]✗[/]", "warning": "[yellow]![/]"}
 
     def __init__(self, finished: list[str]) -> None:
         from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
@@ -194,70 +202,71 @@ class _Progress:
         self.finished = finished
         self.bar = Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(),
                             console=err, transient=True)
-        self.task = None
-        self.clock = time.perf_counter()
+        self.task: TaskID | None = None
 
-    def __enter__(self) -> "_Progress":
+    def __enter__(self) -> _Progress:
         self.bar.__enter__()
         self.task = self.bar.add_task("starting", total=None)
         return self
 
-    def __exit__(self, *exc) -> None:
-        self.bar.__exit__(*exc)
+    def __exit__(self, *exc: object) -> None:
+        self.bar.__exit__(None, None, None)
 
-    def start(self, what: str) -> None:
-        self.bar.reset(self.task, description=what)
-        self.clock = time.perf_counter()
+    def __call__(self, event: Event) -> None:
+        from .pipeline import Started
 
-    def done(self, step: str, message: str) -> None:
-        failed = "FAILED" in message
-        mark = "[red]✗[/]" if failed else "[green]✓[/]"
-        seconds = time.perf_counter() - self.clock
-        if step == "convert" and not failed:     # recorded before it is shown: a signal may come between
-            self.finished.append(message.split(" ")[0])          # the pipeline names the artifact first
-        self.bar.console.print(f"{mark} {step:<9} {escape(message)} [dim]({seconds:.1f} s)[/]", soft_wrap=True)
+        if isinstance(event, Started):
+            if self.task is not None:
+                self.bar.reset(self.task, description=escape(event.what))
+            return
+        if event.artifact is not None and event.status == "ok":  # recorded before it is shown: a signal
+            self.finished.append(event.artifact)  # may come between
+        seconds = f" [dim]({event.seconds:.1f} s)[/]" if event.seconds is not None else ""
+        self.bar.console.print(f"{self.MARKS[event.status]} {event.step:<11} {escape(event.message)}{seconds}",
+                               soft_wrap=True)
 
 
 @app.command("demo")
 def demo_cmd(
     out_dir: Path = typer.Option(Path("effconvert-out/demo"), "--out", "-o", help="Output folder"),
-    debug: bool = typer.Option(False, "--debug"),
+    debug: bool = _flag("--debug", help="Show tracebacks"),
 ) -> None:
     """Built-in default: a make-checkpoint FastViT-S12 in Apple's released layout, converted to
-    Core ML, TFLite and ONNX in fp32 and fp16, each validated on its runtime."""
+    every target of `--target all` (""" + ", ".join(t.name for t in TARGETS.values() if t.in_all) + """) in fp32 and
+    fp16, each validated on its runtime."""
+    from .pipeline import run
+    from .report.console import render_console
     from .synth.checkpoint import make_checkpoint
-    from .pipeline import Request, run
-    from .workspace import check_output_dir
+    from .workspace import check_output_dir, private_tempdir
 
     finished: list[str] = []
     with _guarded(debug, finished):
         check_output_dir(out_dir)
         ckpt = out_dir / "fastvit_s12.pth.tar"
-        err.print(f"writing a synthetic FastViT-S12 checkpoint (Apple layout): {ckpt}")
+        err.print(f"writing a synthetic FastViT-S12 checkpoint (Apple layout): {escape(str(ckpt))}", soft_wrap=True)
         make_checkpoint("fastvit_s12", ckpt, layout="apple", seed=0)
-        with _Progress(finished) as progress:
-            outcome = run(Request(ckpt, ("all",), ("fp32", "fp16"), out_dir),
-                          on_step=progress.done, on_start=progress.start)
+        with private_tempdir(), _Progress(finished) as progress:
+            outcome = run(Request(ckpt, targets=("all",), quants=("fp32", "fp16"), out=out_dir), progress)
     render_console(err, outcome.report, outcome.report_path)
     for artifact in outcome.artifacts:
-        err.print(f"artifact: {artifact.path}")
+        err.print(f"artifact: {escape(str(artifact.path))}", soft_wrap=True)
     raise typer.Exit(code=outcome.exit_code)
 
 
 @app.command("batch")
 def batch_cmd(
-    plan: Path = typer.Argument(..., help="Plan (TOML): checkpoints (paths, globs or make = variants) x targets x "
+    plan: Path = typer.Argument(..., metavar="PLAN", help="Plan (TOML): checkpoints (paths, globs or make = variants) x targets x "
                                           "quants, with per-entry options; see docs/guides/batch.md"),
-    out_dir: Optional[Path] = typer.Option(None, "--out", "-o", help="Output folder (default: the plan's out, "
-                                                                    "else effconvert-batch/<plan name>)"),
-    workers: Optional[int] = typer.Option(None, help="Jobs at once on this machine (default: cores / --threads)"),
+    out_dir: Path | None = typer.Option(None, "--out", "-o", help="Output folder (default: the plan's out, "
+                                                                  "else effconvert-batch/<plan name>)"),
+    workers: int | None = typer.Option(None, help="Jobs at once on this machine (default: cores / --threads)"),
     threads: int = typer.Option(1, help="CPU threads per job"),
-    ray: Optional[str] = typer.Option(None, "--ray", help="Run the jobs as Ray tasks: a cluster ADDRESS, auto (the "
-                                                          "cluster `ray start` runs here) or local (start one); "
-                                                          "--out must be a path every node sees"),
-    resume: bool = typer.Option(False, "--resume", help="Skip jobs whose report was made from the same checkpoint "
+    ray: str | None = typer.Option(None, "--ray", help="Run the jobs as Ray tasks: a cluster ADDRESS, auto (the "
+                                                       "cluster `ray start` runs here) or local (start one); "
+                                                       "--out must be a path every node sees"),
+    resume: bool = _flag("--resume", help="Skip jobs whose report was made from the same checkpoint "
                                                         "bytes, effconvert version and options"),
-    debug: bool = typer.Option(False, "--debug"),
+    debug: bool = _flag("--debug", help="Show tracebacks"),
 ) -> None:
     """Convert many checkpoints (a model zoo): one ordinary job per checkpoint, on local worker
     processes or a Ray cluster; writes batch.json, index.html and matrix.md beside the job folders.
@@ -287,39 +296,42 @@ class _BatchProgress:
         self.finished = finished
         self.bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                             TextColumn("ETA"), TimeRemainingColumn(), console=err, transient=True)
-        self.task = None
+        self.task: TaskID | None = None
 
-    def __enter__(self) -> "_BatchProgress":
+    def __enter__(self) -> _BatchProgress:
         self.bar.__enter__()
         return self
 
-    def __exit__(self, *exc) -> None:
-        self.bar.__exit__(*exc)
+    def __exit__(self, *exc: object) -> None:
+        self.bar.__exit__(None, None, None)
 
-    def planned(self, plan, todo: int) -> None:
+    def planned(self, plan: Plan, todo: int) -> None:
         resumed = len(plan.jobs) - todo
         err.print(f"{plan.path.name}: {len(plan.jobs)} jobs" + (f", {resumed} done earlier (--resume)" if resumed else "")
                   + f" -> {plan.out_dir}", soft_wrap=True)
         self.task = self.bar.add_task("jobs", total=len(plan.jobs), completed=0)
 
-    def done(self, result, done: int, total: int) -> None:
+    def done(self, result: JobResult, done: int, total: int) -> None:
         mark = self._MARKS.get(result.status, "[bold red]✗[/]")
-        cells = [a for a in (result.report or {}).get("artifacts", [])]
-        passed = sum(1 for a in cells if a.get("parity", {}).get("passed") and not a.get("error"))
+        cells = result.report.artifacts if result.report is not None else ()
+        passed = sum(1 for a in cells if a.passed)
         what = f"{passed}/{len(cells)} artifacts passed" if cells else escape(result.error or "")
         when = "earlier run (--resume)" if result.resumed else f"{result.seconds:.0f} s"
         self.bar.console.print(f"{mark} {escape(result.name):<24} {result.status:<17} {what} [dim]({when})[/]",
                                soft_wrap=True)
         self.finished.append(result.name)
-        self.bar.update(self.task, completed=done)
+        if self.task is not None:
+            self.bar.update(self.task, completed=done)
 
 
 @app.command("app")
 def app_cmd(
-    platform: str = typer.Argument(..., help="ios | android"),
-    artifact: Path = typer.Option(..., "--artifact", "-a", help=".mlpackage (ios); .tflite or .pte (android)"),
+    platform: str = typer.Argument(..., help="ios | android", metavar="PLATFORM"),
+    artifact: Path = typer.Option(..., "--artifact", "-a", help="An artifact the platform's app runs: " + "; ".join(
+        f"{p}: {', '.join(t.suffix for t in TARGETS.values() if p in t.platforms)}"
+        for p in dict.fromkeys(p for t in TARGETS.values() for p in t.platforms))),
     out_dir: Path = typer.Option(..., "--out", "-o", help="Folder for the app project"),
-    debug: bool = typer.Option(False, "--debug"),
+    debug: bool = _flag("--debug", help="Show tracebacks"),
 ) -> None:
     """Write a sample app project with ARTIFACT and its manifest embedded."""
     from .apps import embed_app
@@ -327,18 +339,19 @@ def app_cmd(
     with _guarded(debug):
         project = embed_app(platform, artifact, out_dir)
     m = project.manifest
-    err.print(f"wrote {project.path}: {m['arch']} {m['quant']}, input {m['input_name']} {m['input_shape']} "
-              f"({m['input_layout']}), {len(m['labels'])} labels")
-    err.print(f"next: {OPEN_PROJECT[platform].format(path=project.path)}")
+    err.print(escape(f"wrote {project.path}: {m['arch']} {m['quant']} on {m['runtime']}, input "
+                     f"{m['input_name']!r} {m['input_shape']} ({m['input_layout']}), {len(m['labels'])} labels"),
+              soft_wrap=True)
+    err.print(f"next: {escape(OPEN_PROJECT[platform].format(path=project.path))}", soft_wrap=True)
 
 
 @app.command("make-checkpoint")
 def make_checkpoint_cmd(
-    arch: str = typer.Argument(..., help="timm name, e.g. fastvit_s12"),
+    arch: str = typer.Argument(..., help="timm name, e.g. fastvit_s12", metavar="ARCH"),
     output: Path = typer.Option(..., "--output", "--out", "-o", help="File to write (.pth, .pth.tar, .safetensors)"),
     layout: str = typer.Option("timm", help=" | ".join(CHECKPOINT_LAYOUTS) + " (each family writes its own)"),
     seed: int = typer.Option(0, help="Seed; the same seed writes the same weights"),
-    debug: bool = typer.Option(False, "--debug"),
+    debug: bool = _flag("--debug", help="Show tracebacks"),
 ) -> None:
     """Write a deterministic checkpoint whose numbers behave like a trained model's (not trained)."""
     from .synth.checkpoint import make_checkpoint
@@ -352,8 +365,8 @@ def make_checkpoint_cmd(
 
 @app.command("inspect")
 def inspect_cmd(
-    path: Path = typer.Argument(..., help=f"A checkpoint or an artifact ({_SUFFIXES})"),
-    debug: bool = typer.Option(False, "--debug"),
+    path: Path = typer.Argument(..., help=f"A checkpoint or an artifact ({_SUFFIXES})", metavar="PATH"),
+    debug: bool = _flag("--debug", help="Show tracebacks"),
 ) -> None:
     """What a checkpoint or artifact holds."""
     from .inspect import inspect_path
@@ -370,16 +383,19 @@ def inspect_cmd(
 
 @app.command("bench")
 def bench_cmd(
-    artifacts: List[Path] = typer.Argument(..., help=f"Artifacts ({_SUFFIXES}), each run on its runtime"),
+    artifacts: list[Path] = typer.Argument(..., help=f"Artifacts ({_SUFFIXES}), each run on its runtime",
+                                           metavar="ARTIFACT..."),
     threads: int = typer.Option(2, help="Runtime threads"),
     runs: int = typer.Option(20, help="Timed runs per artifact (after 3 warm-up runs)"),
-    as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table"),
-    debug: bool = typer.Option(False, "--debug"),
+    as_json: bool = _flag("--json", help="Print JSON instead of a table"),
+    debug: bool = _flag("--debug", help="Show tracebacks"),
 ) -> None:
     """Latency (median, p90), peak memory and size of artifacts, each on its runtime."""
     import dataclasses
 
     from .measure import bench_artifact, check_bench_options, mil_fixed_cost
+    from .runtime import RUNTIMES
+    from .runtime.coreml import MIL_EXECUTOR
 
     finished: list[str] = []
     with _guarded(debug, finished):
@@ -388,10 +404,12 @@ def bench_cmd(
         for path in artifacts:
             results.append(bench_artifact(path, threads=threads, runs=runs))
             finished.append(path.name)
-        if any(not r.device_speed for r in results):          # the MIL executor: its fixed cost apart
+        mil = [r for r in results if r.runtime == MIL_EXECUTOR]
+        if mil:  # the MIL executor's fixed cost (torch, coremltools) apart from each package's
             fixed = mil_fixed_cost(threads=threads)
-            results = [r if r.device_speed else dataclasses.replace(
-                r, fixed_rss_mb=fixed.added_rss_mb, fixed_library_rss_mb=fixed.library_rss_mb) for r in results]
+            results = [dataclasses.replace(r, fixed_rss_mb=fixed.added_rss_mb, fixed_library_rss_mb=fixed.library_rss_mb)
+                       if r.runtime == MIL_EXECUTOR else r for r in results]
+            mil = [r for r in results if r.runtime == MIL_EXECUTOR]
     if as_json:
         out.print_json(json.dumps([r.as_dict() for r in results]))
         return
@@ -400,17 +418,16 @@ def bench_cmd(
     for name in ("artifact", "runtime", "size MB", "median ms", "p90 ms", "peak RSS MB", "added MB", "vs fastest"):
         table.add_column(name, justify="left" if name in ("artifact", "runtime") else "right")
     for r in results:
-        table.add_row(escape(Path(r.path).name), r.runtime + ("" if r.device_speed else " *"), f"{r.size_bytes / 1e6:.1f}",
-                      f"{r.timing.median_ms:.2f}", f"{r.timing.p90_ms:.2f}", f"{r.peak_rss_mb:.0f}",
-                      f"{r.added_rss_mb:.0f}", f"{r.timing.median_ms / fastest:.2f}x")
+        table.add_row(escape(Path(r.path).name), r.runtime + ("" if r.device_speed else " *"),
+                      f"{r.size_bytes / 1e6:.1f}", f"{r.timing.median_ms:.2f}", f"{r.timing.p90_ms:.2f}",
+                      f"{r.peak_rss_mb:.0f}", f"{r.added_rss_mb:.0f}", f"{r.timing.median_ms / fastest:.2f}x")
     out.print(table)
-    if not all(r.device_speed for r in results):
-        out.print("* coreml-mil-executor: effconvert's reference interpreter of the Core ML program (Linux has no "
-                  "Core ML); its time is not device speed — use Xcode's performance report on a phone")
-        mil = [r for r in results if not r.device_speed]
-        out.print(f"  its fixed memory (importing torch and coremltools, the executor; measured on a one-conv "
-                  f"package): {mil[0].fixed_rss_mb:.0f} MiB. Beyond it, per package (its program, weights and "
-                  f"activations; not the input batch): " + "; ".join(
+    for name in dict.fromkeys(r.runtime for r in results if not r.device_speed):
+        out.print(f"* {name}: {escape(RUNTIMES[name].description)}; its time is not device speed")
+    if mil:
+        out.print(f"  the MIL executor's fixed memory (importing torch and coremltools, the executor; measured on a "
+                  f"one-conv package): {mil[0].fixed_rss_mb:.0f} MiB. Beyond it, per package (its program, weights "
+                  f"and activations; not the input batch): " + "; ".join(
                       f"{escape(Path(r.path).name)} {r.package_rss_mb:.1f} MiB "
                       f"({r.package_rss_ratio:.2f}x its size)" for r in mil)
                   + ". Apart, torch's kernel code its ops page in beyond the one conv's (shared library "
@@ -420,38 +437,54 @@ def bench_cmd(
 
 @app.command("device")
 def device_cmd(
-    path: Path = typer.Argument(..., help="A Core ML .mlpackage, or a checkpoint (converted to Core ML fp16 first, "
-                                          "in a temporary folder)"),
-    image_size: Optional[int] = typer.Option(None, help="Checkpoint input resolution (default: the model's)"),
-    as_json: bool = typer.Option(False, "--json", help="Print the JSON report"),
-    debug: bool = typer.Option(False, "--debug"),
+    path: Path = typer.Argument(..., metavar="PATH", help="An artifact with a device model (" + ", ".join(
+        t.suffix for t in TARGETS.values() if t.device) + "), or a checkpoint (converted first, in a temporary folder: "
+        "to Core ML, or for a Snapdragon with --soc)"),
+    soc: str | None = typer.Option(None, help="A checkpoint's Snapdragon SoC: " + ", ".join(
+        f"{s.name} ({s.phone})" for s in SOCS.values()) + f" (the qnn target; default for a qnn artifact: its own)"),
+    quant: str = typer.Option("fp16", help="A checkpoint's precision (its target's quant modes)"),
+    image_size: int | None = typer.Option(None, help="A checkpoint's input resolution (default: the model's)"),
+    as_json: bool = _flag("--json", help="Print the JSON report"),
+    debug: bool = _flag("--debug", help="Show tracebacks"),
 ) -> None:
-    """Which ops likely leave the iPhone Neural Engine (published rules, each with its source) and an
-    A14 latency estimate with its band (a calibrated cost model, not a measurement)."""
+    """Which ops likely leave the phone's accelerator (each with its rule or the compiler's reason) and a
+    latency estimate with its band (a cost model calibrated on published measurements, not a measurement)."""
     import tempfile
 
-    from .device import device_report, summary_line
+    from .device import device_report
+    from .targets import target_of
 
     with _guarded(debug):
-        if path.name.endswith(".mlpackage"):
+        with_device = [t for t in TARGETS.values() if t.device]
+        if any(path.name.lower().endswith(t.suffix) for t in TARGETS.values()):
+            if soc is not None:
+                raise BadInput("--soc applies to a checkpoint; an artifact was compiled for its own SoC")
+            target_of(path)
             report = device_report(path)
         else:
-            from .pipeline import Request, run
+            from .pipeline import run
 
-            with tempfile.TemporaryDirectory(prefix="effconvert-device-") as tmp:
-                with _Progress([]) as progress:
-                    outcome = run(Request(path, ("coreml",), ("fp16",), Path(tmp), image_size=image_size, samples=1,
-                                          validate=False), on_step=progress.done, on_start=progress.start)
+            target = next(t for t in with_device if ("soc" in t.options) == (soc is not None))
+            options = {"soc": soc} if soc is not None else {}
+            request = request_from(path, {"targets": (target.name,), "quants": (quant,), "image_size": image_size,
+                                          "samples": 1, "validate": False, **options}, where="device: ")
+            with tempfile.TemporaryDirectory(prefix="effconvert-device-") as tmp, _Progress([]) as progress:
+                from dataclasses import replace
+
+                outcome = run(replace(request, out=Path(tmp)), progress)
                 report = device_report(outcome.artifacts[0].path)
     if as_json:
-        out.print_json(json.dumps(report))
+        out.print_json(json.dumps(report.to_json()))
         return
-    out.print(summary_line(report))
-    out.print(f"[dim]{report['what']}; band = the worst leave-one-variant-out error on the calibration rows[/]")
-    for op in report["ops"]["off_ane"][:20]:
-        out.print(f"  off ANE: {op['type']} {escape(op['op'])} — rule {op['rule']}: {op['reason']} ({op['source']})")
-    if len(report["ops"]["off_ane"]) > 20:
-        out.print(f"  ... {len(report['ops']['off_ane']) - 20} more (--json lists all)")
+    out.print(escape(report.summary))
+    out.print(f"[dim]{escape(report.what)}[/]", soft_wrap=True)
+    off = report.residency.off
+    for op in off[:20]:
+        rule = f"rule {op.rule}: " if op.rule is not None else ""
+        out.print(escape(f"  off {report.residency.accelerator.upper()}: {op.type} {op.op} — {rule}{op.reason} "
+                         f"({op.source})"), soft_wrap=True)
+    if len(off) > 20:
+        out.print(f"  ... {len(off) - 20} more (--json lists all)")
 
 
 def _version(value: bool) -> None:
@@ -474,6 +507,10 @@ def main(argv: list[str] | None = None) -> None:
     # A shell starts background jobs with SIGINT ignored, and Python then keeps ignoring it; the
     # interrupt contract (a message, exit 130, no partial file) holds however effconvert was started.
     signal.signal(signal.SIGINT, signal.default_int_handler)
+    # The process is effconvert's own: the MIL executor's heap settings apply (runtime/mil/heap.py).
+    from .runtime.mil import heap
+
+    heap.settle()
     app(args=with_default_command(sys.argv[1:] if argv is None else argv), prog_name="effconvert")
 
 

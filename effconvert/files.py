@@ -7,6 +7,7 @@ import hashlib
 from pathlib import Path
 
 CHUNK = 1 << 20
+HUB_PREFIX = "hf-hub:"  # a checkpoint named by its Hugging Face id, read from the local cache
 
 
 def sha256_of(path: Path) -> str:

@@ -36,6 +36,15 @@ def quiet_native_stderr() -> contextlib.AbstractContextManager:
     return _FdRedirect(2)
 
 
+def quiet_native_output() -> contextlib.ExitStack:
+    """Redirect file descriptors 1 and 2: libraries that log to stdout too (QNN's libnative)."""
+    stack = contextlib.ExitStack()
+    sys.stdout.flush()
+    stack.enter_context(_FdRedirect(1))
+    stack.enter_context(_FdRedirect(2))
+    return stack
+
+
 class _FdRedirect:
     def __init__(self, fd: int) -> None:
         self.fd = fd

@@ -75,6 +75,22 @@ def checkpoints(tmp_path_factory, realistic):
     return get
 
 
+def artifact(outcome, target: str, quant: str):
+    """The report's entry for (target, quant) of a run (an Outcome or an API Result)."""
+    [entry] = [a for a in outcome.report.artifacts if (a.target, a.quant) == (target, quant)]
+    return entry
+
+
+@pytest.fixture(scope="session", autouse=True)
+def shared_second_process():
+    """The session's runs share one second process (a start costs ~2 s of imports); a run outside a
+    `keep_second_process` block starts and stops its own, as a library caller's does."""
+    from effconvert.pipeline import keep_second_process
+
+    with keep_second_process():
+        yield
+
+
 @pytest.fixture(scope="session")
 def t8_all(tmp_path_factory, checkpoints):
     """One run of the main command on the smallest FastViT (T8, Apple layout): every target, fp32

@@ -27,7 +27,7 @@ def projects(converted, tmp_path_factory):
     root = tmp_path_factory.mktemp("projects")
     ios = embed_app("ios", converted.out_dir / "fastvit_t8_fp16.mlpackage", root / "ios-app")
     android = embed_app("android", converted.out_dir / "fastvit_t8_fp16.tflite", root / "android-app")
-    return {"ios": ios, "android": android, "report": converted.report}
+    return {"ios": ios, "android": android, "report": converted.report.to_json()}
 
 
 def _artifact_entry(report, target, quant="fp16"):
@@ -71,7 +71,7 @@ def test_mismatched_artifact_is_refused_and_nothing_written(converted, tmp_path,
     assert result.exit_code == 2 and "needs a .mlpackage artifact" in result.output
     assert "Traceback" not in result.output and not (tmp_path / "x").exists()
     result = cli("app", "android", "--artifact", converted.out_dir / "fastvit_t8_fp16.mlpackage", "--out", tmp_path / "y")
-    assert result.exit_code == 2 and "needs a .tflite or .pte artifact" in result.output
+    assert result.exit_code == 2 and "needs a .tflite, .pte or .qnn.onnx artifact" in result.output
     result = cli("app", "windows", "--artifact", converted.out_dir / "fastvit_t8_fp16.tflite", "--out", tmp_path / "z")
     assert result.exit_code == 2 and "unknown app platform" in result.output
 

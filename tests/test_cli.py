@@ -3,6 +3,7 @@ every error path's exit code (2 bad input, 1 failed gate, 3 conversion) with no 
 
 from __future__ import annotations
 
+import inspect
 import json
 
 import onnx
@@ -51,7 +52,8 @@ def test_make_checkpoint_then_convert_to_onnx(tmp_path, cli, arch, params):
 
 def test_failed_gate_exits_1_and_keeps_the_artifact(tmp_path, cli, checkpoints):
     out = tmp_path / "out"
-    result = cli(checkpoints("fastvit_t8"), "--out", out, "--samples", "8", "--gate", "max_rel=1e-12")
+    result = cli(checkpoints("fastvit_t8"), "--target", "onnx", "--quant", "fp32", "--out", out, "--samples", "8",
+                 "--gate", "max_rel=1e-12")
     assert result.exit_code == 1, result.output
     report = _report(out)
     assert report["passed"] is False
@@ -62,7 +64,8 @@ def test_failed_gate_exits_1_and_keeps_the_artifact(tmp_path, cli, checkpoints):
 
 def test_json_flag_and_no_fuse(tmp_path, cli, checkpoints):
     out = tmp_path / "out"
-    result = cli(checkpoints("fastvit_t8", "timm"), "--out", out, "--samples", "8", "--no-fuse", "--json")
+    result = cli(checkpoints("fastvit_t8", "timm"), "--target", "onnx", "--out", out, "--samples", "8", "--no-fuse",
+                 "--json")
     assert result.exit_code == 0, result.output
     assert '"schema": "effconvert.report/1"' in result.stdout
     report = _report(out)
@@ -122,7 +125,7 @@ def test_demo(tmp_path, cli):
     report = _report(tmp_path / "demo")
     assert report["model"]["source_layout"] == "apple-ml-fastvit" and report["passed"]
     built = {(a["target"], a["quant"]) for a in report["artifacts"]}
-    assert built == {(t, q) for t in ("coreml", "tflite", "onnx") for q in ("fp32", "fp16")}
+    assert built == {(t, q) for t in ("coreml", "tflite", "onnx") for q in ("fp32", "fp16")} | {("executorch", "fp32")}
     assert (tmp_path / "demo" / "report.html").exists()
 
 
@@ -171,3 +174,48 @@ def test_help_is_generated_from_the_tables_it_is_checked_against(cli):
     for name in [*TARGETS, *QUANTS]:
         assert name in text, name
     assert all(layout in " ".join(cli("make-checkpoint", "-h").output.split()) for layout in CHECKPOINT_LAYOUTS)
+
+
+def test_the_three_entry_points_share_one_default(tmp_path, monkeypatch, cli):
+    """`effconvert CKPT`, `effconvert.convert(CKPT)` and a plan entry with only a path ask for the same
+    targets and quants (the option table's defaults), and every option reaches each of them."""
+    import effconvert
+    from effconvert import api, pipeline
+    from effconvert.batch.plan import read_plan
+    from effconvert.options import DEFAULT_QUANTS, DEFAULT_TARGETS, OPTIONS
+
+    ckpt = tmp_path / "t8.pth"
+    ckpt.write_bytes(b"not read: the run is intercepted")
+    asked = []
+
+    class Intercepted(Exception):
+        pass
+
+    def intercept(request, *args, **kwargs):
+        asked.append(request)
+        raise Intercepted
+
+    monkeypatch.setattr(pipeline, "run", intercept)
+    monkeypatch.setattr(api, "run", intercept)
+    cli(ckpt)
+    with pytest.raises(Intercepted):
+        effconvert.convert(ckpt)
+    plan = tmp_path / "plan.toml"
+    plan.write_text(f'[[checkpoints]]\npath = "{ckpt}"\n')
+    asked.append(read_plan(plan).jobs[0].request)
+    assert [(r.targets, r.quants) for r in asked] == [(DEFAULT_TARGETS, DEFAULT_QUANTS)] * 3
+    help_text = " ".join(cli("convert", "-h").output.split())
+    signature = inspect.signature(effconvert.convert).parameters
+    for option in OPTIONS:
+        assert option.flag in help_text and option.name in signature, option.name
+        assert signature[option.name].default == option.default
+
+
+def test_an_api_keyword_or_plan_key_off_the_table_is_refused_with_the_closest(tmp_path):
+    import effconvert
+    from effconvert.errors import BadInput
+
+    with pytest.raises(BadInput, match=r"convert\(\): unknown option 'val_dir' \(did you mean 'val'\?\)"):
+        effconvert.convert(tmp_path / "x.pth", val_dir="images/")
+    with pytest.raises(BadInput, match=r"convert\(\): samples must be an integer, not '8'"):
+        effconvert.convert(tmp_path / "x.pth", samples="8")

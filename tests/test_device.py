@@ -18,7 +18,7 @@ from effconvert.device.cost import Calibration
 
 
 def _entry(outcome, target, quant):
-    return next(a for a in outcome.report["artifacts"] if (a["target"], a["quant"]) == (target, quant))
+    return next(a for a in outcome.report.to_json()["artifacts"] if (a["target"], a["quant"]) == (target, quant))
 
 
 def test_calibration_ships_with_its_measured_error():
@@ -53,7 +53,7 @@ def test_device_command_and_inspect_read_a_package(cli, t8_all):
 
 def test_rank_six_tensor_is_flagged(tmp_path):
     path = rank_six_package(tmp_path / "rank.mlpackage", fp16=True)
-    report = device_report(path)
+    report = device_report(path).to_json()
     flagged = [o for o in report["ops"]["off_ane"] if o["type"] == "transpose"]
     assert flagged and flagged[0]["rule"] == 1 and "rank" in flagged[0]["reason"], report["ops"]
 
@@ -70,4 +70,4 @@ def test_residency_agrees_with_mlcomputeplan_on_macos(t8_all):
     on_ane = sum(1 for op in function.block.operations
                  if (usage := plan.get_compute_device_usage_for_mlprogram_operation(op)) is not None
                  and type(usage.preferred_compute_device).__name__ == "MLNeuralEngineComputeDevice")
-    assert abs(on_ane - device_report(package)["ops"]["ane"]) <= 0.1 * device_report(package)["ops"]["total"]
+    assert abs(on_ane - device_report(package).to_json()["ops"]["ane"]) <= 0.1 * device_report(package).to_json()["ops"]["total"]

@@ -33,7 +33,7 @@ def test_family_converts_to_every_target_and_passes_parity(family, tmp_path, che
     arch = REPRESENTATIVES[family]
     layout = next(l.name for l in FAMILIES[family].layouts if l.name != "timm" and l.fused is not True)
     outcome = run(Request(checkpoints(arch, layout), ("all",), ("fp32", "fp16"), tmp_path, samples=16))
-    report = outcome.report
+    report = outcome.report.to_json()
     assert report["model"]["arch"] == arch and report["fusion"]["passed"]
     # `all` includes ExecuTorch, which offers fp32 only (fp16 refused with its reason)
     assert {(a["target"], a["quant"]) for a in report["artifacts"]} == {

@@ -112,7 +112,7 @@ def test_library_pages_are_counted_from_shared_objects_only():
 
 @pytest.mark.parametrize("name, content, message", [
     ("missing.tflite", None, "artifact not found"),
-    ("model.pth", b"weights", "not a .mlpackage, .tflite, .onnx or .pte artifact"),
+    ("model.pth", b"weights", "not a .mlpackage, .tflite, .onnx, .pte or .qnn.onnx artifact"),
     ("corrupt.onnx", b"not a protobuf at all", "cannot load corrupt.onnx"),
     ("corrupt.tflite", b"TFL3 not a flatbuffer", "cannot load corrupt.tflite"),
 ])

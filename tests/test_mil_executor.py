@@ -221,10 +221,10 @@ def test_fp16_gate_failure_names_the_first_divergent_op(t8_all, checkpoints):
     check = validate_artifact(Artifact("coreml", "fp16", path, 0.0, "image"), inputs, reference,
                               gate=gate_for("fp16", "psnr=120"))
     assert check.runtime == "coreml-mil-executor" and check.passed is False
-    divergent = check.first_divergent_op
-    assert divergent["psnr_db"] < 120 and divergent["op"] and divergent["output"]
+    divergent = check.verdict.first_divergent_op
+    assert divergent.psnr_db < 120 and divergent.op and divergent.output
     program = load_program(path)
-    assert divergent["output"] in {name for op in program.operations for name, _ in op.outputs}
+    assert divergent.output in {name for op in program.operations for name, _ in op.outputs}
 
 
 def test_classifier_outputs_and_intermediates(t8_all):

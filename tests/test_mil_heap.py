@@ -53,12 +53,3 @@ def test_a_large_buffer_is_mapped_rather_than_grow_the_heap_once_settled():
     assert settled == "True" and large >= 3 << 20 and small == 0
     first, settled, large, small = _probe("default")
     assert settled == "False" and large == 0 and small == 0     # without it, the 3 MiB grew the heap
-
-
-def test_the_executor_settles_the_heap_when_it_opens(monkeypatch, t8_all):
-    from effconvert.runtime.mil import MILExecutor, heap
-
-    calls = []
-    monkeypatch.setattr(heap, "settle", lambda: calls.append(1) or True)
-    MILExecutor(t8_all.out_dir / "fastvit_t8_fp16.mlpackage")
-    assert calls == [1]

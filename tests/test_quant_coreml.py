@@ -15,12 +15,12 @@ def converted(tmp_path_factory, digits):
 
     out = tmp_path_factory.mktemp("coreml-quant")
     return run(Request(digits.checkpoint, ("coreml",), ("fp32", "fp16", "int8-weights", "int8"), out,
-                       samples=200, val_dir=digits.val_dir, calib_dir=digits.train_dir, calib_samples=32,
+                       samples=200, val=digits.val_dir, calib=digits.train_dir, calib_samples=32,
                        palettize=6))
 
 
 def _entry(outcome, quant):
-    [entry] = [a for a in outcome.report["artifacts"] if a["quant"] == quant]
+    [entry] = [a for a in outcome.report.to_json()["artifacts"] if a["quant"] == quant]
     return entry
 
 
@@ -32,7 +32,7 @@ def test_int8_packages_are_built_as_declared_and_run_on_the_executor(small_t8, t
     from effconvert.runtime.mil import MILExecutor
 
     outcome = run(Request(small_t8.checkpoint, ("coreml",), ("fp32", "int8-weights", "int8"), tmp_path,
-                          samples=16, calib_dir=small_t8.train_dir, calib_samples=16, palettize=6,
+                          samples=16, calib=small_t8.train_dir, calib_samples=16, palettize=6,
                           fallback=False))
     fp32, weights, int8, pal6 = (_entry(outcome, q) for q in ("fp32", "int8-weights", "int8", "pal6"))
     for entry in (fp32, weights, int8, pal6):
@@ -48,7 +48,7 @@ def test_int8_packages_are_built_as_declared_and_run_on_the_executor(small_t8, t
     program = MILExecutor(tmp_path / int8["path"]).program
     assert len([op for op in program.operations if op.type == "quantize"]) >= 10
     assert program.opset == "CoreML7" and any("raised from iOS 16 to iOS 17" in n for n in int8["notes"])
-    assert outcome.report["calibration"]["samples"] == 16
+    assert outcome.report.to_json()["calibration"]["samples"] == 16
     luts = [op for op in MILExecutor(tmp_path / pal6["path"]).program.operations
             if op.type == "constexpr_lut_to_dense"]
     assert len(luts) >= 10 and all(len(op.inputs["lut"][0][1].flatten()) == 64 for op in luts)
@@ -90,7 +90,7 @@ def test_int8_w8a8_is_calibrated_on_linux_and_keeps_accuracy(converted):
     assert len(quantized) >= 10                                  # activations really are int8
     assert program.opset == "CoreML7"                            # iOS 17: raised from the default 16
     assert any("raised from iOS 16 to iOS 17" in note for note in int8["notes"])
-    assert converted.report["calibration"]["samples"] == 32
+    assert converted.report.to_json()["calibration"]["samples"] == 32
 
 
 @pytest.mark.slow          # the digits-trained T8: minutes to train on an empty cache
@@ -120,11 +120,11 @@ def test_a_missed_gate_keeps_the_most_sensitive_layers_in_float(converted, digit
     all_int8 = _entry(converted, "int8")["parity"]["psnr_db"]
     gate = f"psnr={all_int8 + 1.0:.1f}"
     outcome = run(Request(digits.checkpoint, ("coreml",), ("int8",), tmp_path, samples=400,
-                          val_dir=digits.val_dir, calib_dir=digits.train_dir, calib_samples=32, gate=gate))
-    [entry] = outcome.report["artifacts"]
+                          val=digits.val_dir, calib=digits.train_dir, calib_samples=32, gate=gate))
+    [entry] = outcome.report.to_json()["artifacts"]
     fallback = entry["fallback"]
     print(f"\ncoreml fallback to gate {gate}: {fallback['attempts']} size x{fallback['size_ratio']:.3f}")
-    ranked = [row["layer"] for row in outcome.report["int8_sensitivity"]["layers"]]
+    ranked = [row["layer"] for row in outcome.report.to_json()["int8_sensitivity"]["layers"]]
     assert fallback["float_layers"] == ranked[:len(fallback["float_layers"])]
     assert entry["parity"]["passed"] and entry["parity"]["psnr_db"] >= all_int8 + 1.0
     assert fallback["all_int8"]["psnr_db"] < all_int8 + 1.0

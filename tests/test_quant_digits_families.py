@@ -27,16 +27,16 @@ def converted(request, tmp_path_factory):
     digits = digits_model(arch=request.param)
     out = tmp_path_factory.mktemp(f"digits-{request.param}")
     outcome = run(Request(digits.checkpoint, ("tflite", "coreml"), ("fp32", "int8"), out, samples=400,
-                          val_dir=digits.val_dir, calib_dir=digits.train_dir, calib_samples=32, fallback=False))
+                          val=digits.val_dir, calib=digits.train_dir, calib_samples=32, fallback=False))
     return request.param, digits, outcome
 
 
 def test_digits_int8_keeps_accuracy(converted):
     arch, digits, outcome = converted
     assert digits.accuracy >= 0.95
-    assert outcome.report["model"]["arch"] == arch
-    assert outcome.report["model"]["input_size"] == [3, 64, 64]
-    entries = {(a["target"], a["quant"]): a for a in outcome.report["artifacts"]}
+    assert outcome.report.to_json()["model"]["arch"] == arch
+    assert outcome.report.to_json()["model"]["input_size"] == [3, 64, 64]
+    entries = {(a["target"], a["quant"]): a for a in outcome.report.to_json()["artifacts"]}
     for (target, quant), a in sorted(entries.items()):
         p = a["parity"]
         print(f"\n{arch} {target} {quant}: {a['size_bytes'] / 1e6:.2f} MB psnr {p['psnr_db']:.1f} "

@@ -18,11 +18,11 @@ def quantized(digits, tmp_path_factory):
 
     out = tmp_path_factory.mktemp("int8")
     return run(Request(digits.checkpoint, ("tflite",), ("fp32", "fp16", "int8-weights", "int8"), out,
-                       samples=400, val_dir=digits.val_dir, calib_dir=digits.train_dir, calib_samples=64))
+                       samples=400, val=digits.val_dir, calib=digits.train_dir, calib_samples=64))
 
 
 def _entry(outcome, quant):
-    [entry] = [a for a in outcome.report["artifacts"] if a["quant"] == quant]
+    [entry] = [a for a in outcome.report.to_json()["artifacts"] if a["quant"] == quant]
     return entry
 
 
@@ -34,7 +34,7 @@ def _check_sensitivity_table(outcome, checkpoint) -> list[float]:
     from effconvert.fuse import fuse_model
     from effconvert.load import load_checkpoint
 
-    table = outcome.report["int8_sensitivity"]["layers"]
+    table = outcome.report.to_json()["int8_sensitivity"]["layers"]
     loaded = load_checkpoint(checkpoint)
     fused = fuse_model(loaded.model, inputs=torch.rand(8, *loaded.preprocessing.input_size), enabled=True)
     layers = {n for n, m in fused.model.named_modules() if isinstance(m, (torch.nn.Conv2d, torch.nn.Linear))}
@@ -65,13 +65,13 @@ def test_int8_artifacts_are_built_as_declared_and_ranked_on_litert(small_t8, tmp
     from effconvert.pipeline import Request, run
 
     outcome = run(Request(small_t8.checkpoint, ("tflite",), ("fp32", "int8-weights", "int8"), tmp_path,
-                          samples=16, calib_dir=small_t8.train_dir, calib_samples=16, fallback=False))
+                          samples=16, calib=small_t8.train_dir, calib_samples=16, fallback=False))
     fp32, weights, int8 = (_entry(outcome, q) for q in ("fp32", "int8-weights", "int8"))
     for entry in (fp32, weights, int8):
         assert entry["runtime"] == "litert" and np.isfinite(entry["parity"]["psnr_db"]), entry
     assert fp32["parity"]["passed"] and fp32["parity"]["psnr_db"] > int8["parity"]["psnr_db"]
     assert int8["size_bytes"] <= 0.30 * fp32["size_bytes"] and weights["size_bytes"] <= 0.30 * fp32["size_bytes"]
-    assert outcome.report["calibration"] == {"source": str(small_t8.train_dir), "samples": 16, "builtin": False}
+    assert outcome.report.to_json()["calibration"] == {"source": str(small_t8.train_dir), "samples": 16, "builtin": False}
 
     path = tmp_path / int8["path"]
     interpreter = Interpreter(model_path=str(path))
@@ -93,7 +93,7 @@ def test_the_digits_model_is_trained(digits):
 
 @pytest.mark.slow          # the digits-trained T8: minutes to train on an empty cache
 def test_int8_keeps_accuracy_and_shrinks_the_model(quantized):
-    report = quantized.report
+    report = quantized.report.to_json()
     fp32, fp16, weights, int8 = (_entry(quantized, q) for q in ("fp32", "fp16", "int8-weights", "int8"))
     for entry in (fp32, fp16, weights, int8):
         p = entry["parity"]
@@ -139,13 +139,13 @@ def test_int8_has_float_io_unless_asked(quantized, digits, tmp_path):
     assert 4 in int8_kernels and 4 not in weights_kernels
     assert int8_kernels.count(7) < weights_kernels.count(7)
     outcome = run(Request(digits.checkpoint, ("tflite",), ("int8",), tmp_path, samples=64,
-                          val_dir=digits.val_dir, calib_dir=digits.train_dir, calib_samples=32, int8_io=True))
-    entry = outcome.report["artifacts"][0]
+                          val=digits.val_dir, calib=digits.train_dir, calib_samples=32, int8_io=True))
+    entry = outcome.report.to_json()["artifacts"][0]
     integer = Interpreter(model_path=str(tmp_path / entry["path"]))
     assert integer.get_input_details()[0]["dtype"] == np.int8
     assert entry["parity"]["passed"], entry["parity"]["failures"]       # our runtime quantizes the input
-    assert outcome.report["calibration"] == {"source": str(digits.train_dir), "samples": 32, "builtin": False}
-    assert json.loads(json.dumps(outcome.report))["artifacts"][0]["notes"]
+    assert outcome.report.to_json()["calibration"] == {"source": str(digits.train_dir), "samples": 32, "builtin": False}
+    assert json.loads(json.dumps(outcome.report.to_json()))["artifacts"][0]["notes"]
 
 
 @pytest.mark.slow          # EfficientFormer-L1 at 224 through PT2E int8: 21 s
@@ -160,7 +160,7 @@ def test_int8_float_io_when_the_graph_already_ends_in_float(tmp_path):
 
     ckpt = make_checkpoint("efficientformer_l1", tmp_path / "l1.pth", layout="snap").path
     outcome = run(Request(ckpt, ("tflite",), ("int8",), tmp_path / "out", samples=4, calib_samples=4))
-    entry = outcome.report["artifacts"][0]
+    entry = outcome.report.to_json()["artifacts"][0]
     assert entry["runtime"] == "litert" and "psnr_db" in entry["parity"], entry["parity"]["failures"]
     interpreter = Interpreter(model_path=str(tmp_path / "out" / entry["path"]))
     interpreter.allocate_tensors()
@@ -179,8 +179,8 @@ def test_int8_at_full_resolution_matches_its_quantized_simulation(tmp_path):
 
     ckpt = make_checkpoint("fastvit_t8", tmp_path / "t8.pth").path
     outcome = run(Request(ckpt, ("tflite",), ("int8",), tmp_path / "out", samples=8, calib_samples=16))
-    parity = outcome.report["artifacts"][0]["parity"]
-    assert outcome.report["fusion"]["steps"]["strip_noops"] > 0
+    parity = outcome.report.to_json()["artifacts"][0]["parity"]
+    assert outcome.report.to_json()["fusion"]["steps"]["strip_noops"] > 0
     assert parity["psnr_db"] > 25 and parity["cosine"] > 0.95, parity       # measured 33.4 dB, 0.978
 
 
@@ -201,12 +201,12 @@ def test_a_missed_gate_keeps_the_most_sensitive_layers_in_float(quantized, digit
     all_int8 = _entry(quantized, "int8")["parity"]["psnr_db"]
     gate = f"psnr={all_int8 + 1.5:.1f}"
     outcome = run(Request(digits.checkpoint, ("tflite",), ("int8",), tmp_path, samples=400,
-                          val_dir=digits.val_dir, calib_dir=digits.train_dir, calib_samples=64, gate=gate))
-    [entry] = outcome.report["artifacts"]
+                          val=digits.val_dir, calib=digits.train_dir, calib_samples=64, gate=gate))
+    [entry] = outcome.report.to_json()["artifacts"]
     fallback = entry["fallback"]
     print(f"\nfallback to gate {gate}: {fallback['attempts']} size x{fallback['size_ratio']:.3f} "
           f"latency x{fallback['latency_ratio']:.2f}")
-    ranked = [row["layer"] for row in outcome.report["int8_sensitivity"]["layers"]]
+    ranked = [row["layer"] for row in outcome.report.to_json()["int8_sensitivity"]["layers"]]
     assert fallback["float_layers"] == ranked[:len(fallback["float_layers"])]
     assert 1 <= len(fallback["attempts"]) <= 2                                 # predicted, not tried in turn
     assert all(a["predicted_psnr_db"] >= all_int8 + 1.5 for a in fallback["attempts"][:1])

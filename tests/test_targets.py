@@ -10,7 +10,9 @@ import pytest
 
 from effconvert.convert.tflite_metadata import read_metadata
 from effconvert.load.fastvit import VARIANTS
+from conftest import artifact
 from effconvert.pipeline import Request, run
+from effconvert.report.schema import Report
 
 # T8 (the smallest FastViT: RepMixer stages only) in the default suite, through the session's shared
 # T8 run; SA12 (RepMixer + attention stage + RepCPE: every FastViT op kind) in `make test-slow`.
@@ -23,44 +25,45 @@ def all_targets(request, tmp_path_factory, checkpoints, t8_all):
     return run(Request(checkpoints(request.param), ("all",), ("fp32", "fp16"), out, samples=16))
 
 
-def _entry(outcome, target, quant):
-    [entry] = [a for a in outcome.report["artifacts"] if (a["target"], a["quant"]) == (target, quant)]
-    return entry
-
-
-def test_six_artifacts_and_parity_on_real_runtimes(all_targets):
-    """The targets issue's acceptance: every target, fp32 and fp16 (ExecuTorch: fp32, no fp16 path)."""
+def test_every_target_and_parity_on_real_runtimes(all_targets):
+    """Every target of `all`, fp32 and fp16 (ExecuTorch: fp32, no fp16 path), each run on its runtime;
+    report.json on disk is the report the run returned."""
     report = all_targets.report
-    assert sorted((a["target"], a["quant"]) for a in report["artifacts"]) == [
+    assert sorted((a.target, a.quant) for a in report.artifacts) == [
         ("coreml", "fp16"), ("coreml", "fp32"), ("executorch", "fp32"), ("onnx", "fp16"), ("onnx", "fp32"),
         ("tflite", "fp16"), ("tflite", "fp32")]
+    assert report.skipped == ()  # `all` skips silently what a target does not offer
     for target, runtime in (("tflite", "litert"), ("onnx", "onnxruntime")):
-        fp32, fp16 = _entry(all_targets, target, "fp32"), _entry(all_targets, target, "fp16")
-        assert fp32["runtime"] == fp16["runtime"] == runtime
-        assert fp32["parity"]["passed"] and fp32["parity"]["max_rel_err"] <= 1e-5, fp32["parity"]
+        fp32, fp16 = (artifact(all_targets, target, q) for q in ("fp32", "fp16"))
+        assert fp32.runtime == fp16.runtime == runtime
+        assert fp32.passed and fp32.verdict.parity.max_rel_err <= 1e-5, fp32.verdict
         # Top-1 as the gate counts it: over inputs the reference decides (a near-tie may flip in fp16).
-        assert fp16["parity"]["passed"] and fp16["parity"]["top1_agreement_decided"] >= 0.99, fp16["parity"]
-        assert fp16["parity"]["psnr_db"] >= 35
-        assert fp16["size_bytes"] < 0.6 * fp32["size_bytes"]
-        assert fp32["parity"]["samples"] == report["inputs"]["samples"] >= 8
-    assert (all_targets.out_dir / "report.html").exists()
+        assert fp16.passed and fp16.verdict.parity.top1_agreement_decided >= 0.99, fp16.verdict
+        assert fp16.verdict.parity.psnr_db >= 35
+        assert fp16.size_bytes < 0.6 * fp32.size_bytes
+        assert fp32.verdict.parity.samples == report.inputs.samples >= 8
+    on_disk = json.loads((all_targets.out_dir / "report.json").read_text())
+    assert on_disk == json.loads(json.dumps(report.to_json()))
+    assert json.loads(json.dumps(Report.from_json(on_disk).to_json())) == on_disk  # read back losslessly
+    html = (all_targets.out_dir / "report.html").read_text()
+    assert all(a.path in html for a in report.artifacts) and html.count("data:image/png;base64,") == 7
 
 
 def test_coreml_parity_comes_from_running_the_package(all_targets):
     expected = "coreml-macos" if platform.system() == "Darwin" else "coreml-mil-executor"
-    fp32, fp16 = _entry(all_targets, "coreml", "fp32"), _entry(all_targets, "coreml", "fp16")
-    assert fp32["runtime"] == fp16["runtime"] == expected
-    assert fp32["parity"]["passed"] and fp32["parity"]["max_rel_err"] <= 1e-4, fp32["parity"]
-    assert fp16["parity"]["passed"] and fp16["parity"]["psnr_db"] >= 35, fp16["parity"]
-    assert fp16["parity"]["top1_agreement_decided"] >= 0.99
-    assert all_targets.report["passed"] is True and all_targets.exit_code == 0
+    fp32, fp16 = (artifact(all_targets, "coreml", q) for q in ("fp32", "fp16"))
+    assert fp32.runtime == fp16.runtime == expected
+    assert fp32.passed and fp32.verdict.parity.max_rel_err <= 1e-4, fp32.verdict
+    assert fp16.passed and fp16.verdict.parity.psnr_db >= 35, fp16.verdict
+    assert fp16.verdict.parity.top1_agreement_decided >= 0.99
+    assert all_targets.report.passed is True and all_targets.exit_code == 0
 
 
 def test_coreml_package_has_image_input_labels_and_metadata(all_targets):
     import coremltools as ct
 
-    entry = _entry(all_targets, "coreml", "fp16")
-    spec = ct.utils.load_spec(str(all_targets.out_dir / entry["path"]))
+    entry = artifact(all_targets, "coreml", "fp16")
+    spec = ct.utils.load_spec(str(all_targets.out_dir / entry.path))
     [image] = spec.description.input
     assert image.name == "image" and image.type.WhichOneof("Type") == "imageType"
     assert (image.type.imageType.width, image.type.imageType.height) == (256, 256)
@@ -68,8 +71,8 @@ def test_coreml_package_has_image_input_labels_and_metadata(all_targets):
     assert outputs == {"classLabel": "stringType", "classLabel_probs": "dictionaryType",
                        "logits": "multiArrayType"}
     meta = dict(spec.description.metadata.userDefined)
-    assert meta["effconvert.arch"] == all_targets.report["model"]["arch"] and meta["effconvert.quant"] == "fp16"
-    assert meta["effconvert.checkpoint_sha256"] == all_targets.report["model"]["sha256"]
+    assert meta["effconvert.arch"] == all_targets.report.model.arch and meta["effconvert.quant"] == "fp16"
+    assert meta["effconvert.checkpoint_sha256"] == all_targets.report.model.sha256
     assert json.loads(meta["effconvert.mean"]) == [0.485, 0.456, 0.406]
     assert len(json.loads(meta["effconvert.labels"])) == 1000
     assert spec.specificationVersion >= 7                          # iOS16 ML Program
@@ -77,7 +80,7 @@ def test_coreml_package_has_image_input_labels_and_metadata(all_targets):
     # The classifier's own class list is the label list the metadata carries, in order.
     from effconvert.runtime.mil import load_program
 
-    classify = load_program(all_targets.out_dir / entry["path"]).operations[-1]
+    classify = load_program(all_targets.out_dir / entry.path).operations[-1]
     assert classify.type == "classify"
     assert list(classify.inputs["classes"][0][1]) == json.loads(meta["effconvert.labels"])
 
@@ -85,22 +88,22 @@ def test_coreml_package_has_image_input_labels_and_metadata(all_targets):
 def test_tflite_has_nhwc_input_and_metadata_inside(all_targets):
     from ai_edge_litert.interpreter import Interpreter
 
-    path = all_targets.out_dir / _entry(all_targets, "tflite", "fp32")["path"]
+    path = all_targets.out_dir / artifact(all_targets, "tflite", "fp32").path
     interpreter = Interpreter(model_path=str(path))
     [inp], [out] = interpreter.get_input_details(), interpreter.get_output_details()
     assert inp["name"] == "input" and list(inp["shape"]) == [1, 256, 256, 3]
     assert out["name"] == "logits" and list(out["shape"]) == [1, 1000]
     assert interpreter.get_signature_list() == {"serving_default": {"inputs": ["input"], "outputs": ["logits"]}}
     meta = read_metadata(path)
-    assert meta["effconvert.input_layout"] == "nhwc" and meta["effconvert.arch"] == all_targets.report["model"]["arch"]
+    assert meta["effconvert.input_layout"] == "nhwc" and meta["effconvert.arch"] == all_targets.report.model.arch
     assert json.loads(meta["effconvert.std"]) == [0.229, 0.224, 0.225]
     assert len(json.loads(meta["effconvert.labels"])) == 1000
 
 
 def test_coreml_no_validate_and_tensor_input(tmp_path, checkpoints, cli):
     out = tmp_path / "out"
-    result = cli(checkpoints("fastvit_t8"), "--target", "coreml", "--input", "tensor", "--ios", "17",
-                 "--no-validate", "--out", out)
+    result = cli(checkpoints("fastvit_t8"), "--target", "coreml", "--quant", "fp32", "--input", "tensor", "--ios",
+                 "17", "--no-validate", "--out", out)
     assert result.exit_code == 0, result.output
     import coremltools as ct
 
@@ -111,8 +114,8 @@ def test_coreml_no_validate_and_tensor_input(tmp_path, checkpoints, cli):
 
 def test_tflite_nchw_layout_and_onnx_dynamic_batch(tmp_path, checkpoints, cli):
     out = tmp_path / "out"
-    result = cli(checkpoints("fastvit_t8"), "--target", "tflite", "--target", "onnx", "--layout", "nchw",
-                 "--dynamic-batch", "--samples", "8", "--out", out)
+    result = cli(checkpoints("fastvit_t8"), "--target", "tflite", "--target", "onnx", "--quant", "fp32", "--layout",
+                 "nchw", "--dynamic-batch", "--samples", "8", "--out", out)
     assert result.exit_code == 0, result.output
     report = json.loads((out / "report.json").read_text())
     assert {a["input_layout"] for a in report["artifacts"]} == {"nchw"}
@@ -142,18 +145,10 @@ def test_conversion_is_deterministic(tmp_path, checkpoints, t8_all):
     assert _digest(pa)[weights] == _digest(pb)[weights]
 
 
-@pytest.mark.skipif(platform.system() != "Darwin", reason="MLModel.predict runs only on macOS")
-def test_coreml_predict_on_macos(all_targets):
-    for quant in ("fp32", "fp16"):
-        entry = _entry(all_targets, "coreml", quant)
-        assert entry["runtime"] == "coreml-macos" and entry["parity"]["passed"]
-
-
 @pytest.mark.slow
 @pytest.mark.parametrize("arch", VARIANTS)
 def test_every_fastvit_variant_converts_to_every_target(arch, tmp_path, checkpoints):
     outcome = run(Request(checkpoints(arch), ("all",), ("fp32", "fp16"), tmp_path, samples=8))
-    for entry in outcome.report["artifacts"]:
-        assert "error" not in entry, entry
-        if entry["runtime"] != "unvalidated":
-            assert entry["parity"]["passed"], (entry["target"], entry["quant"], entry["parity"])
+    for entry in outcome.report.artifacts:
+        assert entry.error is None, entry
+        assert entry.passed, (entry.target, entry.quant, entry.verdict)

@@ -111,5 +111,5 @@ def test_an_artifact_the_runtime_refuses_fails_validation_with_the_reason(tmp_pa
     inputs = input_set(Preprocessing.from_timm("fastvit_t8", image_size=32), samples=2)
     result = validate_artifact(Artifact("tflite", "fp32", broken, 0.0, "nhwc"), inputs,
                                np.zeros((2, 10), np.float32), gate=gate_for("fp32", None))
-    assert not result.passed and result.runtime == "unvalidated" and result.parity is None
+    assert not result.passed and result.runtime == "unvalidated" and result.verdict.parity is None
     assert "tflite runtime could not run the artifact" in result.failures[0]

@@ -7,6 +7,7 @@ repository's `apps/` folder.
 | ios      | .mlpackage  | EffconvertClassifier/Model.mlpackage         | EffconvertClassifier/manifest.json |
 | android  | .tflite     | app/src/main/assets/model.tflite (LiteRT, the default) | app/src/main/assets/manifest.json |
 | android  | .pte        | app/src/main/assets/model.pte (ExecuTorch)   | app/src/main/assets/manifest.json |
+| android  | .qnn.onnx   | app/src/main/assets/model.qnn.onnx (ONNX Runtime + QNN, the NPU) | app/src/main/assets/manifest.json |
 """
 
 from __future__ import annotations
@@ -15,12 +16,13 @@ import json
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from collections.abc import Callable, Iterable
+from typing import Any
 
 from ..atomic import atomic_path
 from ..errors import BadInput
 from ..targets import TARGETS
-from .manifest import coreml_manifest, executorch_manifest, tflite_manifest
+from .manifest import coreml_manifest, executorch_manifest, qnn_manifest, tflite_manifest
 
 TEMPLATES = Path(__file__).resolve().parents[2] / "apps"
 
@@ -60,7 +62,14 @@ class Platform:
         return self.models[0].path
 
     def model_for(self, artifact: Path) -> Model | None:
-        return next((m for m in self.models if artifact.name.endswith(m.suffix)), None)
+        """The model slot for `artifact`: the one of its target (.qnn.onnx is not an .onnx here)."""
+        from ..targets import target_of
+
+        try:
+            target = target_of(artifact).name
+        except BadInput:
+            return None
+        return next((m for m in self.models if m.target == target), None)
 
 
 PLATFORMS: dict[str, Platform] = {p.name: p for p in (
@@ -68,8 +77,15 @@ PLATFORMS: dict[str, Platform] = {p.name: p for p in (
              (Model("coreml", "EffconvertClassifier/Model.mlpackage", coreml_manifest),)),
     Platform("android", "android", "app/src/main/assets/manifest.json",
              (Model("tflite", "app/src/main/assets/model.tflite", tflite_manifest),
-              Model("executorch", "app/src/main/assets/model.pte", executorch_manifest))),
+              Model("executorch", "app/src/main/assets/model.pte", executorch_manifest),
+              Model("qnn", "app/src/main/assets/model.qnn.onnx", qnn_manifest))),
 )}
+
+
+def either(names: Iterable[str]) -> str:
+    """'.tflite, .pte or .qnn.onnx'"""
+    items = list(names)
+    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " or " + items[-1]
 
 
 @dataclass(frozen=True)
@@ -89,8 +105,8 @@ def embed_app(platform: str, artifact: Path, out: Path) -> AppProject:
         raise BadInput(f"artifact not found: {artifact}")
     model_spec = spec.model_for(artifact)
     if model_spec is None:
-        takes = " or ".join(m.suffix for m in spec.models)
-        wanted = "; ".join(f"{p.name}: {' or '.join(m.suffix for m in p.models)}" for p in PLATFORMS.values())
+        takes = either(m.suffix for m in spec.models)
+        wanted = "; ".join(f"{p.name}: {either(m.suffix for m in p.models)}" for p in PLATFORMS.values())
         raise BadInput(f"{artifact.name} cannot go into the {platform} app: it needs a {takes} artifact",
                        hint=f"apps take {wanted}")
     template = TEMPLATES / spec.template

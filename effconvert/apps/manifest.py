@@ -96,3 +96,23 @@ def executorch_manifest(path: Path) -> dict[str, Any]:
                     delegates=summary.backends)
     manifest["preprocessing"]["normalization"] = "app"
     return manifest
+
+
+def qnn_manifest(path: Path) -> dict[str, Any]:
+    """From the compiled model itself: its metadata, its input/output signature, the SoC it was
+    compiled for and the nodes that stay on the CPU."""
+    import onnx
+
+    from ..convert.qnn import RESIDENCY_KEY
+
+    model = onnx.load(str(path), load_external_data=False)
+    meta = {p.key: p.value for p in model.metadata_props}
+    manifest = _common(meta, path)
+    [inp], [out] = model.graph.input, model.graph.output
+    dims = lambda value: [d.dim_value for d in value.type.tensor_type.shape.dim]  # noqa: E731 - one shape reader
+    residency = json.loads(meta.get(RESIDENCY_KEY, "{}"))
+    manifest.update(runtime="onnxruntime-qnn", input_name=inp.name, input_layout="nchw", input_shape=dims(inp),
+                    input_dtype="float32", output_name=out.name, output_shape=dims(out), soc=meta["effconvert.soc"],
+                    cpu_nodes=[c["type"] for c in residency.get("cpu_nodes", [])])
+    manifest["preprocessing"]["normalization"] = "app"
+    return manifest

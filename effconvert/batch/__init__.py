@@ -32,6 +32,7 @@ from .plan import Job, Plan, read_plan
 __all__ = ["BatchOutcome", "Plan", "Job", "JobResult", "read_plan", "run_batch", "default_workers"]
 
 ResultCallback = Callable[[JobResult, int, int], None]     # (result, done so far, total)
+INTERRUPTED_EXIT = 130  # 128 + SIGINT, as a shell reports ^C
 
 
 @dataclass(frozen=True)
@@ -99,7 +100,7 @@ def run_batch(plan_path: str | Path, *, out_dir: str | Path | None = None, worke
         on_plan(plan, len(todo))
         for result in results.values():
             on_result(result, len(results), len(plan.jobs))
-        interrupted = True
+        interrupted: int | None = INTERRUPTED_EXIT  # until the loop ends: what an interrupted run exits with
         try:
             if ray is not None:
                 from .cluster import run_ray
@@ -112,8 +113,12 @@ def run_batch(plan_path: str | Path, *, out_dir: str | Path | None = None, worke
             for result in finished:
                 results[result.name] = result
                 on_result(result, len(results), len(plan.jobs))
-                _write(plan, results, runner, workers, threads, started, interrupted=False)
-            interrupted = False
+                _write(plan, results, runner, workers, threads, started, interrupted=None)
+            interrupted = None
+        except BaseException as exc:
+            # ^C is KeyboardInterrupt (130); the CLI raises SIGTERM as a KeyboardInterrupt with its own code.
+            interrupted = getattr(exc, "exit_code", INTERRUPTED_EXIT) if isinstance(exc, KeyboardInterrupt) else None
+            raise
         finally:
             record = _write(plan, results, runner, workers, threads, started, interrupted=interrupted)
     return BatchOutcome(plan, results, record, plan.out_dir, record["exit_code"])
@@ -129,12 +134,12 @@ def _earlier_record(out_dir: Path) -> dict[str, dict]:
 
 
 def _write(plan: Plan, results: dict[str, JobResult], runner: str, workers: int, threads: int,
-           started: float, *, interrupted: bool) -> dict:
+           started: float, *, interrupted: int | None) -> dict:
     """batch.json, index.html and matrix.md as they stand: after every job, so a killed batch
-    (even SIGKILL) leaves a record of what finished."""
+    (even SIGKILL) leaves a record of what finished. `interrupted`: the exit code of an interrupt."""
+    code = interrupted if interrupted is not None else exit_code_of(list(results.values()))
     record = batch_record(plan, results, runner=runner, workers=workers, threads=threads,
-                          seconds=time.perf_counter() - started, exit_code=exit_code_of(list(results.values())),
-                          interrupted=interrupted)
+                          seconds=time.perf_counter() - started, exit_code=code, interrupted=interrupted is not None)
     write_text_atomic(plan.out_dir / "batch.json", json.dumps(record, indent=1, ensure_ascii=False) + "\n")
     write_text_atomic(plan.out_dir / "index.html", render_index(record))
     write_text_atomic(plan.out_dir / "matrix.md", render_matrix(record))

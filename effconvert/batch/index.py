@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from ..report.html import STYLE
+from ..report.schema import ArtifactReport
 from ..targets import QUANTS, TARGETS, check_pairs, split_list
 from .job import JobResult
 from .plan import Job, Plan
@@ -26,36 +27,37 @@ _MARK = {"passed": "✓", "gate-failed": "✗", "conversion-failed": "✗", "not
 def cells_of(job: Job, result: JobResult | None) -> dict[str, dict[str, Any]]:
     """Column "target quant" -> cell, for every pair the job asked for (not-offered ones included)."""
     request = job.request
-    named = split_list(list(request.targets))
-    targets = list(TARGETS) if "all" in named else named
+    targets, quants = split_list(list(request.targets)), split_list(list(request.quants))
+    named = [t for t in targets if t != "all"]
     cells: dict[str, dict[str, Any]] = {}
-    for target in targets:
-        for quant in split_list(list(request.quants)):
+    for target in named:
+        for quant in quants:
             if quant not in TARGETS[target].quants:
-                why = dict(TARGETS[target].refused).get(quant, f"{target} has no {quant}")
-                cells[f"{target} {quant}"] = {"status": "not-offered", "text": f"not offered: {why}"}
-    pairs = check_pairs(list(request.targets), list(request.quants), request.palettize, offered_only=True)
+                cells[f"{target} {quant}"] = {"status": "not-offered",
+                                              "text": f"not offered: {TARGETS[target].why_not(quant)}"}
+    pairs = check_pairs(request.targets, request.quants, request.palettize).pairs
     if result is None or result.report is None:
         why = "not run" if result is None else f"job {result.status}: {result.error}"
         cells.update({f"{t} {q}": {"status": "job-failed", "text": why} for t, q in pairs})
         return cells
-    for entry in result.report["artifacts"]:
-        cells[f"{entry['target']} {entry['quant']}"] = _cell(job, entry)
+    for artifact in result.report.artifacts:
+        cells[f"{artifact.target} {artifact.quant}"] = _cell(job, artifact)
     return cells
 
 
-def _cell(job: Job, entry: dict) -> dict[str, Any]:
-    parity = entry.get("parity", {})
-    if entry.get("error"):
-        return {"status": "conversion-failed", "text": f"conversion failed: {entry['error']}"}
-    link = {"artifact": f"{job.name}/{entry['path']}", "sha256": entry.get("sha256"),
-            "size_bytes": entry.get("size_bytes")}
-    if "max_rel_err" not in parity:
-        return {"status": "gate-failed", "text": "not validated: " + "; ".join(parity.get("failures", [])), **link}
-    number = f"rel {parity['max_rel_err']:.1e}" if entry["quant"] == "fp32" else f"{parity['psnr_db']:.0f} dB"
-    why = "" if parity["passed"] else " (" + "; ".join(parity.get("failures", [])) + ")"
-    return {"status": "passed" if parity["passed"] else "gate-failed",
-            "text": f"{number}, {entry['size_bytes'] / 1e6:.1f} MB{why}", **link}
+def _cell(job: Job, artifact: ArtifactReport) -> dict[str, Any]:
+    if artifact.error:
+        return {"status": "conversion-failed", "text": f"conversion failed: {artifact.error}"}
+    link = {"artifact": f"{job.name}/{artifact.path}", "sha256": artifact.sha256, "size_bytes": artifact.size_bytes}
+    verdict = artifact.verdict
+    if verdict is None or verdict.parity is None:
+        failures = "; ".join(verdict.failures) if verdict is not None else "no verdict"
+        return {"status": "gate-failed", "text": f"not validated: {failures}", **link}
+    p = verdict.parity
+    number = f"rel {p.max_rel_err:.1e}" if artifact.quant == "fp32" else f"{p.psnr_db:.0f} dB"
+    why = "" if verdict.passed else " (" + "; ".join(verdict.failures) + ")"
+    size = (artifact.size_bytes or 0) / 1e6
+    return {"status": "passed" if verdict.passed else "gate-failed", "text": f"{number}, {size:.1f} MB{why}", **link}
 
 
 def batch_record(plan: Plan, results: dict[str, JobResult], *, runner: str, workers: int, threads: int,
@@ -73,9 +75,9 @@ def batch_record(plan: Plan, results: dict[str, JobResult], *, runner: str, work
             "resumed": bool(result and result.resumed), "seconds": result.seconds if result else None,
             "peak_rss_mb": result.peak_rss_mb if result else None, "worker": result.worker if result else None,
             "error": result.error if result else None,
-            "arch": report["model"]["arch"] if report else (job.make.arch if job.make else None),
-            "layout": report["model"]["source_layout"] if report else None,
-            "fusion_max_rel_err": report["fusion"].get("max_rel_err") if report else None,
+            "arch": report.model.arch if report else (job.make.arch if job.make else None),
+            "layout": report.model.source_layout if report else None,
+            "fusion_max_rel_err": report.fusion.proof.max_rel_err if report else None,
             "options": job.request.options(),
             "cells": cells_of(job, result),
         })
@@ -84,7 +86,7 @@ def batch_record(plan: Plan, results: dict[str, JobResult], *, runner: str, work
         counts[entry["status"]] = counts.get(entry["status"], 0) + 1
     return {"schema": SCHEMA, "plan": str(plan.path), "date": datetime.datetime.now().isoformat(timespec="seconds"),
             "machine": f"{platform.machine()} {platform.system()}", "runner": runner, "workers": workers,
-            "threads_per_job": threads, "wall_s": round(seconds, 1), "exit_code": exit_code,
+            "threads_per_job": threads, "wall_s": round(seconds, 1), "exit_code": exit_code, "interrupted": interrupted,
             "counts": counts, "jobs": jobs}
 
 

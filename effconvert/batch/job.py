@@ -21,6 +21,7 @@ from ..errors import BadInput, EffconvertError
 from ..files import sha256_of
 from ..load.snapshot import is_snapshot
 from ..load.snapshot import resolve as resolve_snapshot
+from ..report.schema import Report
 from .plan import Job
 
 # status -> the batch exit code it contributes (the worst wins): design.md's codes, per job.
@@ -37,7 +38,7 @@ class JobResult:
     worker: str = ""               # pid@host that ran it
     checkpoint_sha256: str | None = None
     resumed: bool = False          # --resume: the report of an earlier run stands, nothing ran
-    report: dict[str, Any] | None = field(default=None, repr=False)   # the job's report.json
+    report: Report | None = field(default=None, repr=False)  # the job's report
 
     @property
     def exit_code(self) -> int:
@@ -65,9 +66,9 @@ def run_job(job: Job, threads: int) -> JobResult:
         # slots), and a batch's parallelism is its jobs side by side.
         outcome = run(job.request, second_process=False)
         status = {0: "passed", 1: "gate-failed"}.get(outcome.exit_code, "conversion-failed")
-        failed = [f"{a['target']} {a['quant']}: {a['error']}" for a in outcome.report["artifacts"] if a.get("error")]
+        failed = [f"{a.target} {a.quant}: {a.error}" for a in outcome.report.artifacts if a.error]
         result = JobResult(job.name, status, error="; ".join(failed) or None, report=outcome.report,
-                           checkpoint_sha256=outcome.report["model"]["sha256"])
+                           checkpoint_sha256=outcome.report.model.sha256)
     except EffconvertError as exc:             # refused once the checkpoint was read (e.g. its size)
         result = JobResult(job.name, "refused" if isinstance(exc, BadInput) else "conversion-failed",
                            error=exc.message + (f" ({exc.hint})" if exc.hint else ""))
@@ -95,17 +96,16 @@ def finished_earlier(job: Job) -> JobResult | None:
     if not weights.is_file():
         return None
     try:
-        report = json.loads(path.read_text(encoding="utf-8"))
-        same = (report["versions"]["effconvert"] == __version__ and report.get("options") == job.request.options()
-                and all((job.out_dir / a["path"]).exists() for a in report["artifacts"] if a.get("path")))
+        report = Report.from_json(json.loads(path.read_text(encoding="utf-8")))
     except (OSError, ValueError, KeyError, TypeError):
         return None
+    same = (report.versions.get("effconvert") == __version__ and dict(report.options) == job.request.options()
+            and all((job.out_dir / a.path).exists() for a in report.artifacts if a.path))
     if not same:
         return None
     sha256 = sha256_of(weights)
-    if report["model"].get("sha256") != sha256:
+    if report.model.sha256 != sha256:
         return None
-    failed = any(a.get("error") for a in report["artifacts"])
-    status = "passed" if report["passed"] else ("conversion-failed" if failed else "gate-failed")
-    return JobResult(job.name, status, seconds=report.get("timings_s", {}).get("total", 0.0),
+    status = "passed" if report.passed else ("conversion-failed" if report.conversion_failed else "gate-failed")
+    return JobResult(job.name, status, seconds=report.timings_s.get("total", 0.0),
                      checkpoint_sha256=sha256, report=report, resumed=True)

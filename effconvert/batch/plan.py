@@ -8,7 +8,7 @@
 
     [[checkpoints]]
     path = "models/*.pth"               # files, globs, snapshot folders, hf-hub:ORG/NAME, or a list
-    calib = "calib/"                    # any convert option, by its Request name (- or _)
+    calib = "calib/"                    # any convert option, by its name (options.py; - or _)
     quants = ["int8"]
 
     [[checkpoints]]
@@ -16,9 +16,11 @@
     make_layout = "original"            # timm (default) | original (the authors' release) | apple ...
     seed = 0
 
-One job per checkpoint: the ordinary pipeline with the entry's targets x quants. A named target
-skips the quants it does not offer (ExecuTorch fp16); the matrix shows those cells as not offered.
-The plan is data from a file: every key and type is checked, a bad one is one line and exit 2.
+One job per checkpoint: the ordinary pipeline with the entry's targets x quants, as the CLI and the
+API run it (the same option table, the same defaults). A pair a target does not offer is skipped
+with a note (ExecuTorch fp16); the matrix shows those cells as not offered. The plan is data from a
+file: every key and type is checked, a bad one is one line naming where, exit 2. Paths are relative
+to the plan's folder; `~` is the home folder.
 """
 
 from __future__ import annotations
@@ -26,16 +28,16 @@ from __future__ import annotations
 import difflib
 import fnmatch
 import glob
-import math
 import tomllib
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from ..errors import BadInput
-from ..request import Request, check_request, default_out_dir
-from ..load.snapshot import HUB_PREFIX
-from ..targets import CHECKPOINT_LAYOUTS, TARGETS, split_list
+from ..files import HUB_PREFIX
+from ..options import BY_NAME, OPTIONS, Request, default_out_dir, request_from
+from ..request import check_request
+from ..targets import CHECKPOINT_LAYOUTS
 
 ORIGINAL_LAYOUT = "original"           # make_layout: each family's original authors' (unfused) layout
 CHECKPOINTS_FOLDER = "checkpoints"     # under --out: where make = ... checkpoints are written
@@ -66,7 +68,7 @@ class Job:
 
     @property
     def out_dir(self) -> Path:
-        return Path(self.request.out_dir)
+        return self.request.output_dir
 
 
 @dataclass(frozen=True)
@@ -95,36 +97,6 @@ def _int(value: Any, where: str) -> int:
     return value
 
 
-def _number(value: Any, where: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        raise BadInput(f"{where} must be a finite number, not {value!r}"[:300])
-    return float(value)
-
-
-def _bool(value: Any, where: str) -> bool:
-    if not isinstance(value, bool):
-        raise BadInput(f"{where} must be true or false, not {value!r}"[:300])
-    return value
-
-
-def _three(value: Any, where: str) -> tuple[float, float, float]:
-    if not isinstance(value, list) or len(value) != 3:
-        raise BadInput(f"{where} must be a list of 3 numbers (R, G, B), not {value!r}"[:300])
-    return tuple(_number(v, f"{where}[{i}]") for i, v in enumerate(value))  # type: ignore[return-value]
-
-
-# Plan key -> (Request field, reader). Paths are resolved against the plan's folder afterwards.
-_OPTIONS: dict[str, tuple[str, Callable[[Any, str], Any]]] = {
-    "targets": ("targets", _texts), "quants": ("quants", _texts), "arch": ("arch", _text),
-    "image_size": ("image_size", _int), "samples": ("samples", _int), "val": ("val_dir", _text),
-    "gate": ("gate", _text), "fuse": ("fuse", _bool), "validate": ("validate", _bool),
-    "labels": ("labels_file", _text), "dynamic_batch": ("dynamic_batch", _bool), "layout": ("layout", _text),
-    "ios": ("ios", _int), "input": ("input_kind", _text), "calib": ("calib_dir", _text),
-    "calib_samples": ("calib_samples", _int), "int8_io": ("int8_io", _bool), "palettize": ("palettize", _int),
-    "fallback": ("fallback", _bool), "mean": ("mean", _three), "std": ("std", _three),
-    "crop_pct": ("crop_pct", _number),
-}
-_PATH_OPTIONS = {"val_dir", "calib_dir", "labels_file"}
 _SOURCE_KEYS = {"path", "make", "make_layout", "seed", "name"}
 
 
@@ -145,17 +117,18 @@ def read_plan(path: Path, out_dir: Path | None = None) -> Plan:
     defaults = data.get("defaults", {})
     if not isinstance(defaults, dict):
         raise BadInput(f"{where}: [defaults] must be a table of options")
-    _known(defaults, set(_OPTIONS), f"{where}: [defaults]")
+    _known(defaults, set(BY_NAME), f"{where}: [defaults]")
     entries = data.get("checkpoints")
     if not isinstance(entries, list) or not entries or not all(isinstance(e, dict) for e in entries):
         raise BadInput(f"{where} lists no checkpoints", hint="add [[checkpoints]] tables with path = ... or make = ...")
     jobs: list[Job] = []
     for index, entry in enumerate(entries):
         label = f"{where}: checkpoints[{index}]"
-        _known(entry, set(_OPTIONS) | _SOURCE_KEYS, label)
-        options = _options({**defaults, **{k: v for k, v in entry.items() if k not in _SOURCE_KEYS}}, base, label)
+        _known(entry, set(BY_NAME) | _SOURCE_KEYS, label)
+        options = {**defaults, **{k: v for k, v in entry.items() if k not in _SOURCE_KEYS}}
         for name, checkpoint, make in _sources(entry, base, out, label):
-            jobs.append(Job(name, Request(checkpoint, out_dir=out / name, offered_only=True, **options), make))
+            request = request_from(checkpoint, options, where=f"{label}.")
+            jobs.append(Job(name, replace(_resolved(request, base), out=out / name), make))
     if len(jobs) > MAX_JOBS:
         raise BadInput(f"{where} expands to {len(jobs)} jobs, more than {MAX_JOBS}")
     jobs = _unique_names(jobs, out, where)
@@ -190,17 +163,11 @@ def _known(table: dict, allowed: set[str], where: str) -> None:
                            hint="keys: " + ", ".join(sorted(allowed)))
 
 
-def _options(table: dict, base: Path, where: str) -> dict[str, Any]:
-    options = {}
-    for key, value in table.items():
-        field, read = _OPTIONS[key.replace("-", "_")]
-        value = read(value, f"{where}.{key}")
-        if field in ("targets", "quants"):
-            value = tuple(split_list(list(value)))
-        if field in _PATH_OPTIONS:
-            value = base / value
-        options[field] = value
-    return options
+def _resolved(request: Request, base: Path) -> Request:
+    """A plan's relative paths name files beside the plan."""
+    paths = {o.name: base / getattr(request, o.name) for o in OPTIONS
+             if o.kind == "path" and getattr(request, o.name) is not None}
+    return replace(request, **paths)
 
 
 def _sources(entry: dict, base: Path, out: Path, where: str) -> list[tuple[str, Path, MakeSpec | None]]:
@@ -215,6 +182,7 @@ def _sources(entry: dict, base: Path, out: Path, where: str) -> list[tuple[str, 
             if pattern.startswith(HUB_PREFIX):             # a Hugging Face id, from the local cache
                 found.append(Path(pattern))
                 continue
+            pattern = str(Path(pattern).expanduser())
             full = pattern if Path(pattern).is_absolute() else str(base / pattern)
             matches = sorted(glob.glob(full)) if glob.has_magic(pattern) else [full]
             if not matches:
@@ -277,7 +245,7 @@ def _unique_names(jobs: list[Job], out: Path, where: str) -> list[Job]:
                 f"{job.checkpoint.parent.name}--{name}"
             if name in seen:
                 raise BadInput(f"{where}: two jobs would write to {out / name}", hint="give one a name = ...")
-            job = Job(name, replace(job.request, out_dir=out / name), job.make)
+            job = Job(name, replace(job.request, out=out / name), job.make)
         seen[name] = job
         result.append(job)
     return result

@@ -27,7 +27,8 @@ from ..quantize import QuantPlan
 from ..quantize import coreml as quantizer
 from ..quiet import first_line, quiet
 from ..stopwatch import Stopwatch
-from . import INPUT_KINDS, IOS_TARGETS
+from ..targets import ExportOptions
+from .metadata import ModelInfo
 from .wrappers import WRAPPED_MODEL, ImageClassifier
 
 W8A8_MIN_IOS = 17
@@ -37,10 +38,6 @@ def export_coreml(model: torch.nn.Module, preprocessing: Preprocessing, labels: 
                   out: Path, *, metadata: dict[str, str], plan: QuantPlan, ios: int = 16,
                   input_kind: str = "image", clock: Stopwatch | None = None) -> list[str]:
     """Write `out` (.mlpackage); return notes for the report (e.g. ops kept in fp32)."""
-    if ios not in IOS_TARGETS:
-        raise BadInput(f"--ios {ios} is not supported", hint=f"choose from: {', '.join(map(str, IOS_TARGETS))}")
-    if input_kind not in INPUT_KINDS:
-        raise BadInput(f"--input {input_kind} is not supported", hint="choose from: image, tensor")
     quant = plan.quant
     if quant == "int8" and (plan.calibration is None or len(plan.calibration) == 0):
         raise ConversionFailed("Core ML int8 needs calibration images")
@@ -112,7 +109,19 @@ def _describe(mlmodel, metadata: dict[str, str], preprocessing: Preprocessing, i
     mlmodel.output_description["logits"] = "raw class scores before softmax"
 
 
-def export(model, info, sample, out, *, plan: QuantPlan, options, metadata, clock) -> list[str]:
+def export(model: torch.nn.Module, info: ModelInfo, sample: torch.Tensor, out: Path, *, plan: QuantPlan,
+           options: ExportOptions, metadata: dict[str, str], clock: Stopwatch) -> list[str]:
     """The target table's entry point (convert/__init__.py)."""
     return export_coreml(model, info.preprocessing, info.labels, out, metadata=metadata, plan=plan,
                          ios=options.ios, input_kind=options.input_kind, clock=clock)
+
+
+def input_layout(options: ExportOptions) -> str:
+    return "image" if options.input_kind == "image" else "nchw"
+
+
+def read_metadata(path: Path) -> dict[str, str]:
+    with quiet():
+        import coremltools as ct
+
+        return dict(ct.utils.load_spec(str(path)).description.metadata.userDefined)

@@ -21,6 +21,8 @@ from ..quantize import executorch as quantizer
 from ..quiet import first_line, quiet, quiet_native_stderr
 from ..runtime.executorch import METADATA_METHOD       # the name the runtime reads back
 from ..stopwatch import Stopwatch
+from ..targets import ExportOptions
+from .metadata import ModelInfo
 
 
 
@@ -70,6 +72,18 @@ def delegation(edge) -> dict:
             "portable_ops": portable}
 
 
-def export(model, info, sample, out, *, plan: QuantPlan, options, metadata, clock) -> list[str]:
+def export(model: torch.nn.Module, info: ModelInfo, sample: torch.Tensor, out: Path, *, plan: QuantPlan,
+           options: ExportOptions, metadata: dict[str, str], clock: Stopwatch) -> list[str]:
     """The target table's entry point (convert/__init__.py)."""
     return export_executorch(model, sample, out, metadata=metadata, plan=plan, clock=clock)
+
+
+def input_layout(options: ExportOptions) -> str:
+    return "nchw"
+
+
+def read_metadata(path: Path) -> dict[str, str]:
+    """The constant method's JSON, read by ExecuTorch's own runtime."""
+    from ..runtime.executorch import ExecuTorchRuntime
+
+    return ExecuTorchRuntime(path, threads=1).metadata()

@@ -49,27 +49,8 @@ def provenance(info: ModelInfo, *, target: str, quant: str) -> dict[str, str]:
 
 
 def read_provenance(path: Path) -> dict[str, str]:
-    """The effconvert.* metadata an artifact carries (empty if it has none), from any target."""
+    """The effconvert.* metadata an artifact carries (empty if it has none), read by its exporter."""
     from ..targets import target_of
+    from . import exporter_of
 
-    path = Path(path)
-    target = target_of(path).name
-    if target == "onnx":
-        import onnx
-
-        model = onnx.load(str(path), load_external_data=False)
-        return {p.key: p.value for p in model.metadata_props}
-    if target == "tflite":
-        from .tflite_metadata import read_metadata
-
-        return read_metadata(path)
-    if target == "executorch":
-        from ..runtime.executorch import ExecuTorchRuntime
-
-        return ExecuTorchRuntime(path, threads=1).metadata()
-    from ..quiet import quiet
-
-    with quiet():
-        import coremltools as ct
-
-        return dict(ct.utils.load_spec(str(path)).description.metadata.userDefined)
+    return exporter_of(target_of(path).name).read_metadata(Path(path))

@@ -11,9 +11,12 @@ import torch
 
 from ..atomic import atomic_path
 from ..errors import ConversionFailed
+from ..quantize import QuantPlan
 from ..quantize.onnx import to_fp16
 from ..quiet import first_line, quiet
 from ..stopwatch import Stopwatch
+from ..targets import ExportOptions
+from .metadata import ModelInfo
 
 OPSET = 18       # the dynamo exporter's native opset; ONNX Runtime 1.17+ and mobile ORT run it
 
@@ -57,8 +60,20 @@ def export_onnx(model: torch.nn.Module, sample: torch.Tensor, out: Path, *, quan
         onnx.save(proto, str(tmp))
 
 
-def export(model, info, sample, out, *, plan, options, metadata, clock) -> list[str]:
+def export(model: torch.nn.Module, info: ModelInfo, sample: torch.Tensor, out: Path, *, plan: QuantPlan,
+           options: ExportOptions, metadata: dict[str, str], clock: Stopwatch) -> list[str]:
     """The target table's entry point (convert/__init__.py)."""
     export_onnx(model, sample, out, quant=plan.quant, metadata=metadata, dynamic_batch=options.dynamic_batch,
                 clock=clock)
     return []
+
+
+def input_layout(options: ExportOptions) -> str:
+    return "nchw"
+
+
+def read_metadata(path: Path) -> dict[str, str]:
+    import onnx
+
+    model = onnx.load(str(path), load_external_data=False)
+    return {p.key: p.value for p in model.metadata_props}

@@ -14,14 +14,16 @@ from pathlib import Path
 import torch
 
 from ..atomic import atomic_path
-from ..errors import BadInput, ConversionFailed
+from ..errors import ConversionFailed
 from ..quantize import QuantPlan
 from ..quantize import tflite as quantizer
 from ..quiet import first_line, quiet, quiet_native_stderr
 from ..stopwatch import Stopwatch
-from . import TFLITE_LAYOUTS as LAYOUTS
+from ..targets import ExportOptions
 from .tflite_large_kernels import MAX_TILE, tile_large_depthwise
+from .metadata import ModelInfo
 from .tflite_metadata import add_metadata
+from .tflite_metadata import read_metadata as read_metadata
 from .wrappers import ChannelsLast
 
 
@@ -29,8 +31,6 @@ from .wrappers import ChannelsLast
 def export_tflite(model: torch.nn.Module, sample: torch.Tensor, out: Path, *, metadata: dict[str, str],
                   plan: QuantPlan, layout: str = "nhwc", clock: Stopwatch | None = None) -> list[str]:
     """Write `out`; return notes for the report."""
-    if layout not in LAYOUTS:
-        raise BadInput(f"--layout {layout} is not supported", hint="choose from: nhwc, nchw")
     tiled = 0
     if plan.quant != "int8-weights":   # dynamic range re-quantizes the input once per tile: measured slower
         model, tiled = tile_large_depthwise(model, sample)
@@ -62,6 +62,11 @@ def export_tflite(model: torch.nn.Module, sample: torch.Tensor, out: Path, *, me
     return notes + quantizer.notes(plan)
 
 
-def export(model, info, sample, out, *, plan: QuantPlan, options, metadata, clock) -> list[str]:
+def export(model: torch.nn.Module, info: ModelInfo, sample: torch.Tensor, out: Path, *, plan: QuantPlan,
+           options: ExportOptions, metadata: dict[str, str], clock: Stopwatch) -> list[str]:
     """The target table's entry point (convert/__init__.py)."""
     return export_tflite(model, sample, out, metadata=metadata, plan=plan, layout=options.layout, clock=clock)
+
+
+def input_layout(options: ExportOptions) -> str:
+    return options.layout

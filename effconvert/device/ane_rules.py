@@ -1,7 +1,7 @@
 """Which ops of a saved Core ML program are likely to leave the Neural Engine, by published rules.
 
 No complete public list exists (placement depends on the chip, the OS and tensor sizes:
-apple/coremltools#1780); each rule here carries its source, from ../shared/device/ane_rules.md, and a
+apple/coremltools#1780); each rule here carries its source, from data/ane_rules.md (its sources inside), and a
 verdict is "likely", never a fact. On macOS, MLComputePlan reports the real placement.
 """
 

@@ -3,7 +3,7 @@
     t = s_fixed + Σ_ANE ops (flops·s_flop + s_op) + Σ_off ops GPU_SLOWDOWN·(same) + switches·SWITCH_S
 
 s_fixed, s_flop and s_op are fitted (non-negative least squares on relative error) on the rows of
-../shared/device/published_a14.csv only — Apple's own FastViT and MobileOne numbers — by
+data/published_a14.csv only — Apple's own FastViT and MobileOne numbers — by
 bench/device_calibration.py, which writes a14_calibration.json with the leave-one-out errors. The
 structure was chosen by leave-one-variant-out error on those rows among {flops, bytes moved with
 64-byte rows, ops, a fixed cost}: bytes got a zero weight once flops were in (worst LOO 23 % with
@@ -20,7 +20,7 @@ from pathlib import Path
 
 from .features import OpCost
 
-CALIBRATION_FILE = Path(__file__).with_name("a14_calibration.json")
+CALIBRATION_FILE = Path(__file__).parent / "data" / "a14_calibration.json"
 # Priors (not fitted): an op off the Neural Engine runs on the GPU at roughly a quarter of the
 # ANE's rate (A14: 11 TOPS ANE, about 2.5 TFLOPS fp16 GPU), and each ANE<->GPU switch copies its
 # tensors through memory (hollance/neural-engine other.md: "a few hundred microseconds" at worst).

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from collections.abc import Mapping
 from typing import Any
 
 import torch
@@ -33,23 +34,46 @@ class LoadedModel:
     def params(self) -> int:
         return sum(p.numel() for p in self.model.parameters())
 
-    def report_dict(self) -> dict[str, Any]:
-        return {
-            "arch": self.arch,
-            "family": self.family,
-            "checkpoint": self.checkpoint.name,
-            "sha256": self.sha256,
-            "source_layout": self.source_layout,
-            "fused_on_load": self.fused_on_load,
-            "wrapper": self.wrapper,
-            "arch_from": self.arch_from,
-            "params": self.params,
-            "num_classes": self.num_classes,
-            "input_size": list(self.preprocessing.input_size),
-            "preprocessing": self.preprocessing.as_dict(),
-            "preprocessing_from": self.preprocessing_from,
-            **({"snapshot": self.snapshot} if self.snapshot else {}),
-            "weights": ("synthetic: effconvert make-checkpoint (seed "
-                        f"{self.synthetic.get('seed')}), not a trained model") if self.synthetic
-                       else "user checkpoint",
-        }
+    def summary(self) -> ModelSummary:
+        """What the report says about the model (report.json's `model`)."""
+        return ModelSummary(
+            arch=self.arch, family=self.family, checkpoint=self.checkpoint.name, sha256=self.sha256,
+            source_layout=self.source_layout, fused_on_load=self.fused_on_load, wrapper=self.wrapper,
+            arch_from=self.arch_from, params=self.params, num_classes=self.num_classes,
+            input_size=tuple(self.preprocessing.input_size), preprocessing=self.preprocessing.as_dict(),
+            preprocessing_from=self.preprocessing_from, snapshot=self.snapshot,
+            weights=(f"synthetic: effconvert make-checkpoint (seed {self.synthetic.get('seed')}), not a trained model"
+                     if self.synthetic else "user checkpoint"),
+            synthetic=self.synthetic is not None)
+
+
+@dataclass(frozen=True)
+class ModelSummary:
+    arch: str
+    family: str
+    checkpoint: str  # the file's name
+    sha256: str
+    source_layout: str
+    fused_on_load: bool
+    wrapper: str
+    arch_from: str
+    params: int
+    num_classes: int
+    input_size: tuple[int, ...]
+    preprocessing: Mapping[str, Any]
+    preprocessing_from: str
+    weights: str  # "user checkpoint", or what made the synthetic weights
+    snapshot: str | None = None
+    synthetic: bool = False  # make-checkpoint weights: task metrics of their head mean little
+
+    def to_json(self) -> dict[str, Any]:
+        body = {k: v for k, v in vars(self).items() if k not in ("snapshot", "synthetic")}
+        body["input_size"] = list(self.input_size)
+        body["preprocessing"] = dict(self.preprocessing)
+        return {**body, **({"snapshot": self.snapshot} if self.snapshot else {})}
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> ModelSummary:
+        known = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
+        return cls(**{**known, "input_size": tuple(data["input_size"]),
+                      "synthetic": str(data.get("weights", "")).startswith("synthetic")})

@@ -15,9 +15,9 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import BadInput
+from ..files import HUB_PREFIX
 from ..limits import MAX_IMAGE_SIZE, MIN_IMAGE_SIZE
 
-HUB_PREFIX = "hf-hub:"
 WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
 CONFIG_FILE = "config.json"
 MAX_CONFIG_BYTES = 16 << 20
@@ -59,10 +59,9 @@ def resolve(path: str | Path) -> tuple[Path, SnapshotConfig]:
 
 
 def _from_cache(repo_id: str) -> Path:
-    """The newest cached snapshot of `repo_id`; offline by construction (HF_HUB_OFFLINE)."""
+    """The newest cached snapshot of `repo_id`; offline by construction (local_files_only)."""
     if not repo_id or repo_id.count("/") != 1 or any(part in ("", ".", "..") for part in repo_id.split("/")):
         raise BadInput(f"{HUB_PREFIX}{repo_id} is not a Hub model id", hint="e.g. hf-hub:timm/fastvit_t8.apple_in1k")
-    os.environ["HF_HUB_OFFLINE"] = "1"                 # set before huggingface_hub reads it
     from huggingface_hub import snapshot_download
     from huggingface_hub.errors import LocalEntryNotFoundError
 
@@ -71,7 +70,7 @@ def _from_cache(repo_id: str) -> Path:
         return Path(snapshot_download(repo_id, local_files_only=True, cache_dir=os.environ.get("HF_HUB_CACHE")))
     except (LocalEntryNotFoundError, FileNotFoundError, OSError, ValueError):
         raise BadInput(f"{HUB_PREFIX}{repo_id} is not in the local Hugging Face cache, and effconvert never "
-                       "downloads", hint=f"on a machine with internet: huggingface-cli download {repo_id}; "
+                       "downloads", hint=f"on a machine with internet: hf download {repo_id}; "
                                          "or pass the snapshot folder") from None
 
 

@@ -67,17 +67,18 @@ class ArtifactBench:
 
     @property
     def device_speed(self) -> bool:
-        """False for the MIL executor: a reference interpreter of a Core ML program, whose time says
-        nothing about a phone (Core ML itself runs only on macOS)."""
-        return self.runtime != "coreml-mil-executor"
+        """False for a runtime whose time says nothing about a phone: the MIL executor (a reference
+        interpreter of a Core ML program), the QNN HTP simulator."""
+        from ..runtime import RUNTIMES
+
+        return RUNTIMES[self.runtime].device_speed
 
     def as_dict(self) -> dict:
         return {**asdict(self), "timing": self.timing.as_dict(), "device_speed": self.device_speed,
                 **({} if self.fixed_rss_mb is None else {"package_rss_mb": self.package_rss_mb,
                                                           "package_rss_ratio": self.package_rss_ratio,
                                                           "library_beyond_fixed_mb": self.library_beyond_fixed_mb}),
-                **({} if self.device_speed else {"note": "reference interpreter (effconvert's MIL executor), "
-                                                         "not device speed"})}
+                **({} if self.device_speed else {"note": f"{self.runtime}: not device speed"})}
 
 
 def check_bench_options(paths: list[Path], *, threads: int, runs: int) -> None:
@@ -144,15 +145,13 @@ def one_conv_package(path: Path) -> Path:
 
 def _measure_in_child(path: str, threads: int, runs: int, warmup: int) -> dict:
     from ..runtime import noise_batch, open_runtime
+    from ..runtime.mil import heap
     from ..targets import target_of
 
+    heap.settle()  # this child measures memory as the CLI would run the artifact
     try:
         before, library_before = _rss_mb("VmRSS"), _library_rss_mb()
         target = target_of(Path(path))
-        if target.name == "coreml":
-            import torch
-
-            torch.set_num_threads(threads)            # the MIL executor computes in torch
         runtime = open_runtime(Path(path), threads=threads)
         batch = noise_batch((1, *runtime.input_shape[1:]))
     except EffconvertError as exc:               # sent back as text: exceptions pickle badly

@@ -1,4 +1,5 @@
-"""report.json (contract in design.md, schema effconvert.report/1), written atomically."""
+"""report/: the typed report (schema.py) and its renderings — report.json (contract in design.md,
+schema effconvert.report/1, written atomically), report.html (html.py), the console (console.py)."""
 
 from __future__ import annotations
 
@@ -6,14 +7,15 @@ import json
 import platform
 from importlib import metadata
 from pathlib import Path
-from typing import Any
 
 from .._version import __version__
 from ..atomic import write_text_atomic
+from .schema import SCHEMA, Report
 
-SCHEMA = "effconvert.report/1"
+__all__ = ["SCHEMA", "Report", "versions", "write_report"]
+
 _VERSIONED = ("torch", "timm", "numpy", "onnx", "onnxruntime", "onnxsim", "coremltools",
-              "litert-torch", "ai-edge-litert")
+              "litert-torch", "ai-edge-litert", "executorch", "onnxruntime-qnn")
 
 
 def versions() -> dict[str, str]:
@@ -26,7 +28,7 @@ def versions() -> dict[str, str]:
     return found
 
 
-def write_report(report: dict[str, Any], out_dir: Path) -> Path:
+def write_report(report: Report, out_dir: Path) -> Path:
     path = Path(out_dir) / "report.json"
-    write_text_atomic(path, json.dumps(report, indent=2, allow_nan=True) + "\n")
+    write_text_atomic(path, json.dumps(report.to_json(), indent=2, allow_nan=True) + "\n")
     return path

@@ -1,7 +1,8 @@
 """The console summary of a report: one row per artifact with its verdict, then notes.
 
-Reads only the report dict (the same data report.json holds), so what the console says and what
-the file says cannot disagree.
+Reads only the Report (the same data report.json holds), so what the console says and what the
+file says cannot disagree. Text from files (paths, labels, converter messages) is escaped before
+rich renders it.
 """
 
 from __future__ import annotations
@@ -9,85 +10,98 @@ from __future__ import annotations
 from pathlib import Path
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from .explain import GLOSSARY, checks_text, next_steps, runtime_text
+from .schema import ArtifactReport, Report
 
 
-def render_console(err: Console, report: dict, report_path: Path) -> None:
+def render_console(err: Console, report: Report, report_path: Path) -> None:
     """The results table, task accuracy, sensitivity and notes, on `err` (stderr)."""
-    fusion = report["fusion"]
-    table = Table(title=f"{report['model']['arch']} — {report['model']['weights']}", title_justify="left")
+    table = Table(title=escape(f"{report.model.arch} — {report.model.weights}"), title_justify="left")
     for col in ("target", "quant", "size", "runtime", "max rel", "PSNR dB", "top-1", "verdict"):
         table.add_column(col, justify="right" if col in ("size", "max rel", "PSNR dB", "top-1") else "left",
                          overflow="fold")
     notes, gates = [], []
-    for a in report["artifacts"]:
-        p = a.get("parity", {})
-        if a.get("error"):
-            verdict = "[red]conversion failed[/]"
-            notes.append(f"{a['target']} {a['quant']}: {a['error']}")
-        elif p.get("skipped"):
-            verdict = "[yellow]not validated[/] (--no-validate)"
-        elif a.get("runtime") == "unvalidated":
-            verdict = "[yellow]not validated[/]"
-            notes.append(f"{a['target']} {a['quant']}: {'; '.join(p.get('failures', []))}")
-        else:
-            verdict = "[green]passed[/]" if p.get("passed") else "[red]FAILED[/]"
-            gates.append(f"{'[green]✓[/]' if p.get('passed') else '[red]✗[/]'} {a['target']} {a['quant']}: "
-                         + (checks_text(a) or "; ".join(p.get("failures", []))))
-            if p.get("first_divergent_op"):
-                d = p["first_divergent_op"]
-                notes.append(f"{a['target']} {a['quant']}: first op below {d['threshold_db']:g} dB: "
-                             f"{d['op']} {d['output']} ({d['psnr_db']:.1f} dB)")
-        if a.get("device", {}).get("latency_ms"):
-            d = a["device"]
-            lat, off = d["latency_ms"], len(d["ops"]["off_ane"])
-            notes.append(f"{a['target']} {a['quant']}: A14 estimate {lat['estimate']:.2f} ms "
-                         f"({lat['low']:.2f}–{lat['high']:.2f}, a calibrated model, not a measurement); "
-                         + (f"{off} op(s) likely off the Neural Engine ({d['ops']['off_ane'][0]['reason']})"
-                            if off else "every op likely on the Neural Engine"))
-        if a.get("fallback"):
-            f = a["fallback"]
-            missed = "; ".join(f["all_int8"].get("failed", [])) or f"{f['all_int8']['psnr_db']:.1f} dB"
-            notes.append(f"{a['target']} {a['quant']}: all-int8 missed its gate ({missed}); "
-                         f"{len(f['float_layers'])} most sensitive layer(s) kept in float: "
-                         f"{', '.join(f['float_layers'])} (size x{f['size_ratio']:.2f}"
-                         + (f", latency x{f['latency_ratio']:.2f})" if "latency_ratio" in f else ")"))
-        table.add_row(a["target"], a["quant"],
-                      f"{a['size_bytes'] / 1e6:.1f} MB" if a.get("size_bytes") else "-",
-                      a.get("runtime", "-"), _num(p.get("max_rel_err"), "{:.1e}"),
-                      _num(p.get("psnr_db"), "{:.1f}"),
-                      # the figure the gate judged: over decided inputs (ties left out, counted here)
-                      _num(p.get("top1_agreement_decided"), "{:.3f}")
-                      + (f" ({p['top1_ties']} tie{'s' if p['top1_ties'] > 1 else ''})" if p.get("top1_ties") else ""),
-                      verdict)
+    for a in report.artifacts:
+        table.add_row(*_row(a))
+        notes += _notes(a)
+        if a.validated:
+            gates.append(f"{'[green]✓[/]' if a.passed else '[red]✗[/]'} {a.target} {a.quant}: "
+                         + escape(checks_text(a) or "; ".join(a.verdict.failures if a.verdict else ())))
     err.print(table)
     for line in gates:
         err.print(line, soft_wrap=True)
-    inputs = report.get("inputs", {})
-    if "reference_accuracy" in inputs:
-        per = ", ".join(f"{a['target']} {a['quant']} {a['parity']['accuracy']:.3f}" for a in report["artifacts"]
-                        if "accuracy" in a.get("parity", {}))
-        err.print(f"task accuracy on {inputs['samples']} labelled images ({inputs['classes']} classes): "
-                  f"PyTorch {inputs['reference_accuracy']:.3f}" + (f"; {per}" if per else ""))
-    if report.get("int8_sensitivity"):
-        worst = report["int8_sensitivity"]["layers"][:3]
+    inputs = report.inputs
+    if inputs.reference_accuracy is not None:
+        per = ", ".join(f"{a.target} {a.quant} {a.verdict.accuracy.accuracy:.3f}" for a in report.artifacts
+                        if a.verdict is not None and a.verdict.accuracy is not None)
+        err.print(f"task accuracy on {inputs.samples} labelled images ({inputs.classes} classes): "
+                  f"PyTorch {inputs.reference_accuracy:.3f}" + (f"; {per}" if per else ""))
+    if report.sensitivity is not None:
+        worst = report.sensitivity.layers[:3]
         err.print("int8 sensitivity (logits PSNR with only that layer int8): "
-                  + ", ".join(f"{w['layer']} {w['psnr_db']:.1f} dB" for w in worst) + " ... (report.json)")
-    for note in dict.fromkeys(notes):
-        err.print(f"[yellow]note:[/] {note}", soft_wrap=True)
-    runtimes = dict.fromkeys(a.get("runtime") for a in report["artifacts"] if a.get("runtime"))
-    for name in runtimes:
-        err.print(f"[dim]{name}: {runtime_text(name)}[/]", soft_wrap=True)
-    if any(a.get("parity", {}).get("top1_ties") for a in report["artifacts"]):
+                  + ", ".join(f"{escape(w.name)} {w.psnr_db:.1f} dB" for w in worst) + " ... (report.json)")
+    for note in dict.fromkeys(report.skipped + tuple(notes)):
+        err.print(f"[yellow]note:[/] {escape(note)}", soft_wrap=True)
+    for name in dict.fromkeys(a.runtime for a in report.artifacts if a.runtime):
+        err.print(f"[dim]{escape(name)}: {escape(runtime_text(name))}[/]", soft_wrap=True)
+    if any(a.verdict and a.verdict.parity and a.verdict.parity.top1_ties for a in report.artifacts):
         err.print(f"[dim]tie: {dict(GLOSSARY)['tie']}[/]", soft_wrap=True)
     for step in next_steps(report):
-        err.print(f"[bold]next:[/] {step}", soft_wrap=True)
-    fused = "skipped" if fusion.get("skipped") else f"max rel err {fusion['max_rel_err']:.1e} ({'passed' if fusion['passed'] else 'FAILED'})"
+        err.print(f"[bold]next:[/] {escape(step)}", soft_wrap=True)
+    proof = report.fusion.proof
+    fused = "skipped" if proof.skipped else \
+        f"max rel err {proof.max_rel_err:.1e} ({'passed' if proof.passed else 'FAILED'})"
     err.print(f"fusion proof: {fused}")
-    err.print(f"report: {report_path.with_name('report.html')} (and report.json beside it)")
+    err.print(f"report: {escape(str(report_path.with_name('report.html')))} (and report.json beside it)",
+              soft_wrap=True)
 
 
-def _num(value, fmt: str) -> str:
-    return "-" if value is None else fmt.format(value)
+def _row(a: ArtifactReport) -> tuple[str, ...]:
+    verdict = a.verdict
+    p = verdict.parity if verdict is not None else None
+    if a.error:
+        judged = "[red]conversion failed[/]"
+    elif verdict is not None and verdict.skipped:
+        judged = "[yellow]not validated[/] (--no-validate)"
+    elif p is None:
+        judged = "[yellow]not validated[/]"
+    else:
+        judged = "[green]passed[/]" if a.passed else "[red]FAILED[/]"
+    # The top-1 the gate judged (over decided inputs), with the ties it left out counted here.
+    top1 = "-" if p is None else f"{p.top1_agreement_decided:.3f}" + (
+        f" ({p.top1_ties} tie{'s' if p.top1_ties > 1 else ''})" if p.top1_ties else "")
+    return (a.target, a.quant, f"{a.size_bytes / 1e6:.1f} MB" if a.size_bytes else "-", escape(a.runtime or "-"),
+            "-" if p is None else f"{p.max_rel_err:.1e}", "-" if p is None else f"{p.psnr_db:.1f}", top1, judged)
+
+
+def _notes(a: ArtifactReport) -> list[str]:
+    """What the console says under the table about one artifact."""
+    notes = []
+    verdict = a.verdict
+    if a.error:
+        notes.append(f"{a.target} {a.quant}: {a.error}")
+    elif verdict is not None and not verdict.skipped and not verdict.ran:
+        notes.append(f"{a.target} {a.quant}: {'; '.join(verdict.failures)}")
+    if verdict is not None and verdict.budget:
+        notes.append(f"{a.target} {a.quant}: validated on {verdict.budget}")
+    if verdict is not None and verdict.first_divergent_op is not None:
+        d = verdict.first_divergent_op
+        notes.append(f"{a.target} {a.quant}: first op below {d.threshold_db:g} dB in the compressed program: "
+                     f"{d.op} {d.output} ({d.psnr_db:.1f} dB)")
+    if a.device is not None:
+        notes.append(f"{a.target} {a.quant}: {a.device.summary}")
+    elif a.device_error:
+        notes.append(f"{a.target} {a.quant}: {a.device_error}")
+    if a.fallback is not None:
+        f = a.fallback
+        missed = "; ".join(f.all_int8.get("failed", [])) or f"{f.all_int8['psnr_db']:.1f} dB"
+        tried = ", ".join(f"{t.float_layers} float: " + (f"{t.psnr_db:.1f} dB" if t.psnr_db is not None
+                                                          else str(t.error)) for t in f.attempts)
+        notes.append(f"{a.target} {a.quant}: all-int8 missed its gate ({missed}); tried {tried}; kept "
+                     f"{len(f.float_layers)} layer(s) in float" + (f": {', '.join(f.float_layers)}" if f.float_layers
+                                                                    else "") + f" (size x{f.size_ratio:.2f}"
+                     + (f", latency x{f.latency_ratio:.2f})" if f.latency_ratio is not None else ")"))
+    return notes

@@ -1,14 +1,16 @@
 """runtime: the one way to run an artifact, for validate, measure (bench), inspect and the apps.
 
-    open_runtime(path) -> Runtime          # the target table (targets.py) picks the module
+    open_runtime(path) -> Runtime          # the target table (targets.py) names the module
     runtime.run(Batch) -> logits (N, classes) float32
     runtime.name                           # what the report says executed the artifact
 
-| artifact   | runtime                 | module      |
-|------------|-------------------------|-------------|
-| .tflite    | LiteRT with XNNPACK     | litert.py   |
-| .onnx      | ONNX Runtime (CPU)      | onnxrt.py   |
-| .mlpackage | Core ML (macOS only); the MIL executor (mil/) elsewhere | coreml.py |
+| artifact   | runtime                                                 | module        |
+|------------|---------------------------------------------------------|---------------|
+| .mlpackage | Core ML (macOS only); the MIL executor (mil/) elsewhere | coreml.py     |
+| .tflite    | LiteRT with XNNPACK                                     | litert.py     |
+| .onnx      | ONNX Runtime (CPU)                                      | onnxrt.py     |
+| .pte       | ExecuTorch's runtime with the XNNPACK delegate          | executorch.py |
+| .qnn.onnx  | ONNX Runtime + QNN, HTP backend (a simulator on x86)    | qnn.py        |
 
 A Batch carries both forms of the same images — normalised NCHW tensors and 0-255 pixels — and
 each runtime takes what its artifact consumes (pixels for an image input, tensors in the
@@ -20,7 +22,7 @@ from __future__ import annotations
 import importlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 import numpy as np
 
@@ -30,15 +32,24 @@ from ..targets import target_of
 
 DEFAULT_THREADS = 2
 
-# What each runtime name in a report means, in one line (report.html, the console, bench).
-RUNTIME_DESCRIPTIONS = {
-    "coreml-macos": "Core ML itself (macOS), running the .mlpackage",
-    "coreml-mil-executor": "effconvert's reference interpreter of the saved Core ML program (Linux has no "
-                           "Core ML): the program's exact ops and dtypes, not Neural Engine speed",
-    "litert": "the LiteRT interpreter with XNNPACK, as on an Android CPU",
-    "onnxruntime": "ONNX Runtime, CPU execution provider",
-    "executorch-xnnpack": "ExecuTorch's runtime with the XNNPACK delegate, as linked into an app",
-    "unvalidated": "not run: see the reason in the verdict",
+@dataclass(frozen=True)
+class RuntimeInfo:
+    description: str  # what the name in a report means, in one line (report.html, the console, bench)
+    device_speed: bool  # its time is the device's own kind of speed (not an interpreter's or a simulator's)
+
+
+RUNTIMES: dict[str, RuntimeInfo] = {
+    "coreml-macos": RuntimeInfo("Core ML itself (macOS, CPU only), running the .mlpackage", False),
+    "coreml-mil-executor": RuntimeInfo(
+        "effconvert's reference interpreter of the saved Core ML program (Linux has no Core ML): the program's "
+        "exact ops and dtypes, not Neural Engine speed", False),
+    "litert": RuntimeInfo("the LiteRT interpreter with XNNPACK, as on an Android CPU", True),
+    "onnxruntime": RuntimeInfo("ONNX Runtime, CPU execution provider", True),
+    "executorch-xnnpack": RuntimeInfo("ExecuTorch's runtime with the XNNPACK delegate, as linked into an app", True),
+    "qnn-htp-simulator": RuntimeInfo(
+        "ONNX Runtime with Qualcomm's QNN execution provider, its HTP backend simulated on x86 (the compiled "
+        "context binary a phone loads: the NPU's arithmetic, not its speed)", False),
+    "unvalidated": RuntimeInfo("not run: see the reason in the verdict", False),
 }
 
 
@@ -52,10 +63,32 @@ class Batch:
 
 
 class Runtime(Protocol):
-    name: str
-    input_layout: str                   # "nchw" | "nhwc" | "image"
+    """What every runtime module's `open` returns."""
+
+    name: str  # a key of RUNTIMES: what the report says executed the artifact
+    input_layout: str  # "nchw" | "nhwc" | "image"
+    input_shape: tuple[int, ...]  # N, C, H, W of one call
+    device_speed: bool  # its time is the device's own kind of speed (not an interpreter's or a simulator's)
 
     def run(self, batch: Batch) -> np.ndarray: ...
+
+
+@dataclass(frozen=True)
+class DivergentOp:
+    """Where a failing program's error enters: the first op whose output falls below the gate."""
+
+    op: str  # the op type
+    output: str  # the tensor it writes
+    psnr_db: float
+    threshold_db: float
+    sample: int  # which input was traced
+
+
+@runtime_checkable
+class Localizing(Protocol):
+    """A runtime that can name the first op where a compressed program diverges from its float twin."""
+
+    def first_divergent_op(self, batch: Batch, *, psnr_db: float | None, sample: int) -> DivergentOp | None: ...
 
 
 class RuntimeUnavailable(EffconvertError):

@@ -3,12 +3,17 @@ models; our MIL executor (mil/) on Linux, which runs the saved package's program
 
 from __future__ import annotations
 
+import contextlib
 import platform
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 
-from . import Batch, RuntimeUnavailable
+from . import RUNTIMES, Batch, DivergentOp, Runtime, RuntimeUnavailable
+
+
+MIL_EXECUTOR = "coreml-mil-executor"
 
 
 def can_predict() -> bool:
@@ -25,6 +30,7 @@ def program_input(input_kind: str, pixels: np.ndarray | None, inputs: np.ndarray
 
 class CoreMLPredict:
     name = "coreml-macos"
+    device_speed = RUNTIMES[name].device_speed
 
     def __init__(self, path: Path) -> None:
         import coremltools as ct
@@ -53,14 +59,16 @@ class CoreMLPredict:
 
 
 class CoreMLExecutor:
-    """The MIL executor behind the Runtime face; `executor` and `feed` serve divergence localisation."""
+    """The MIL executor behind the Runtime face, computing in torch on `threads` threads."""
 
-    name = "coreml-mil-executor"
+    name = MIL_EXECUTOR
+    device_speed = RUNTIMES[name].device_speed
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, threads: int) -> None:
         from .mil import MILExecutor
 
         self.executor = MILExecutor(path)
+        self.threads = threads
         self.input_name = next(iter(self.executor.program.inputs))
         self.input_layout = "image" if self.input_name in self.executor.program.image_inputs else "nchw"
         self.input_shape = tuple(d or 1 for d in self.executor.program.inputs[self.input_name].shape)
@@ -71,17 +79,39 @@ class CoreMLExecutor:
         return {self.input_name: program_input(self.input_layout, batch.pixels, batch.inputs, i)}
 
     def run(self, batch: Batch) -> np.ndarray:
-        outs = [self.executor.run(self.feed(batch, i))[self.output_name].numpy().reshape(1, -1)
-                for i in range(len(batch))]
+        with torch_threads(self.threads):
+            outs = [self.executor.run(self.feed(batch, i))[self.output_name].numpy().reshape(1, -1)
+                    for i in range(len(batch))]
         return np.concatenate(outs).astype(np.float32)
 
+    def first_divergent_op(self, batch: Batch, *, psnr_db: float | None, sample: int) -> DivergentOp | None:
+        from .mil.localize import first_divergent_op
 
-def open(path: Path, *, threads: int, input_layout: str | None = None):  # noqa: A001
+        with torch_threads(self.threads):
+            return first_divergent_op(self.executor, self.feed(batch, sample), psnr_db=psnr_db, sample=sample)
+
+
+@contextlib.contextmanager
+def torch_threads(threads: int) -> Iterator[None]:
+    """torch's intra-op threads for the executor's run; the caller's setting comes back after."""
+    import torch
+
+    before = torch.get_num_threads()
+    if before != threads:
+        torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        if torch.get_num_threads() != before:
+            torch.set_num_threads(before)
+
+
+def open(path: Path, *, threads: int, input_layout: str | None = None) -> Runtime:
     if can_predict():
         return CoreMLPredict(path)
     from .mil import UnsupportedProgram
 
     try:
-        return CoreMLExecutor(path)      # torch's threads are the process's (bench sets them)
+        return CoreMLExecutor(path, threads)
     except UnsupportedProgram as exc:
         raise RuntimeUnavailable(exc.message, hint=exc.hint) from exc

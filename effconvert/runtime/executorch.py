@@ -15,13 +15,14 @@ from pathlib import Path
 import numpy as np
 
 from ..quiet import quiet, quiet_native_stderr
-from . import Batch
+from . import RUNTIMES, Batch
 
 METADATA_METHOD = "effconvert_metadata"          # the constant method convert/executorch.py writes
 
 
 class ExecuTorchRuntime:
     name = "executorch-xnnpack"
+    device_speed = RUNTIMES[name].device_speed
     input_layout = "nchw"
 
     def __init__(self, path: Path, threads: int) -> None:
@@ -57,7 +58,7 @@ class ExecuTorchRuntime:
 @dataclass(frozen=True)
 class ProgramSummary:
     inputs: list[list[int]]
-    outputs: int
+    outputs: list[list[int]]
     delegate_calls: int                  # instructions handing a subgraph to a backend
     backends: dict[str, int]             # backend id -> delegate blobs
     portable_calls: dict[str, int]       # op -> instructions on the portable kernels
@@ -83,7 +84,7 @@ def program_summary(path: Path) -> ProgramSummary:
                 portable[operators[instruction.instr_args.op_index]] += 1
     return ProgramSummary(
         inputs=[list(forward.values[i].val.sizes) for i in forward.inputs],
-        outputs=len(forward.outputs),
+        outputs=[list(forward.values[i].val.sizes) for i in forward.outputs],
         delegate_calls=kinds["DelegateCall"],
         backends=dict(Counter(d.id for d in forward.delegates)),
         portable_calls=dict(portable.most_common()),
@@ -91,5 +92,5 @@ def program_summary(path: Path) -> ProgramSummary:
     )
 
 
-def open(path: Path, *, threads: int, input_layout: str | None = None) -> ExecuTorchRuntime:  # noqa: A001
+def open(path: Path, *, threads: int, input_layout: str | None = None) -> ExecuTorchRuntime:
     return ExecuTorchRuntime(path, threads)

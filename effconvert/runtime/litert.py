@@ -8,11 +8,12 @@ from pathlib import Path
 import numpy as np
 
 from ..quiet import quiet_native_stderr
-from . import Batch, tensors
+from . import RUNTIMES, Batch, tensors
 
 
 class LiteRT:
     name = "litert"
+    device_speed = RUNTIMES[name].device_speed
 
     def __init__(self, path: Path, threads: int, input_layout: str | None) -> None:
         from ai_edge_litert.interpreter import Interpreter
@@ -53,5 +54,5 @@ def _from_io(y: np.ndarray, detail: dict) -> np.ndarray:
     return y.copy()
 
 
-def open(path: Path, *, threads: int, input_layout: str | None = None) -> LiteRT:  # noqa: A001
+def open(path: Path, *, threads: int, input_layout: str | None = None) -> LiteRT:
     return LiteRT(path, threads, input_layout)

@@ -6,11 +6,12 @@ from pathlib import Path
 
 import numpy as np
 
-from . import Batch, tensors
+from . import RUNTIMES, Batch, tensors
 
 
 class OnnxRuntime:
     name = "onnxruntime"
+    device_speed = RUNTIMES[name].device_speed
     input_layout = "nchw"
 
     def __init__(self, path: Path, threads: int) -> None:
@@ -31,5 +32,5 @@ class OnnxRuntime:
                                for i in range(0, len(x), step)]).astype(np.float32)
 
 
-def open(path: Path, *, threads: int, input_layout: str | None = None) -> OnnxRuntime:  # noqa: A001
+def open(path: Path, *, threads: int, input_layout: str | None = None) -> OnnxRuntime:
     return OnnxRuntime(path, threads)

@@ -13,6 +13,18 @@ from .metrics import Parity
 
 
 @dataclass(frozen=True)
+class GateCheck:
+    """One gate beside the value it judged."""
+
+    metric: str  # max_rel_err | psnr_db | top1_agreement | cosine
+    value: float
+    threshold: float
+    rule: str  # "at most" | "at least"
+    passed: bool
+    text: str  # "PSNR 67.7 dB ≥ 35"
+
+
+@dataclass(frozen=True)
 class Gate:
     max_rel: float | None = None        # max_rel_err <= this
     psnr: float | None = None           # psnr_db >= this
@@ -33,7 +45,7 @@ class Gate:
             failed.append(f"cosine {p.cosine:.6f} < {self.cosine:g}")
         return failed
 
-    def checks(self, p: Parity) -> list[dict]:
+    def checks(self, p: Parity) -> tuple[GateCheck, ...]:
         """Each gate beside the value it judged, as a person reads it: "PSNR 67.7 dB >= 35"."""
         rows = []
         decided = p.samples - p.top1_ties
@@ -50,13 +62,20 @@ class Gate:
             if name == "top1_agreement":
                 text += f" (over {decided} decided input{'s' if decided != 1 else ''}" + \
                         (f"; {p.top1_ties} tie{'s' if p.top1_ties != 1 else ''} left out)" if p.top1_ties else ")")
-            rows.append({"metric": name, "value": value, "threshold": threshold,
-                         "rule": "at most" if at_most else "at least", "passed": passed, "text": text})
-        return rows
+            rows.append(GateCheck(name, value, threshold, "at most" if at_most else "at least", passed, text))
+        return tuple(rows)
 
-    def as_dict(self) -> dict:
-        names = {"max_rel": "max_rel_err", "psnr": "psnr_db", "top1": "top1_agreement", "cosine": "cosine"}
-        return {names[f.name]: getattr(self, f.name) for f in fields(self) if getattr(self, f.name) is not None}
+    def as_dict(self) -> dict[str, float]:
+        """report.json's `thresholds`: metric name -> threshold, for the gates in force."""
+        return {_METRIC[f.name]: getattr(self, f.name) for f in fields(self) if getattr(self, f.name) is not None}
+
+    @classmethod
+    def from_dict(cls, thresholds: dict[str, float]) -> Gate:
+        by_metric = {metric: name for name, metric in _METRIC.items()}
+        return cls(**{by_metric[k]: v for k, v in thresholds.items()})
+
+
+_METRIC = {"max_rel": "max_rel_err", "psnr": "psnr_db", "top1": "top1_agreement", "cosine": "cosine"}
 
 
 DEFAULT_GATES: dict[str, Gate] = {
@@ -64,6 +83,7 @@ DEFAULT_GATES: dict[str, Gate] = {
     "fp16": Gate(psnr=35.0, top1=0.99),
     "int8-weights": Gate(psnr=30.0, top1=0.95),
     "int8": Gate(psnr=25.0, top1=0.90),
+    "w8a16": Gate(psnr=30.0, top1=0.95),        # 16-bit activations: between int8 and int8 weights
     "pal6": Gate(psnr=30.0, top1=0.95),         # 64 levels per tensor: close to int8 weights
     "pal4": Gate(psnr=20.0, top1=0.90),         # 16 levels per tensor: a size/accuracy trade, judged on --val
 }

@@ -5,7 +5,7 @@ metadata describes."""
 from __future__ import annotations
 
 import contextlib
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -36,6 +36,11 @@ class InputSet:
     def batch(self) -> Batch:
         """What a runtime runs: both forms of the same images."""
         return Batch(self.inputs, self.pixels)
+
+    def first(self, n: int) -> InputSet:
+        """The first `n` inputs (a slow runtime's budget), labels kept in step."""
+        labels = None if self.labels is None else self.labels[:n]
+        return replace(self, pixels=self.pixels[:n], inputs=self.inputs[:n], labels=labels)
 
 
 def input_set(preprocessing: Preprocessing, *, samples: int, folder: Path | None = None,

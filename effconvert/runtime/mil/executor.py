@@ -10,9 +10,9 @@ Memory: an op whose input dies at it computes into that input when it can (ops/i
 large outputs are rounded to fp16 in place; both give bitwise the values and layouts of the plain
 path (tests/test_mil_inplace.py). `keep=True` holds every value and computes nothing in place.
 Large fp16 weights are not held: each op widens them from the package's mapped weight.bin and
-their pages are dropped after it (program.MappedConstant). glibc's heap thresholds are fixed when
-the first executor opens (heap.py): otherwise the same package's peak differed by up to 23 MB
-from one process to the next.
+their pages are dropped after it (program.MappedConstant). The CLI, the bench's child and the
+second process fix glibc's heap thresholds (heap.py) — a process-wide setting the executor itself
+never changes: without it the same package's peak differed by up to 23 MB between processes.
 
 Subnormal floats are flushed to zero while a program runs, as the ARM NEON and GPU kernels of a
 device do. Without it, fp32 programs on mostly dark images (the digits) ran 37x slower on x86,
@@ -28,7 +28,6 @@ import numpy as np
 import torch
 
 from ...errors import EffconvertError
-from . import heap
 from .ops import OPS, inplace
 from .program import MappedConstant, Program, load_program, rank_violations
 
@@ -45,7 +44,6 @@ class MILExecutor:
     name = "coreml-mil-executor"
 
     def __init__(self, path: Path | Program) -> None:
-        heap.settle()
         self.program = path if isinstance(path, Program) else load_program(Path(path))
         unknown = sorted({op.type for op in self.program.operations if op.type not in OPS})
         if unknown:
@@ -104,11 +102,12 @@ class MILExecutor:
 
     def run(self, feeds: Mapping[str, Any], *, round_to_declared: bool = True,
             keep: bool = False) -> dict[str, Any]:
+        flushing = _flushes_denormals()
         torch.set_flush_denormal(True)
         try:
             return self._run(feeds, round_to_declared=round_to_declared, keep=keep)
         finally:
-            torch.set_flush_denormal(False)          # torch's default: PyTorch references stay exact
+            torch.set_flush_denormal(flushing)  # the caller's setting (torch's default: off) comes back
 
     @torch.no_grad()
     def _run(self, feeds: Mapping[str, Any], *, round_to_declared: bool = True,
@@ -216,3 +215,8 @@ def _widen(value: Any) -> Any:
     if torch.is_tensor(value) and value.dtype in _WIDE:
         return value.to(_WIDE[value.dtype])
     return value
+
+
+def _flushes_denormals() -> bool:
+    """Whether the CPU flushes subnormal floats now (torch has no getter for set_flush_denormal)."""
+    return bool((torch.tensor([1e-39], dtype=torch.float32) * 2.0).item() == 0.0)

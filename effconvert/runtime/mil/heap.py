@@ -12,9 +12,9 @@ it (setting one disables the dynamic adjustment of both) at 32 MiB: at glibc's 1
 top was given back and faulted in again on every run, which made runs slower than with the
 defaults.
 
-Both are process-wide settings (man 3 mallopt); they are set when the first executor opens, so a
-process that never runs a Core ML program keeps glibc's defaults. Not glibc (macOS, musl): nothing
-is changed.
+Both are process-wide settings (man 3 mallopt), so a library must not make them for its caller:
+`settle()` is called by the processes effconvert owns — the CLI, the bench's measuring child, the
+pipeline's second process — and by a caller who opts in. Not glibc (macOS, musl): nothing changes.
 """
 
 from __future__ import annotations

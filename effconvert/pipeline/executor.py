@@ -1,45 +1,47 @@
-"""A run's second process: the checks (PyTorch reference, fusion proof, fp32 noise floor, each
-artifact's validation on its runtime and its report plot) and some of the conversions, beside the
-conversions the run makes itself.
+"""Where a run's work runs: the checks (PyTorch reference, fusion proof, fp32 noise floor, each
+artifact's validation on its runtime and its report plot) and the conversions handed to it.
 
-Why: on two cores a run's converters kept about one busy (116% CPU for FastViT-S12 to every
-target) and the checks waited their turn. In a thread the checks fought the converters for the
-GIL (the MIL validation took 20.9 s instead of 1.4 s). In a second process the checks alone saved
-little (the converters ran ~20% slower beside them); converting from both ends of the list,
-each process validating as it goes, took the run from 49 s to 37 s (bench/ measures it).
+Two executors behind one interface (`submit` a task, get a future):
+- `beside`: a second Python process, so that on two cores the checks and some conversions run while
+  this process converts (converting from both ends of the pair list, each process validating as it
+  goes: bench/suite.py measures the run with and without it);
+- inline: each task runs in the calling process at submission, its future already resolved — for one
+  core, or for a caller whose parallelism is elsewhere (a batch runs several jobs at once).
 
-Inline mode runs the very same task functions in the calling process at submission: for one
-core, or for a caller whose parallelism is elsewhere (a batch runs several jobs at once).
-
-The process is a plain `python -c` subprocess, spawned once and reused by later runs of the same
-process (tests, the API; a start costs ~2 s of imports), holding one run's models at a time.
+The second process is a plain `python -c` subprocess (not multiprocessing: spawn re-imports the
+caller's main script, which breaks a user script without an `if __name__ == "__main__"` guard).
+It lives for one run and is gone when `run` returns — a library call leaves no child process
+behind. `keep_second_process()` lets a caller that runs many conversions (the tests, a benchmark)
+reuse one across runs, explicitly, for as long as its `with` block lasts.
 """
 
 from __future__ import annotations
 
-import atexit
 import contextlib
 import os
 import pickle
 import queue
+import shutil
 import subprocess
 import sys
 import tempfile
 import threading
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import torch
 
 from ..convert import Artifact, ExportOptions, ModelInfo, convert
 from ..errors import ConversionFailed, EffconvertError
-from ..quiet import first_line
-from ..quantize import QuantPlan
 from ..fuse import FUSION_TOLERANCE, FusionProof, Unproven, prove_fusion, skipped_proof
+from ..quantize import QuantPlan
+from ..quiet import first_line
 from ..report.html import plot_png
+from ..targets import TARGETS
 from ..validate import InputSet, Validation, gate_for, task_accuracy, validate_artifact
 
 REFERENCE_BATCH = 8
@@ -47,26 +49,26 @@ REFERENCE_BATCH = 8
 
 @dataclass(frozen=True)
 class Prepared:
-    """What the second process found before any artifact: the proof and the reference."""
+    """What the checks found before any artifact: the proof and the reference."""
 
     proof: FusionProof
-    noise_floor: float                   # max rel err of PyTorch fp32 vs float64 on the proof inputs
-    reference: np.ndarray                # PyTorch fp32 logits on the validation inputs
-    reference_accuracy: float | None     # labelled inputs only
+    noise_floor: float  # max rel err of PyTorch fp32 vs float64 on the proof inputs
+    reference: np.ndarray  # PyTorch fp32 logits on the validation inputs
+    reference_accuracy: float | None  # labelled inputs only
 
 
 @dataclass(frozen=True)
 class Checked:
     validation: Validation
-    plot: str | None                     # base64 PNG for report.html, when the artifact ran
+    plot: str | None  # base64 PNG for report.html, when the artifact ran
 
 
 @dataclass(frozen=True)
 class Converted:
-    """A conversion the second process made, then validated (unless the run does not validate)."""
+    """A conversion the executor made, then validated (unless the run does not validate)."""
 
     artifact: Artifact | None
-    error: str | None                    # the converter's refusal (ConversionFailed), one line
+    error: str | None  # the converter's refusal (ConversionFailed), one line
     checked: Checked | None
 
 
@@ -76,13 +78,12 @@ class SecondProcessFailed(EffconvertError):
     exit_code = 3
 
 
-class SecondProcess:
-    """Submit tasks, get futures. Beside: the shared second process, tasks in submission order.
-    Inline: each task runs at submission, its future already resolved."""
+class Executor:
+    """Submit tasks, get futures: in the second process (beside) or at submission (inline)."""
 
     def __init__(self, beside: bool | None = None) -> None:
         """beside: True/False, or None for beside when there are two cores or more."""
-        self._process = _shared_process() if _may_use_process(beside) else None
+        self._process, self._owned = _acquire(beside)
         self._token = f"{os.getpid()}-{id(self)}"
         self._closed = False
 
@@ -100,8 +101,7 @@ class SecondProcess:
                 gate_override: str | None, validate: bool) -> Future[Converted]:
         """Convert one (target, plan) of the model `prepare` was given, fused exactly as the run's
         own conversions use it (float64 folds cast to float32 once), then validate it."""
-        return self._submit(_convert, self._token, target, plan, info, str(out_dir), options,
-                            gate_override, validate)
+        return self._submit(_convert, self._token, target, plan, info, str(out_dir), options, gate_override, validate)
 
     def validate(self, artifact: Artifact, gate_override: str | None) -> Future[Checked]:
         """On the artifact's runtime, against its quant's gate (the fp32 gate's floor is the
@@ -109,8 +109,8 @@ class SecondProcess:
         return self._submit(_validate, self._token, artifact, gate_override)
 
     def close(self, aborted: bool = False) -> None:
-        """Release this run's models. After an abort (an exception, ^C) the process may be
-        mid-task: it is stopped, and the next run starts a fresh one."""
+        """Release this run's models; stop the second process unless a `keep_second_process` block
+        lends it. After an abort (an exception, ^C) it may be mid-task: it is stopped."""
         if self._closed:
             return
         self._closed = True
@@ -118,14 +118,23 @@ class SecondProcess:
             _STATE.pop(self._token, None)
             return
         if aborted:
-            _discard(self._process)
+            _LENT.discard(self._process)
+            self._process.stop()
+        elif self._owned:
+            self._process.stop(grace_s=5.0)
         else:
             self._submit(_forget, self._token)
         _IN_USE.release()
 
-    def _submit(self, task: Callable, *args: Any) -> Future:
+    def __enter__(self) -> Executor:
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, *_: object) -> None:
+        self.close(aborted=kind is not None)
+
+    def _submit(self, task: Callable[..., Any], *args: Any) -> Future[Any]:
         if self._process is None:
-            future: Future = Future()
+            future: Future[Any] = Future()
             try:
                 future.set_result(task(*args))
             except Exception as exc:  # noqa: BLE001 - delivered where the result is read, as beside
@@ -134,19 +143,36 @@ class SecondProcess:
         return self._process.submit(task, *args)
 
 
-def _may_use_process(requested: bool | None) -> bool:
-    if requested is False or (requested is None and (os.cpu_count() or 1) < 2):
-        return False
-    return _IN_USE.acquire(blocking=False)                # another run in this process has it: inline
-
-
-# --- the second process --------------------------------------------------------------------------
-
-_PROCESS: _Worker | None = None
-_PROCESS_LOCK = threading.Lock()
-_IN_USE = threading.Lock()                  # one run at a time uses the shared second process
-# run token -> the run's state here: inputs, reference, noise floor, the model the run converts, its sample
+_IN_USE = threading.Lock()  # one run at a time uses a second process; another run in this process: inline
+_LENT: set[_Worker] = set()  # the process a keep_second_process block lends to its runs
+# run token -> the run's state in the process that runs its tasks
 _STATE: dict[str, _RunState] = {}
+
+
+def _acquire(beside: bool | None) -> tuple[_Worker | None, bool]:
+    """(the worker for a run, whether the run owns it and stops it at its end)."""
+    if beside is False or (beside is None and (os.cpu_count() or 1) < 2):
+        return None, False
+    if not _IN_USE.acquire(blocking=False):
+        return None, False
+    lent = next((w for w in _LENT if w.alive), None)
+    if lent is not None:
+        return lent, False
+    _LENT.clear()
+    return _Worker(torch.get_num_threads()), True
+
+
+@contextlib.contextmanager
+def keep_second_process() -> Iterator[None]:
+    """Runs inside this block share one second process (a start costs ~2 s of imports); it stops
+    when the block ends. Without it, each run starts and stops its own."""
+    worker = _Worker(torch.get_num_threads())
+    _LENT.add(worker)
+    try:
+        yield
+    finally:
+        _LENT.discard(worker)
+        worker.stop(grace_s=5.0)
 
 
 @dataclass
@@ -158,48 +184,29 @@ class _RunState:
     sample: torch.Tensor
 
 
-def _shared_process() -> _Worker:
-    global _PROCESS
-    with _PROCESS_LOCK:
-        if _PROCESS is None or not _PROCESS.alive:
-            _PROCESS = _Worker(torch.get_num_threads())
-        return _PROCESS
-
-
-@atexit.register
-def _shutdown() -> None:
-    """At exit: an idle second process ends on its closed stdin; one mid-task is stopped."""
-    if _PROCESS is not None:
-        _PROCESS.stop(grace_s=2.0)
-
-
-def _discard(worker: _Worker) -> None:
-    global _PROCESS
-    with _PROCESS_LOCK:
-        if _PROCESS is worker:
-            _PROCESS = None
-    worker.stop()
-
-
 class _Worker:
-    """A Python running `_serve`: tasks and results as pickles over its stdin/stdout.
-    A plain subprocess, not multiprocessing: spawn re-imports the caller's main script, which
-    breaks any user script that calls effconvert without an `if __name__ == "__main__"` guard.
-    Tasks are written by a sender thread and results read by a reader thread, so neither side
-    ever blocks the conversions on a full pipe."""
+    """A Python running `_serve`: tasks and results as pickles over its stdin/stdout. Tasks are
+    written by a sender thread and results read by a reader thread, so neither side ever blocks
+    the conversions on a full pipe."""
 
     def __init__(self, threads: int) -> None:
         # What it prints (warnings, a crash's traceback) goes to an unnamed file: its last line
         # is the message when it dies.
-        self._stderr = tempfile.TemporaryFile(dir=_SYSTEM_TMP)
+        self._stderr = tempfile.TemporaryFile()
+        # Its temporary files (converters leave some: apple/coremltools#2670) go to a folder removed
+        # once it has stopped, however it stopped.
+        self._tmp = tempfile.mkdtemp(prefix="effconvert-second-")
+        # Its OpenMP threads sleep when idle instead of spinning: spinning threads would take the
+        # core the conversions are using.
+        env = {**os.environ, "OMP_WAIT_POLICY": "PASSIVE", "TMPDIR": self._tmp}
         self._popen = subprocess.Popen(
-            [sys.executable, "-c", f"from effconvert.pipeline.second_process import _serve; _serve({int(threads)})"],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._stderr, env=_ENV,
-            start_new_session=True)    # ^C in a terminal is the run's to handle, not this process's
-        self._futures: dict[int, Future] = {}
+            [sys.executable, "-c", f"from effconvert.pipeline.executor import _serve; _serve({int(threads)})"],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._stderr, env=env,
+            start_new_session=True)  # ^C in a terminal is the run's to handle, not this process's
+        self._futures: dict[int, Future[Any]] = {}
         self._lock = threading.Lock()
         self._next = 0
-        self._outbox: queue.SimpleQueue = queue.SimpleQueue()
+        self._outbox: queue.SimpleQueue[tuple[Any, ...]] = queue.SimpleQueue()
         threading.Thread(target=self._send, daemon=True, name="effconvert-second-send").start()
         threading.Thread(target=self._receive, daemon=True, name="effconvert-second-receive").start()
 
@@ -207,38 +214,45 @@ class _Worker:
     def alive(self) -> bool:
         return self._popen.poll() is None
 
-    def submit(self, task: Callable, *args: Any) -> Future:
-        future: Future = Future()
+    @property
+    def pid(self) -> int:
+        return self._popen.pid
+
+    def submit(self, task: Callable[..., Any], *args: Any) -> Future[Any]:
+        future: Future[Any] = Future()
         with self._lock:
             if not self.alive:
                 future.set_exception(_died(self._popen.returncode, self._last_words()))
                 return future
             self._next += 1
             self._futures[self._next] = future
-            self._outbox.put((self._next, tempfile.gettempdir(), task, args))
+            self._outbox.put((self._next, task, args))
         return future
 
     def stop(self, grace_s: float = 0.0) -> None:
+        """An idle process ends on its closed stdin within `grace_s`; one mid-task is killed."""
         if grace_s:
             with contextlib.suppress(OSError):
-                self._popen.stdin.close()
+                self._popen.stdin.close()  # type: ignore[union-attr]  # opened with stdin=PIPE
             with contextlib.suppress(subprocess.TimeoutExpired):
                 self._popen.wait(timeout=grace_s)
         self._popen.kill()
         self._popen.wait()
+        self._stderr.close()
+        shutil.rmtree(self._tmp, ignore_errors=True)
 
     def _send(self) -> None:
         try:
             while True:
-                pickle.dump(self._outbox.get(), self._popen.stdin, protocol=pickle.HIGHEST_PROTOCOL)
-                self._popen.stdin.flush()
-        except (OSError, ValueError):      # the process is gone: the reader fails what is pending
+                pickle.dump(self._outbox.get(), self._popen.stdin, protocol=pickle.HIGHEST_PROTOCOL)  # type: ignore[arg-type]
+                self._popen.stdin.flush()  # type: ignore[union-attr]
+        except (OSError, ValueError):  # the process is gone: the reader fails what is pending
             return
 
     def _receive(self) -> None:
         try:
             while True:
-                number, ok, value = pickle.load(self._popen.stdout)
+                number, ok, value = pickle.load(self._popen.stdout)  # type: ignore[arg-type]
                 with self._lock:
                     future = self._futures.pop(number)
                 if ok:
@@ -255,29 +269,29 @@ class _Worker:
     def _last_words(self) -> str:
         try:
             self._stderr.seek(0)
-            lines = [l for l in self._stderr.read()[-4096:].decode(errors="replace").splitlines() if l.strip()]
+            lines = [line for line in self._stderr.read()[-4096:].decode(errors="replace").splitlines() if line.strip()]
         except (OSError, ValueError):
             return ""
         return lines[-1].strip() if lines else ""
-
-
-# Its OpenMP threads sleep when idle instead of spinning: spinning threads would take the core
-# the conversions are using.
-_ENV = {**os.environ, "OMP_WAIT_POLICY": "PASSIVE"}
-_SYSTEM_TMP = tempfile.gettempdir()       # at import, before a run points tempfile at its own folder
 
 
 def _died(code: int | None, last_words: str = "") -> SecondProcessFailed:
     how = f"signal {-code}" if code is not None and code < 0 else f"exit code {code}"
     said = f": {last_words}" if last_words else ""
     return SecondProcessFailed(f"the second process died ({how}) before finishing its checks{said}",
-                        hint="run again; with little memory, convert fewer targets at a time")
+                               hint="run again; with little memory, convert fewer targets at a time")
 
 
 def _serve(threads: int) -> None:
-    """The second process's loop: run each task, send back (number, ok, result or error text)."""
-    torch.set_num_threads(threads)          # the same as the run's: identical reference logits
+    """The second process's loop: run each task, send back (number, ok, result or error text).
+    The process is effconvert's own: the MIL executor's heap settings (runtime/mil/heap.py) apply
+    to it as they do to the CLI."""
+    from ..runtime.mil import heap
+
+    heap.settle()
+    torch.set_num_threads(threads)  # the same as the run's: identical reference logits
     import timm  # noqa: F401 - unpickling the run's model needs it: imported while the run still loads
+
     tasks = sys.stdin.buffer
     # Results get their own descriptor; fd 1 becomes stderr, so that nothing a library prints
     # (Python or native) can corrupt the result stream.
@@ -286,23 +300,15 @@ def _serve(threads: int) -> None:
     sys.stdout = sys.stderr
     while True:
         try:
-            number, folder, task, args = pickle.load(tasks)
+            number, task, args = pickle.load(tasks)
         except EOFError:
             return
-        _in_tempdir(folder)
         try:
             reply = (number, True, task(*args))
         except Exception as exc:  # noqa: BLE001 - sent back whole; the run decides
             reply = (number, False, first_line(exc))
         pickle.dump(reply, results, protocol=pickle.HIGHEST_PROTOCOL)
         results.flush()
-
-
-def _in_tempdir(folder: str) -> None:
-    # The run's private temp folder (workspace.private_tempdir): a reused process was spawned
-    # during an earlier run, whose folder is gone.
-    tempfile.tempdir = folder
-    os.environ["TMPDIR"] = folder
 
 
 def _prepare(token: str, models_file: str, inputs: InputSet, proof_inputs: np.ndarray,
@@ -317,10 +323,10 @@ def _prepare(token: str, models_file: str, inputs: InputSet, proof_inputs: np.nd
         # The reference's first batch is the proof's fp32 run on the same inputs: not run twice.
         ref32 = torch.from_numpy(reference[:n]) if same and n == REFERENCE_BATCH else None
         proof = prove_fusion(unfused, unproven, torch.from_numpy(proof_inputs), tolerance=tolerance, ref32=ref32)
-        noise_floor = proof.fp32_noise_floor     # the proof ran the model in float64 on these inputs
+        noise_floor = proof.fp32_noise_floor  # the proof ran the model in float64 on these inputs
     else:
         proof, noise_floor = skipped_proof(tolerance), fp32_noise_floor(unfused, proof_inputs)
-    model = unproven.model64.float().eval() if unproven is not None else unfused     # as the run casts it
+    model = unproven.model64.float().eval() if unproven is not None else unfused  # as the run casts it
     _STATE[token] = _RunState(inputs, reference, noise_floor, model, torch.from_numpy(inputs.inputs[:1]))
     accuracy = None if inputs.labels is None else task_accuracy(reference, inputs.labels)
     return Prepared(proof, noise_floor, reference, accuracy)
@@ -329,8 +335,10 @@ def _prepare(token: str, models_file: str, inputs: InputSet, proof_inputs: np.nd
 def _validate(token: str, artifact: Artifact, gate_override: str | None) -> Checked:
     state = _STATE[token]
     gate = gate_for(artifact.quant, gate_override, fp32_noise_floor=state.noise_floor)
-    validation = validate_artifact(artifact, state.inputs, state.reference, gate=gate)
-    plot = plot_png(state.reference, validation.outputs) if validation.outputs is not None else None
+    validation = validate_artifact(artifact, state.inputs, state.reference, gate=gate,
+                                   budget=TARGETS[artifact.target].validation_budget)
+    outputs = validation.outputs
+    plot = plot_png(state.reference[: len(outputs)], outputs) if outputs is not None else None
     return Checked(validation, plot)
 
 
@@ -365,4 +373,3 @@ def fp32_noise_floor(model: torch.nn.Module, inputs: np.ndarray) -> float:
     exact = logits_of(copy.deepcopy(model).double(), inputs.astype(np.float64))
     scale = float(np.abs(exact).max())
     return float(np.abs(reference - exact).max() / scale) if scale > 0 else 0.0
-
