@@ -9,6 +9,7 @@ enum class Accelerator(val label: String) {
     CPU("CPU (XNNPACK)"),
     GPU("GPU delegate"),
     NNAPI("NNAPI"),
+    NPU("NPU (Qualcomm HTP)"),
 }
 
 data class Prediction(val label: String, val probability: Float)
@@ -18,12 +19,13 @@ data class Classification(val top5: List<Prediction>, val latencyMs: Double)
 /**
  * Preprocess, run, rank: the same for every runtime. The runner is chosen by the manifest's
  * `runtime` (written by effconvert from the artifact): LiteRT for assets/model.tflite, ExecuTorch
- * (XNNPACK) for assets/model.pte.
+ * (XNNPACK) for assets/model.pte, ONNX Runtime with the QNN EP for assets/model.qnn.onnx.
  */
 class Classifier(context: Context, val manifest: ModelManifest, accelerator: Accelerator) : AutoCloseable {
     private val preprocessor = ImagePreprocessor(manifest)
     private val runner: ModelRunner = when (manifest.runtime) {
         "executorch" -> ExecuTorchRunner(context, manifest, accelerator)
+        "onnxruntime-qnn" -> OrtQnnRunner(context, manifest, accelerator)
         else -> LiteRtRunner(context, manifest, accelerator)
     }
 

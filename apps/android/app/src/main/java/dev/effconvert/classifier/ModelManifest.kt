@@ -12,7 +12,8 @@ data class ModelManifest(
     val quant: String,
     val artifact: String,
     val sha256: String,
-    val runtime: String,       // "litert" (model.tflite) or "executorch" (model.pte)
+    val runtime: String,       // "litert" (model.tflite), "executorch" (model.pte), "onnxruntime-qnn" (model.qnn.onnx)
+    val soc: String,           // the Snapdragon SoC a model.qnn.onnx was compiled for ("" otherwise)
     val inputLayout: String,   // "nhwc" or "nchw"
     val inputSize: Int,        // square side in pixels
     val mean: FloatArray,
@@ -32,6 +33,7 @@ data class ModelManifest(
                 artifact = json.getString("artifact"),
                 sha256 = json.getString("sha256"),
                 runtime = json.optString("runtime", "litert"),
+                soc = json.optString("soc", ""),
                 inputLayout = json.getString("input_layout"),
                 inputSize = size.getInt(2),
                 mean = floatArray(pre, "mean"),
