@@ -4,7 +4,7 @@ VENV    := .venv
 BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed
 
-.PHONY: install demo test test-slow bench bench-int8 matrix docs clean
+.PHONY: install demo lint test test-slow bench bench-int8 matrix docs clean
 
 install: $(STAMP)
 
@@ -18,7 +18,13 @@ $(STAMP): pyproject.toml constraints.txt
 demo: install
 	$(BIN)/effconvert demo
 
-test: install
+# Lint, format and types first (seconds), then the suite.
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+test: lint
 	$(BIN)/python -m pytest -m "not slow" -q
 
 test-slow: install

@@ -22,9 +22,18 @@ ROOT = Path(__file__).resolve().parents[1]
 PUBLISHED = ROOT / "effconvert" / "device" / "data" / "published_a14.csv"
 # Variants with no number in the calibration file, at their native sizes (checked afterwards
 # against published numbers we were not given).
-HELD_OUT = (("efficientformer_l1", 224), ("efficientformer_l3", 224), ("efficientformer_l7", 224),
-            ("efficientformerv2_s0", 224), ("efficientformerv2_s1", 224), ("efficientformerv2_s2", 224),
-            ("efficientformerv2_l", 224), ("fastvit_mci0", 256), ("fastvit_mci1", 256), ("fastvit_mci2", 256))
+HELD_OUT = (
+    ("efficientformer_l1", 224),
+    ("efficientformer_l3", 224),
+    ("efficientformer_l7", 224),
+    ("efficientformerv2_s0", 224),
+    ("efficientformerv2_s1", 224),
+    ("efficientformerv2_s2", 224),
+    ("efficientformerv2_l", 224),
+    ("fastvit_mci0", 256),
+    ("fastvit_mci1", 256),
+    ("fastvit_mci2", 256),
+)
 
 
 def package(arch: str, size: int, work: Path) -> Path:
@@ -61,29 +70,53 @@ def main() -> None:
     for arch, family, f, seconds in data:
         variant = fit([(g, t) for a, _, g, t in data if a != arch])
         family_fit = fit([(g, t) for _, fam, g, t in data if fam != family])
-        table.append({"arch": arch, "published_ms": seconds * 1e3,
-                      "fitted_ms": predict_s(f, params) * 1e3,
-                      "loo_variant_ms": predict_s(f, variant) * 1e3, "loo_family_ms": predict_s(f, family_fit) * 1e3})
+        table.append(
+            {
+                "arch": arch,
+                "published_ms": seconds * 1e3,
+                "fitted_ms": predict_s(f, params) * 1e3,
+                "loo_variant_ms": predict_s(f, variant) * 1e3,
+                "loo_family_ms": predict_s(f, family_fit) * 1e3,
+            }
+        )
     for row in table:
         for key in ("fitted", "loo_variant", "loo_family"):
             row[f"{key}_error"] = row[f"{key}_ms"] / row["published_ms"] - 1
     variant_max = max(abs(r["loo_variant_error"]) for r in table)
     family_max = max(abs(r["loo_family_error"]) for r in table)
-    calibration = {"s_flop": params[0], "s_op": params[1], "s_fixed": params[2], "band": round(variant_max, 4),
-                   "fitted_on": str(PUBLISHED.name), "date": str(datetime.date.today()),
-                   "loo": {"rows": [{k: round(v, 4) if isinstance(v, float) else v for k, v in r.items()} for r in table],
-                           "variant_max_error": round(variant_max, 4), "family_max_error": round(family_max, 4)}}
+    calibration = {
+        "s_flop": params[0],
+        "s_op": params[1],
+        "s_fixed": params[2],
+        "band": round(variant_max, 4),
+        "fitted_on": str(PUBLISHED.name),
+        "date": str(datetime.date.today()),
+        "loo": {
+            "rows": [{k: round(v, 4) if isinstance(v, float) else v for k, v in r.items()} for r in table],
+            "variant_max_error": round(variant_max, 4),
+            "family_max_error": round(family_max, 4),
+        },
+    }
     CALIBRATION_FILE.write_text(json.dumps(calibration, indent=1) + "\n", encoding="utf-8")
     shipped = Calibration.load()
     estimates = []
     for arch, size in HELD_OUT:
         f = Features.of(op_costs(load_program(package(arch, size, args.work))))
-        estimates.append({"arch": arch, "input": size, **estimate_ms(f, shipped), "ane_ops": f.ane_ops,
-                          "off_ane_ops": f.off_ops, "gflops": round((f.ane_flops + f.off_flops) / 1e9, 3)})
+        estimates.append(
+            {
+                "arch": arch,
+                "input": size,
+                **estimate_ms(f, shipped),
+                "ane_ops": f.ane_ops,
+                "off_ane_ops": f.off_ops,
+                "gflops": round((f.ane_flops + f.off_flops) / 1e9, 3),
+            }
+        )
         print(arch, estimates[-1], flush=True)
     results = ROOT / "bench" / "results"
-    (results / "device.json").write_text(json.dumps({"calibration": calibration, "estimates": estimates}, indent=1),
-                                         encoding="utf-8")
+    (results / "device.json").write_text(
+        json.dumps({"calibration": calibration, "estimates": estimates}, indent=1), encoding="utf-8"
+    )
     (results / "device.md").write_text(render(calibration, estimates), encoding="utf-8")
     splice_readme(calibration)
     print(render(calibration, estimates))
@@ -92,8 +125,11 @@ def main() -> None:
 def splice_readme(calibration: dict) -> None:
     """The compact leave-one-out table into README.md, between its device markers."""
     rows = ["| calibration row | published ms | leave one variant out | leave one family out |", "|---|---|---|---|"]
-    rows += [f"| {r['arch']} | {r['published_ms']:.2f} | {r['loo_variant_ms']:.2f} ({100 * r['loo_variant_error']:+.0f}%) | "
-             f"{r['loo_family_ms']:.2f} ({100 * r['loo_family_error']:+.0f}%) |" for r in calibration["loo"]["rows"]]
+    rows += [
+        f"| {r['arch']} | {r['published_ms']:.2f} | {r['loo_variant_ms']:.2f} ({100 * r['loo_variant_error']:+.0f}%) | "
+        f"{r['loo_family_ms']:.2f} ({100 * r['loo_family_error']:+.0f}%) |"
+        for r in calibration["loo"]["rows"]
+    ]
     readme = ROOT / "README.md"
     text = readme.read_text(encoding="utf-8")
     start, end = "<!-- device:start -->", "<!-- device:end -->"
@@ -102,22 +138,35 @@ def splice_readme(calibration: dict) -> None:
 
 
 def render(calibration: dict, estimates: list[dict]) -> str:
-    lines = [f"A14 latency estimate — calibrated {calibration['date']} on the 12 rows of published_a14.csv "
-             f"(Apple's FastViT ×7 at 256, MobileOne ×5 at 224); s_flop {calibration['s_flop']:.3g} s, "
-             f"s_op {calibration['s_op']:.3g} s, s_fixed {calibration['s_fixed']:.3g} s. Estimates, not measurements.", "",
-             "| variant | published ms | fitted on all | leave-one-variant-out | error | leave-one-family-out | error |",
-             "|---|---|---|---|---|---|---|"]
+    lines = [
+        f"A14 latency estimate — calibrated {calibration['date']} on the 12 rows of published_a14.csv "
+        f"(Apple's FastViT ×7 at 256, MobileOne ×5 at 224); s_flop {calibration['s_flop']:.3g} s, "
+        f"s_op {calibration['s_op']:.3g} s, s_fixed {calibration['s_fixed']:.3g} s. Estimates, not measurements.",
+        "",
+        "| variant | published ms | fitted on all | leave-one-variant-out | error | leave-one-family-out | error |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for r in calibration["loo"]["rows"]:
-        lines.append(f"| {r['arch']} (calibration row) | {r['published_ms']:.3f} | {r['fitted_ms']:.3f} | "
-                     f"{r['loo_variant_ms']:.3f} | {100 * r['loo_variant_error']:+.1f}% | {r['loo_family_ms']:.3f} | "
-                     f"{100 * r['loo_family_error']:+.1f}% |")
-    lines += ["", f"Worst leave-one-variant-out error {100 * calibration['loo']['variant_max_error']:.1f}% (the band "
-              f"every estimate carries); worst leave-one-family-out {100 * calibration['loo']['family_max_error']:.1f}%.",
-              "", "Variants with no published number in the calibration file:", "",
-              "| variant | input | estimate ms | band ms | GFLOPs | ops on ANE / off |", "|---|---|---|---|---|---|"]
+        lines.append(
+            f"| {r['arch']} (calibration row) | {r['published_ms']:.3f} | {r['fitted_ms']:.3f} | "
+            f"{r['loo_variant_ms']:.3f} | {100 * r['loo_variant_error']:+.1f}% | {r['loo_family_ms']:.3f} | "
+            f"{100 * r['loo_family_error']:+.1f}% |"
+        )
+    lines += [
+        "",
+        f"Worst leave-one-variant-out error {100 * calibration['loo']['variant_max_error']:.1f}% (the band "
+        f"every estimate carries); worst leave-one-family-out {100 * calibration['loo']['family_max_error']:.1f}%.",
+        "",
+        "Variants with no published number in the calibration file:",
+        "",
+        "| variant | input | estimate ms | band ms | GFLOPs | ops on ANE / off |",
+        "|---|---|---|---|---|---|",
+    ]
     for e in estimates:
-        lines.append(f"| {e['arch']} | {e['input']} | {e['estimate']:.3f} | {e['low']:.3f}–{e['high']:.3f} | "
-                     f"{e['gflops']:.2f} | {e['ane_ops']} / {e['off_ane_ops']} |")
+        lines.append(
+            f"| {e['arch']} | {e['input']} | {e['estimate']:.3f} | {e['low']:.3f}–{e['high']:.3f} | "
+            f"{e['gflops']:.2f} | {e['ane_ops']} / {e['off_ane_ops']} |"
+        )
     return "\n".join(lines) + "\n"
 
 

@@ -47,9 +47,14 @@ def main() -> None:
     train_dir, val_dir = digits_images()
     with tempfile.TemporaryDirectory() as tmp:
         ckpt, probe = probed_checkpoint(args.arch, Path(tmp), train_dir, val_dir)
-        result = {"date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-                  "arch": args.arch, "probe": probe, **judge(ckpt, Path(tmp) / "out", train_dir, val_dir, args.threads,
-                          None if args.gate == "none" else args.gate)}
+        result = {
+            "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+            "arch": args.arch,
+            "probe": probe,
+            **judge(
+                ckpt, Path(tmp) / "out", train_dir, val_dir, args.threads, None if args.gate == "none" else args.gate
+            ),
+        }
     result["seconds"] = round(time.perf_counter() - started, 1)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.with_suffix(".json").write_text(json.dumps(result, indent=1), encoding="utf-8")
@@ -67,8 +72,10 @@ def probed_checkpoint(arch: str, tmp: Path, train_dir: Path, val_dir: Path) -> t
     made = make_checkpoint(arch, tmp / f"{arch}.pth", seed=0)
     loaded = load_checkpoint(made.path)
     model = loaded.model.eval()
-    (x_train, y_train), (x_val, y_val) = ((_features(model, s.inputs), torch.from_numpy(s.labels)) for s in (
-        input_set(loaded.preprocessing, samples=10_000, folder=folder) for folder in (train_dir, val_dir)))
+    (x_train, y_train), (x_val, y_val) = (
+        (_features(model, s.inputs), torch.from_numpy(s.labels))
+        for s in (input_set(loaded.preprocessing, samples=10_000, folder=folder) for folder in (train_dir, val_dir))
+    )
     weight, bias = _fit_linear(x_train, y_train, classes=10)
     with torch.no_grad():
         accuracy = float(((x_val @ weight.T + bias).argmax(-1) == y_val).float().mean())
@@ -78,17 +85,31 @@ def probed_checkpoint(arch: str, tmp: Path, train_dir: Path, val_dir: Path) -> t
         head.weight.copy_(weight)
         head.bias.copy_(bias)
     ckpt = tmp / f"{arch}_digits_probe.pth"
-    write_state(ckpt, {k: v.detach().clone() for k, v in model.state_dict().items()},
-                {"synthetic": True, "arch": arch, "seed": 0, "layout": "timm",
-                 "note": "make-checkpoint backbone (not trained) + linear head fitted on the digits"})
-    return ckpt, {"train_images": int(len(y_train)), "held_out_images": int(len(y_val)),
-                  "probe_accuracy_torch": round(accuracy, 4), "feature_dim": int(x_train.shape[1])}
+    write_state(
+        ckpt,
+        {k: v.detach().clone() for k, v in model.state_dict().items()},
+        {
+            "synthetic": True,
+            "arch": arch,
+            "seed": 0,
+            "layout": "timm",
+            "note": "make-checkpoint backbone (not trained) + linear head fitted on the digits",
+        },
+    )
+    return ckpt, {
+        "train_images": len(y_train),
+        "held_out_images": len(y_val),
+        "probe_accuracy_torch": round(accuracy, 4),
+        "feature_dim": int(x_train.shape[1]),
+    }
 
 
 @torch.no_grad()
 def _features(model: torch.nn.Module, inputs: np.ndarray) -> torch.Tensor:
-    batches = [model.forward_head(model.forward_features(torch.from_numpy(inputs[i:i + FEATURE_BATCH])),
-                                  pre_logits=True) for i in range(0, len(inputs), FEATURE_BATCH)]
+    batches = [
+        model.forward_head(model.forward_features(torch.from_numpy(inputs[i : i + FEATURE_BATCH])), pre_logits=True)
+        for i in range(0, len(inputs), FEATURE_BATCH)
+    ]
     return torch.cat(batches).float()
 
 
@@ -119,42 +140,74 @@ def judge(ckpt: Path, out: Path, train_dir: Path, val_dir: Path, threads: int, g
     from effconvert.measure import bench_artifact
     from effconvert.pipeline import Request, run
 
-    outcome = run(Request(ckpt, ("tflite",), ("fp32", "int8"), out, samples=400, val=val_dir,
-                          calib=train_dir, calib_samples=64, gate=gate, fallback=gate is not None),
-                  on_step=lambda step, message: print(f"  {step}: {message}", flush=True))
+    outcome = run(
+        Request(
+            ckpt,
+            ("tflite",),
+            ("fp32", "int8"),
+            out,
+            samples=400,
+            val=val_dir,
+            calib=train_dir,
+            calib_samples=64,
+            gate=gate,
+            fallback=gate is not None,
+        ),
+        on_step=lambda step, message: print(f"  {step}: {message}", flush=True),
+    )
     entries = {a["quant"]: a for a in outcome.report.to_json()["artifacts"]}
     times: dict[str, list[float]] = {"fp32": [], "int8": []}
-    for _ in range(2):                                   # alternated: a busy machine weighs on both
+    for _ in range(2):  # alternated: a busy machine weighs on both
         for quant in times:
-            times[quant].append(bench_artifact(out / entries[quant]["path"], threads=threads, runs=20)
-                                .timing.median_ms)
-    cells = {quant: {"size_mb": round(e["size_bytes"] / 1e6, 2), "latency_ms": round(min(times[quant]), 2),
-                     "accuracy": e["parity"]["accuracy"], "top1_agreement": e["parity"]["top1_agreement"],
-                     "psnr_db": round(e["parity"]["psnr_db"], 1), "passed": e["parity"]["passed"]}
-             for quant, e in entries.items()}
-    return {"reference_accuracy": outcome.report.to_json()["inputs"]["reference_accuracy"], "artifacts": cells,
-            "input_size": outcome.report.to_json()["model"]["input_size"], "gate": gate,
-            "fallback": entries["int8"].get("fallback"),
-            "most_sensitive": outcome.report.to_json()["int8_sensitivity"]["layers"][:5]}
+            times[quant].append(bench_artifact(out / entries[quant]["path"], threads=threads, runs=20).timing.median_ms)
+    cells = {
+        quant: {
+            "size_mb": round(e["size_bytes"] / 1e6, 2),
+            "latency_ms": round(min(times[quant]), 2),
+            "accuracy": e["parity"]["accuracy"],
+            "top1_agreement": e["parity"]["top1_agreement"],
+            "psnr_db": round(e["parity"]["psnr_db"], 1),
+            "passed": e["parity"]["passed"],
+        }
+        for quant, e in entries.items()
+    }
+    return {
+        "reference_accuracy": outcome.report.to_json()["inputs"]["reference_accuracy"],
+        "artifacts": cells,
+        "input_size": outcome.report.to_json()["model"]["input_size"],
+        "gate": gate,
+        "fallback": entries["int8"].get("fallback"),
+        "most_sensitive": outcome.report.to_json()["int8_sensitivity"]["layers"][:5],
+    }
 
 
 def render(result: dict) -> str:
     fp32, int8 = result["artifacts"]["fp32"], result["artifacts"]["int8"]
-    lines = [f"{result['arch']} @{result['input_size'][1]}, make-checkpoint backbone + digits linear head "
-             f"({result['probe']['held_out_images']} held-out images, PyTorch accuracy "
-             f"{result['reference_accuracy']:.3f}), {result['date'][:10]}, {result['seconds']:.0f} s",
-             "", "| TFLite | size MB | latency ms | accuracy | top-1 agreement | PSNR dB |", "|---|---|---|---|---|---|"]
+    lines = [
+        f"{result['arch']} @{result['input_size'][1]}, make-checkpoint backbone + digits linear head "
+        f"({result['probe']['held_out_images']} held-out images, PyTorch accuracy "
+        f"{result['reference_accuracy']:.3f}), {result['date'][:10]}, {result['seconds']:.0f} s",
+        "",
+        "| TFLite | size MB | latency ms | accuracy | top-1 agreement | PSNR dB |",
+        "|---|---|---|---|---|---|",
+    ]
     kept = len(result["fallback"]["float_layers"]) if result.get("fallback") else 0
     for quant, cell in (("fp32", fp32), ("int8" + (f" ({kept} layers float)" if kept else ""), int8)):
-        lines.append(f"| {quant} | {cell['size_mb']:.1f} | {cell['latency_ms']:.1f} | {cell['accuracy']:.3f} | "
-                     f"{cell['top1_agreement']:.3f} | {cell['psnr_db']:.1f} |")
-    lines.append(f"| int8 / fp32 | {int8['size_mb'] / fp32['size_mb']:.2f} | "
-                 f"{int8['latency_ms'] / fp32['latency_ms']:.2f} | "
-                 f"{(int8['accuracy'] - fp32['accuracy']) * 100:+.1f} pt | | |")
+        lines.append(
+            f"| {quant} | {cell['size_mb']:.1f} | {cell['latency_ms']:.1f} | {cell['accuracy']:.3f} | "
+            f"{cell['top1_agreement']:.3f} | {cell['psnr_db']:.1f} |"
+        )
+    lines.append(
+        f"| int8 / fp32 | {int8['size_mb'] / fp32['size_mb']:.2f} | "
+        f"{int8['latency_ms'] / fp32['latency_ms']:.2f} | "
+        f"{(int8['accuracy'] - fp32['accuracy']) * 100:+.1f} pt | | |"
+    )
     if result.get("fallback"):
         f = result["fallback"]
-        lines.append(f"\nint8 gate {result['gate']}: all-int8 {f['all_int8']['psnr_db']:.1f} dB missed it; "
-                     f"{len(f['float_layers'])} layer(s) kept in float ({', '.join(f['float_layers'])})")
+        lines.append(
+            f"\nint8 gate {result['gate']}: all-int8 {f['all_int8']['psnr_db']:.1f} dB missed it; "
+            f"{len(f['float_layers'])} layer(s) kept in float ({', '.join(f['float_layers'])})"
+        )
     return "\n".join(lines) + "\n"
 
 

@@ -45,7 +45,10 @@ def main(archs: list[str]) -> None:
     from effconvert.validate import input_set
 
     torch.set_num_threads(2)
-    lines = ["| model | images | seconds | Spearman vs 32 images | fallback candidates shared |", "|---|---|---|---|---|"]
+    lines = [
+        "| model | images | seconds | Spearman vs 32 images | fallback candidates shared |",
+        "|---|---|---|---|---|",
+    ]
     for arch in archs:
         with tempfile.TemporaryDirectory() as tmp:
             ckpt = Path(tmp) / f"{arch}.pth"
@@ -63,11 +66,15 @@ def main(archs: list[str]) -> None:
                 ranking = layer_sensitivity(fused, calibration, batch=batch)
             seconds = time.perf_counter() - start
             shared = len(head & {s.name for s in ranking[:top]})
-            lines.append(f"| {arch} | {batch} | {seconds:.1f} | {spearman(rank_of(reference), rank_of(ranking)):.3f} | "
-                         f"{shared} of {top} |")
+            lines.append(
+                f"| {arch} | {batch} | {seconds:.1f} | {spearman(rank_of(reference), rank_of(ranking)):.3f} | "
+                f"{shared} of {top} |"
+            )
             print(lines[-1], flush=True)
-    text = ("int8 sensitivity ranking vs the number of calibration images (make-checkpoint weights, built-in "
-            f"images; reference: {REFERENCE} images; 2 threads)\n\n" + "\n".join(lines) + "\n")
+    text = (
+        "int8 sensitivity ranking vs the number of calibration images (make-checkpoint weights, built-in "
+        f"images; reference: {REFERENCE} images; 2 threads)\n\n" + "\n".join(lines) + "\n"
+    )
     (RESULTS / "sensitivity_stability.md").write_text(text, encoding="utf-8")
     print(text)
 

@@ -33,11 +33,17 @@ MODELS = ("fastvit_s12", "efficientformer_l1", "efficientvit_m0")
 RESULTS = Path(__file__).parent / "results"
 # (column, target, quant): the artifacts the pipeline writes and the suite times.
 ARTIFACTS = (
-    ("TFLite fp32", "tflite", "fp32"), ("TFLite fp16", "tflite", "fp16"),
-    ("TFLite int8", "tflite", "int8"), ("TFLite int8-weights", "tflite", "int8-weights"),
-    ("ORT fp32", "onnx", "fp32"), ("ORT fp16", "onnx", "fp16"),
-    ("ExecuTorch fp32", "executorch", "fp32"), ("ExecuTorch int8", "executorch", "int8"),
-    ("MIL fp32", "coreml", "fp32"), ("MIL fp16", "coreml", "fp16"), ("MIL int8-weights", "coreml", "int8-weights"),
+    ("TFLite fp32", "tflite", "fp32"),
+    ("TFLite fp16", "tflite", "fp16"),
+    ("TFLite int8", "tflite", "int8"),
+    ("TFLite int8-weights", "tflite", "int8-weights"),
+    ("ORT fp32", "onnx", "fp32"),
+    ("ORT fp16", "onnx", "fp16"),
+    ("ExecuTorch fp32", "executorch", "fp32"),
+    ("ExecuTorch int8", "executorch", "int8"),
+    ("MIL fp32", "coreml", "fp32"),
+    ("MIL fp16", "coreml", "fp16"),
+    ("MIL int8-weights", "coreml", "int8-weights"),
 )
 
 
@@ -56,10 +62,15 @@ def main() -> None:
     gflops = sgemm_gflops(args.threads)
     print(f"sgemm: {gflops:.0f} GFLOP/s with {args.threads} threads", flush=True)
     models = [bench_model(arch, args.threads, args.runs, gflops) for arch in args.archs]
-    result = {"date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-              "machine": machine(), "threads": args.threads, "runs": args.runs,
-              "sgemm_gflops": gflops, "models": models,
-              "suite_seconds": round(time.perf_counter() - started, 1)}
+    result = {
+        "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+        "machine": machine(),
+        "threads": args.threads,
+        "runs": args.runs,
+        "sgemm_gflops": gflops,
+        "models": models,
+        "suite_seconds": round(time.perf_counter() - started, 1),
+    }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.with_suffix(".json").write_text(json.dumps(result, indent=1), encoding="utf-8")
     markdown = render(result)
@@ -76,9 +87,8 @@ def bench_model(arch: str, threads: int, runs: int, gflops: float) -> dict:
     from effconvert.validate import input_set
 
     family = family_of_arch(arch)
-    layout = next(l.name for l in family.layouts if l.name != "timm" and not l.fused)
-    row: dict = {"arch": arch, "layout": layout, "latency_ms": {}, "p90_ms": {}, "size_mb": {},
-                 "added_rss_mb": {}}
+    layout = family.original.name
+    row: dict = {"arch": arch, "layout": layout, "latency_ms": {}, "p90_ms": {}, "size_mb": {}, "added_rss_mb": {}}
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         ckpt = tmp / f"{arch}.pth.tar"
@@ -97,14 +107,18 @@ def bench_model(arch: str, threads: int, runs: int, gflops: float) -> dict:
         alone, row["convert_only_s"] = _in_child(ckpt, tmp / "alone", False)
         row["toolchain_s"] = round(sum(e["timings_s"]["toolchain"] for e in alone["artifacts"]), 2)
         # fallback=False: the bench times the all-int8 graph, whatever its parity verdict.
-        int8_runs = [run(Request(ckpt, ("tflite",), ("int8", "int8-weights"), tmp / "out", fallback=False)),
-                     run(Request(ckpt, ("executorch",), ("int8",), tmp / "out", fallback=False)),
-                     run(Request(ckpt, ("coreml",), ("int8-weights",), tmp / "out"))]
+        int8_runs = [
+            run(Request(ckpt, ("tflite",), ("int8", "int8-weights"), tmp / "out", fallback=False)),
+            run(Request(ckpt, ("executorch",), ("int8",), tmp / "out", fallback=False)),
+            run(Request(ckpt, ("coreml",), ("int8-weights",), tmp / "out")),
+        ]
         paths = {(e["target"], e["quant"]): tmp / "out" / e["path"] for e in entries if e.get("path")}
         paths.update({(a.target, a.quant): a.path for r in int8_runs for a in r.artifacts})
         row["passed"] = report["passed"] and all(r.report.to_json()["passed"] for r in int8_runs)
-        row["parity"] = {f"{e['target']} {e['quant']}": _parity_cell(e)
-                         for e in entries + [e for r in int8_runs for e in r.report.to_json()["artifacts"]]}
+        row["parity"] = {
+            f"{e['target']} {e['quant']}": _parity_cell(e)
+            for e in entries + [e for r in int8_runs for e in r.report.to_json()["artifacts"]]
+        }
 
         loaded = load_checkpoint(ckpt)
         unfused = loaded.model.eval()
@@ -120,14 +134,15 @@ def bench_model(arch: str, threads: int, runs: int, gflops: float) -> dict:
         raw_path = tmp / "raw_unfused.tflite"
         row["raw_tflite_convert_s"] = raw_tflite(unfused, x, raw_path)
 
-        measured = [("TFLite raw unfused fp32", raw_path)] + [(col, paths[(t, q)]) for col, t, q in ARTIFACTS
-                                                              if (t, q) in paths]
+        measured = [("TFLite raw unfused fp32", raw_path)] + [
+            (col, paths[(t, q)]) for col, t, q in ARTIFACTS if (t, q) in paths
+        ]
         from effconvert.errors import EffconvertError
 
         for column, path in measured:
             try:
                 result = bench_artifact(path, threads=threads, runs=runs)
-            except EffconvertError as exc:            # a runtime that cannot run it: a finding, in the table
+            except EffconvertError as exc:  # a runtime that cannot run it: a finding, in the table
                 row.setdefault("failed", {})[column] = exc.message
                 print(f"  {arch} {column}: FAILED {exc.message}", flush=True)
                 continue
@@ -135,8 +150,7 @@ def bench_model(arch: str, threads: int, runs: int, gflops: float) -> dict:
             row["p90_ms"][column] = result.timing.p90_ms
             row["size_mb"][column] = result.size_bytes / 1e6
             row["added_rss_mb"][column] = result.added_rss_mb
-            print(f"  {arch} {column}: {result.timing.median_ms:.1f} ms, {result.size_bytes / 1e6:.1f} MB",
-                  flush=True)
+            print(f"  {arch} {column}: {result.timing.median_ms:.1f} ms, {result.size_bytes / 1e6:.1f} MB", flush=True)
     print(f"{arch}: e2e {row['e2e_s']} s, inside the converters {row['toolchain_s']} s", flush=True)
     return row
 
@@ -155,8 +169,10 @@ def _timed_run(ckpt: str, out: str, validate: bool) -> tuple[dict, float]:
     from effconvert.pipeline import Request, run
 
     start = time.perf_counter()
-    outcome = run(Request(Path(ckpt), ("all",), ("fp32", "fp16"), Path(out), validate=validate),
-                  second_process=None if validate else False)
+    outcome = run(
+        Request(Path(ckpt), ("all",), ("fp32", "fp16"), Path(out), validate=validate),
+        second_process=None if validate else False,
+    )
     return outcome.report.to_json(), round(time.perf_counter() - start, 2)
 
 
@@ -185,47 +201,84 @@ def machine() -> dict:
     cpu = platform.processor() or platform.machine()
     cpuinfo = Path("/proc/cpuinfo")
     if cpuinfo.exists():
-        names = [l.split(":", 1)[1].strip() for l in cpuinfo.read_text().splitlines() if l.startswith("model name")]
+        names = [
+            line.split(":", 1)[1].strip() for line in cpuinfo.read_text().splitlines() if line.startswith("model name")
+        ]
         cpu = names[0] if names else cpu
-    return {"cpu": cpu, "cores": os.cpu_count(), "system": f"{platform.system()} {platform.machine()}",
-            "python": platform.python_version(), "torch": torch.__version__}
+    return {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "system": f"{platform.system()} {platform.machine()}",
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+    }
 
 
 def render(result: dict) -> str:
     m = result["machine"]
-    lines = [f"Benchmarks — {result['date'][:10]}, {m['cpu']} ({m['cores']} cores, {m['system']}), "
-             f"{result['threads']} threads, batch 1, median of {result['runs']} runs after warm-up; "
-             f"sgemm {result['sgemm_gflops']:.0f} GFLOP/s; make-checkpoint weights; suite "
-             f"{result['suite_seconds'] / 60:.1f} min. Absolute times move on a shared machine; the ratios "
-             "(last table) are measured in one run.", ""]
+    lines = [
+        f"Benchmarks — {result['date'][:10]}, {m['cpu']} ({m['cores']} cores, {m['system']}), "
+        f"{result['threads']} threads, batch 1, median of {result['runs']} runs after warm-up; "
+        f"sgemm {result['sgemm_gflops']:.0f} GFLOP/s; make-checkpoint weights; suite "
+        f"{result['suite_seconds'] / 60:.1f} min. Absolute times move on a shared machine; the ratios "
+        "(last table) are measured in one run.",
+        "",
+    ]
     columns = ["torch eager unfused", "torch eager fused", "TFLite raw unfused fp32"] + [c for c, _, _ in ARTIFACTS]
-    lines += ["Latency, ms (hardware floor = FLOPs / sgemm rate):", "",
-              "| model | GFLOPs | floor | " + " | ".join(columns) + " |", "|---" * (len(columns) + 3) + "|"]
+    lines += [
+        "Latency, ms (hardware floor = FLOPs / sgemm rate):",
+        "",
+        "| model | GFLOPs | floor | " + " | ".join(columns) + " |",
+        "|---" * (len(columns) + 3) + "|",
+    ]
     for r in result["models"]:
         lat = r["latency_ms"]
-        lines.append(f"| {r['arch']} | {r['gflops']:.2f} | {lat['hardware floor']:.1f} | "
-                     + " | ".join(f"{lat[c]:.1f}" if c in lat else "—" for c in columns) + " |")
+        lines.append(
+            f"| {r['arch']} | {r['gflops']:.2f} | {lat['hardware floor']:.1f} | "
+            + " | ".join(f"{lat[c]:.1f}" if c in lat else "—" for c in columns)
+            + " |"
+        )
     sized = ["TFLite raw unfused fp32"] + [c for c, _, _ in ARTIFACTS]
-    lines += ["", "Size, MB / memory the runtime added while loading and running it, MB:", "",
-              "| model | " + " | ".join(sized) + " |", "|---" * (len(sized) + 1) + "|"]
+    lines += [
+        "",
+        "Size, MB / memory the runtime added while loading and running it, MB:",
+        "",
+        "| model | " + " | ".join(sized) + " |",
+        "|---" * (len(sized) + 1) + "|",
+    ]
     for r in result["models"]:
-        lines.append(f"| {r['arch']} | " + " | ".join(
-            f"{r['size_mb'][c]:.1f} / {r['added_rss_mb'][c]:.0f}" if c in r["size_mb"] else "—" for c in sized) + " |")
-    lines += ["", "Conversion, seconds (effconvert runs all targets, fp32 + fp16, with proof and validation, in a "
-              "fresh process, its second process converting from the end of the list and checking beside it; the "
-              "raw converter calls — including the converters' own imports — timed in a second fresh process "
-              "making the same conversions one after another, nothing beside them, no validation). The end-to-end "
-              "run's own sums add both processes' seconds, each slowed by the other:", "",
-              "| model | effconvert end to end | inside raw converter calls | same, summed in the end-to-end run | "
-              "convert incl. ours, summed | validate, summed (second process) | raw litert_torch.convert, unfused |",
-              "|---|---|---|---|---|---|---|"]
+        lines.append(
+            f"| {r['arch']} | "
+            + " | ".join(
+                f"{r['size_mb'][c]:.1f} / {r['added_rss_mb'][c]:.0f}" if c in r["size_mb"] else "—" for c in sized
+            )
+            + " |"
+        )
+    lines += [
+        "",
+        "Conversion, seconds (effconvert runs all targets, fp32 + fp16, with proof and validation, in a "
+        "fresh process, its second process converting from the end of the list and checking beside it; the "
+        "raw converter calls — including the converters' own imports — timed in a second fresh process "
+        "making the same conversions one after another, nothing beside them, no validation). The end-to-end "
+        "run's own sums add both processes' seconds, each slowed by the other:",
+        "",
+        "| model | effconvert end to end | inside raw converter calls | same, summed in the end-to-end run | "
+        "convert incl. ours, summed | validate, summed (second process) | raw litert_torch.convert, unfused |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for r in result["models"]:
-        lines.append(f"| {r['arch']} | {r['e2e_s']:.1f} | {r['toolchain_s']:.1f} | "
-                     f"{r.get('toolchain_same_run_s', r['toolchain_s']):.1f} | {r['convert_s']:.1f} | "
-                     f"{r['validate_s']:.1f} | {r['raw_tflite_convert_s']:.1f} |")
-    lines += ["", "Parity of the timed artifacts (fp32: max rel err; others: PSNR):", "",
-              "| model | " + " | ".join(result["models"][0]["parity"]) + " |",
-              "|---" * (len(result["models"][0]["parity"]) + 1) + "|"]
+        lines.append(
+            f"| {r['arch']} | {r['e2e_s']:.1f} | {r['toolchain_s']:.1f} | "
+            f"{r.get('toolchain_same_run_s', r['toolchain_s']):.1f} | {r['convert_s']:.1f} | "
+            f"{r['validate_s']:.1f} | {r['raw_tflite_convert_s']:.1f} |"
+        )
+    lines += [
+        "",
+        "Parity of the timed artifacts (fp32: max rel err; others: PSNR):",
+        "",
+        "| model | " + " | ".join(result["models"][0]["parity"]) + " |",
+        "|---" * (len(result["models"][0]["parity"]) + 1) + "|",
+    ]
     for r in result["models"]:
         lines.append(f"| {r['arch']} | " + " | ".join(r["parity"].values()) + " |")
     failures = [(r["arch"], c, m) for r in result["models"] for c, m in r.get("failed", {}).items()]
@@ -233,9 +286,13 @@ def render(result: dict) -> str:
         lines += ["", "Artifacts their runtime could not run (— in the tables above):", ""]
         lines += [f"- {arch} {column}: {message}" for arch, column, message in failures]
     ratios = ratio_rows(result["models"])
-    lines += ["", "Ratios (latency unless marked; < 1 means the first is faster or smaller):", "",
-              "| ratio | " + " | ".join(r["arch"] for r in result["models"]) + " |",
-              "|---" * (len(result["models"]) + 1) + "|"]
+    lines += [
+        "",
+        "Ratios (latency unless marked; < 1 means the first is faster or smaller):",
+        "",
+        "| ratio | " + " | ".join(r["arch"] for r in result["models"]) + " |",
+        "|---" * (len(result["models"]) + 1) + "|",
+    ]
     for name, values in ratios:
         lines.append(f"| {name} | " + " | ".join("—" if v is None else f"{v:.2f}" for v in values) + " |")
     return "\n".join(lines) + "\n"
@@ -273,13 +330,20 @@ RATIOS = (
 def ratio_rows(models: list[dict]) -> list[tuple[str, list[float | None]]]:
     rows = []
     for name, table, top, bottom in RATIOS:
-        values = [r[table][top] / r[table][bottom] if top in r[table] and bottom in r[table] else None
-                  for r in models]
+        values = [r[table][top] / r[table][bottom] if top in r[table] and bottom in r[table] else None for r in models]
         rows.append((name, values))
-    rows.append(("conversion: effconvert end to end / inside raw converter calls",
-                 [r["e2e_s"] / r["toolchain_s"] for r in models]))
-    rows.append(("conversion: effconvert convert step, summed over both processes / inside raw converter calls",
-                 [r["convert_s"] / r["toolchain_s"] for r in models]))
+    rows.append(
+        (
+            "conversion: effconvert end to end / inside raw converter calls",
+            [r["e2e_s"] / r["toolchain_s"] for r in models],
+        )
+    )
+    rows.append(
+        (
+            "conversion: effconvert convert step, summed over both processes / inside raw converter calls",
+            [r["convert_s"] / r["toolchain_s"] for r in models],
+        )
+    )
     return rows
 
 

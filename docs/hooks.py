@@ -25,8 +25,12 @@ def on_files(files, config):
 
 
 def on_page_markdown(markdown: str, page, config, files) -> str:
-    for name, render in (("effconvert_gates", gates), ("effconvert_support_matrix", support_matrix),
-                         ("effconvert_benchmarks", benchmarks), ("effconvert_device", device)):
+    for name, render in (
+        ("effconvert_gates", gates),
+        ("effconvert_support_matrix", support_matrix),
+        ("effconvert_benchmarks", benchmarks),
+        ("effconvert_device", device),
+    ):
         token = "{{ " + name + " }}"
         if token in markdown:
             markdown = markdown.replace(token, render())
@@ -39,13 +43,24 @@ def cli_reference() -> str:
     from effconvert.cli import app
 
     command = typer.main.get_command(app)
-    lines = ["# CLI reference", "",
-             "Generated from the typer app: the text `effconvert COMMAND -h` prints. `effconvert CHECKPOINT ...` "
-             "is `effconvert convert CHECKPOINT ...`.", ""]
+    lines = [
+        "# CLI reference",
+        "",
+        "Generated from the typer app: the text `effconvert COMMAND -h` prints. `effconvert CHECKPOINT ...` "
+        "is `effconvert convert CHECKPOINT ...`.",
+        "",
+    ]
     for name, sub in sorted(command.commands.items()):
         with click.Context(sub, info_name=f"effconvert {name}") as ctx:
-            lines += [f"## effconvert {name}", "", (sub.help or "").strip(), "", "```text",
-                      f"Usage: {' '.join(sub.collect_usage_pieces(ctx))}".replace("Usage: ", f"effconvert {name} "), ""]
+            lines += [
+                f"## effconvert {name}",
+                "",
+                (sub.help or "").strip(),
+                "",
+                "```text",
+                f"Usage: {' '.join(sub.collect_usage_pieces(ctx))}".replace("Usage: ", f"effconvert {name} "),
+                "",
+            ]
             for param in sub.get_params(ctx):
                 record = param.get_help_record(ctx)
                 if record:
@@ -58,18 +73,25 @@ def gates() -> str:
     from effconvert.report.explain import GLOSSARY
     from effconvert.validate.gates import DEFAULT_GATES, FP32_NOISE_FACTOR
 
-    names = {"max_rel_err": "max rel err at most", "psnr_db": "PSNR (dB) at least",
-             "top1_agreement": "top-1 (decided inputs) at least", "cosine": "cosine at least"}
+    names = {
+        "max_rel_err": "max rel err at most",
+        "psnr_db": "PSNR (dB) at least",
+        "top1_agreement": "top-1 (decided inputs) at least",
+        "cosine": "cosine at least",
+    }
     rows = ["| quant | " + " | ".join(names.values()) + " |", "|---" * (len(names) + 1) + "|"]
     for quant, gate in DEFAULT_GATES.items():
         values = gate.as_dict()
         rows.append(f"| {quant} | " + " | ".join(f"{values[k]:g}" if k in values else "—" for k in names) + " |")
     terms = "\n".join(f"- **{term}**: {meaning}" for term, meaning in GLOSSARY)
-    return ("Default gates (`effconvert/validate/gates.py`; override any with `--gate psnr=40,top1=0.995`):\n\n"
-            + "\n".join(rows) + f"\n\nfp32 gate: max rel err ≤ max(1e-4, {FP32_NOISE_FACTOR:g} × PyTorch fp32's own "
-            "error against the float64 model on the same inputs), reported as `reference.fp32_noise_floor`.\n\n"
-            "The console and report.html print each gate beside the value it judged, e.g. "
-            "`PSNR 67.7 dB ≥ 35, top-1 1.000 ≥ 0.99 (over 31 decided inputs; 1 tie left out)`.\n\n" + terms)
+    return (
+        "Default gates (`effconvert/validate/gates.py`; override any with `--gate psnr=40,top1=0.995`):\n\n"
+        + "\n".join(rows)
+        + f"\n\nfp32 gate: max rel err ≤ max(1e-4, {FP32_NOISE_FACTOR:g} × PyTorch fp32's own "
+        "error against the float64 model on the same inputs), reported as `reference.fp32_noise_floor`.\n\n"
+        "The console and report.html print each gate beside the value it judged, e.g. "
+        "`PSNR 67.7 dB ≥ 35, top-1 1.000 ≥ 0.99 (over 31 decided inputs; 1 tie left out)`.\n\n" + terms
+    )
 
 
 def support_matrix() -> str:

@@ -22,11 +22,16 @@ from typing import TYPE_CHECKING
 from ._version import __version__
 from .errors import BadInput, ConversionFailed, EffconvertError, ParityFailed
 
-if TYPE_CHECKING:                                   # for type checkers and IDEs only
-    from .api import Result, convert, fuse, load, validate
-    from .report.schema import ArtifactReport, Report
+if TYPE_CHECKING:  # for type checkers and IDEs only
+    from .api import Result as Result
+    from .api import convert as convert
+    from .api import fuse as fuse
+    from .api import load as load
+    from .api import validate as validate
+    from .report.schema import ArtifactReport as ArtifactReport
+    from .report.schema import Report as Report
 
-_SHADOWED = ("convert", "load", "fuse", "validate")   # API functions named like stage packages
+_SHADOWED = ("convert", "load", "fuse", "validate")  # API functions named like stage packages
 _LAZY = {"Result": "api", "Report": "report.schema", "ArtifactReport": "report.schema"}
 __all__ = ["__version__", "EffconvertError", "BadInput", "ConversionFailed", "ParityFailed", *_SHADOWED, *_LAZY]
 

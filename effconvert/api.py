@@ -79,13 +79,19 @@ def convert(checkpoint: str | Path, *, on_event: EventCallback | None = None, **
 
 
 # help(), IDEs and the docs see every option with its default, from the one table.
-convert.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
-    [inspect.Parameter("checkpoint", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation="str | Path"),
-     *(inspect.Parameter(o.name, inspect.Parameter.KEYWORD_ONLY, default=o.default, annotation=o.kind)
-       for o in OPTIONS),
-     inspect.Parameter("on_event", inspect.Parameter.KEYWORD_ONLY, default=None)])
-convert.__doc__ = (convert.__doc__ or "") + "".join(
-    f"\n    {o.name} = {o.default!r}: {o.full_help}" for o in OPTIONS) + "\n"
+_SIGNATURE = inspect.Signature(
+    [
+        inspect.Parameter("checkpoint", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation="str | Path"),
+        *(
+            inspect.Parameter(o.name, inspect.Parameter.KEYWORD_ONLY, default=o.default, annotation=o.kind)
+            for o in OPTIONS
+        ),
+        inspect.Parameter("on_event", inspect.Parameter.KEYWORD_ONLY, default=None),
+    ]
+)
+convert.__doc__ = (
+    (convert.__doc__ or "") + "".join(f"\n    {o.name} = {o.default!r}: {o.full_help}" for o in OPTIONS) + "\n"
+)
 
 
 def load(checkpoint: str | Path, *, arch: str | None = None, image_size: int | None = None) -> LoadedModel:
@@ -103,8 +109,14 @@ def fuse(model: LoadedModel, *, inputs: InputSet | None = None) -> FusedModel:
     return fuse_model(model.model, inputs=torch.from_numpy(images.inputs))
 
 
-def validate(artifact: str | Path, model: LoadedModel, inputs: InputSet | None = None, *,
-             quant: str | None = None, gate: str | None = None) -> Validation:
+def validate(
+    artifact: str | Path,
+    model: LoadedModel,
+    inputs: InputSet | None = None,
+    *,
+    quant: str | None = None,
+    gate: str | None = None,
+) -> Validation:
     """Run `artifact` on its runtime against `model` (the PyTorch reference) on `inputs` (default:
     32 built-in images through the model's preprocessing) and judge it by the gate of its quant
     mode (read from the artifact's metadata unless given), overridden by `gate` ("psnr=40,...")."""
@@ -123,8 +135,9 @@ def validate(artifact: str | Path, model: LoadedModel, inputs: InputSet | None =
         raise BadInput(f"{artifact.name} carries no effconvert metadata", hint="pass quant='fp16' (or the mode)")
     images = inputs if inputs is not None else input_set(model.preprocessing, samples=32)
     with torch.no_grad():
-        reference = np.concatenate([model.model(torch.from_numpy(images.inputs[i:i + 8])).numpy()
-                                    for i in range(0, len(images.inputs), 8)])
+        reference = np.concatenate(
+            [model.model(torch.from_numpy(images.inputs[i : i + 8])).numpy() for i in range(0, len(images.inputs), 8)]
+        )
     target = target_of(artifact)
     # The runtime reads the input layout from the artifact itself when the metadata has none.
     found = Artifact(target.name, quant, artifact, 0.0, meta.get("effconvert.input_layout", ""))

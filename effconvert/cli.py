@@ -1,7 +1,7 @@
 """Command line: parse options, call the pipeline, hand rendering to report/console.py.
 
-    effconvert CHECKPOINT [--target ...] [--quant ...] [options]   (the `convert` command)
-    effconvert demo | inspect PATH | make-checkpoint ARCH -o FILE | bench ARTIFACT...
+effconvert CHECKPOINT [--target ...] [--quant ...] [options]   (the `convert` command)
+effconvert demo | inspect PATH | make-checkpoint ARCH -o FILE | bench ARTIFACT...
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import sys
 import traceback
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import typer
 from rich.console import Console
@@ -32,14 +32,18 @@ if TYPE_CHECKING:
 
 _SUFFIXES = ", ".join(t.suffix for t in TARGETS.values())
 
-app = typer.Typer(add_completion=True, no_args_is_help=True, pretty_exceptions_enable=False,
-                  context_settings={"help_option_names": ["-h", "--help"]},
-                  help="Efficient vision transformer checkpoint -> phone-ready artifact + parity report.")
+app = typer.Typer(
+    add_completion=True,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+    help="Efficient vision transformer checkpoint -> phone-ready artifact + parity report.",
+)
 # Not a terminal (a pipe, a CI log): wide enough that tables never fold a word in two.
 err = Console(stderr=True, highlight=False, width=None if sys.stderr.isatty() else 200)
 out = Console(highlight=False, width=None if sys.stdout.isatty() else 200)
 INTERNAL_ERROR_EXIT = 4
-INTERRUPT_EXITS = {signal.SIGINT: 130, signal.SIGTERM: 143}    # 128 + the signal, as shells report it
+INTERRUPT_EXITS = {signal.SIGINT: 130, signal.SIGTERM: 143}  # 128 + the signal, as shells report it
 SUBCOMMANDS = ("convert", "demo", "batch", "inspect", "make-checkpoint", "app", "bench", "device")
 
 
@@ -54,8 +58,11 @@ def _on_sigterm(signum: int, frame: object) -> None:
 
 
 @contextlib.contextmanager
-def _guarded(debug: bool, finished: list[str] | None = None,
-             left: str = "no report written, no partial artifact left; rerun to complete") -> Iterator[None]:
+def _guarded(
+    debug: bool,
+    finished: list[str] | None = None,
+    left: str = "no report written, no partial artifact left; rerun to complete",
+) -> Iterator[None]:
     """Every error becomes one line and an exit code; an interrupt says what finished."""
     try:
         yield
@@ -80,8 +87,7 @@ def _fail(exc: BaseException, debug: bool) -> None:
         raise typer.Exit(code=exc.exit_code) from None
     first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
     err.print(f"[bold red]internal error:[/] {type(exc).__name__}: {first[:300]}", soft_wrap=True)
-    err.print("[dim]hint:[/] this is a bug in effconvert; rerun with --debug for the traceback",
-              soft_wrap=True)
+    err.print("[dim]hint:[/] this is a bug in effconvert; rerun with --debug for the traceback", soft_wrap=True)
     raise typer.Exit(code=INTERNAL_ERROR_EXIT) from None
 
 
@@ -139,18 +145,43 @@ def convert_cmd(checkpoint: Path, *, app_platforms: list[str], as_json: bool, de
     raise typer.Exit(code=outcome.exit_code)
 
 
-convert_cmd.__signature__ = inspect.Signature([  # type: ignore[attr-defined]
-    inspect.Parameter("checkpoint", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=Path, default=typer.Argument(
-        ..., metavar="CHECKPOINT", help="Checkpoint: .pth, .pth.tar, .pt or .safetensors file, a Hugging Face / timm "
-                                        "snapshot folder, or hf-hub:ORG/NAME (local cache)")),
-    *(_cli_option(o) for o in OPTIONS),
-    inspect.Parameter("app_platforms", inspect.Parameter.KEYWORD_ONLY, annotation=list[str], default=typer.Option(
-        [], "--app", metavar="PLATFORM", help="Also write a sample app: ios | android (repeatable)")),
-    inspect.Parameter("as_json", inspect.Parameter.KEYWORD_ONLY, annotation=bool, default=typer.Option(
-        False, "--json", help="Print report.json to stdout", show_default=False, metavar=" ")),
-    inspect.Parameter("debug", inspect.Parameter.KEYWORD_ONLY, annotation=bool, default=typer.Option(
-        False, "--debug", help="Show tracebacks", show_default=False, metavar=" ")),
-])
+_CONVERT_SIGNATURE = inspect.Signature(
+    [
+        inspect.Parameter(
+            "checkpoint",
+            inspect.Parameter.POSITIONAL_OR_KEYWORD,
+            annotation=Path,
+            default=typer.Argument(
+                ...,
+                metavar="CHECKPOINT",
+                help="Checkpoint: .pth, .pth.tar, .pt or .safetensors file, a Hugging Face / timm "
+                "snapshot folder, or hf-hub:ORG/NAME (local cache)",
+            ),
+        ),
+        *(_cli_option(o) for o in OPTIONS),
+        inspect.Parameter(
+            "app_platforms",
+            inspect.Parameter.KEYWORD_ONLY,
+            annotation=list[str],
+            default=typer.Option(
+                [], "--app", metavar="PLATFORM", help="Also write a sample app: ios | android (repeatable)"
+            ),
+        ),
+        inspect.Parameter(
+            "as_json",
+            inspect.Parameter.KEYWORD_ONLY,
+            annotation=bool,
+            default=typer.Option(False, "--json", help="Print report.json to stdout", show_default=False, metavar=" "),
+        ),
+        inspect.Parameter(
+            "debug",
+            inspect.Parameter.KEYWORD_ONLY,
+            annotation=bool,
+            default=typer.Option(False, "--debug", help="Show tracebacks", show_default=False, metavar=" "),
+        ),
+    ]
+)
+convert_cmd.__signature__ = _CONVERT_SIGNATURE  # type: ignore[attr-defined]  # typer reads the generated one
 app.command("convert")(convert_cmd)
 
 
@@ -166,12 +197,16 @@ def _check_apps(platforms: list[str], request: Request) -> None:
             raise BadInput(f"unknown app platform {platform!r}", hint=f"choose from: {', '.join(PLATFORMS)}")
         if not set(spec.targets) & names:
             takes = either(m.suffix for m in spec.models)
-            raise BadInput(f"--app {platform} needs a {takes} artifact, and no --target "
-                           f"{' or '.join(spec.targets)} was asked for", hint=f"add --target {spec.target}")
+            raise BadInput(
+                f"--app {platform} needs a {takes} artifact, and no --target {' or '.join(spec.targets)} was asked for",
+                hint=f"add --target {spec.target}",
+            )
 
 
-OPEN_PROJECT = {"ios": "open {path}/EffconvertClassifier.xcodeproj in Xcode, pick your team, run on an iPhone",
-                "android": "build it with ./gradlew assembleDebug in {path}, or open the folder in Android Studio"}
+OPEN_PROJECT = {
+    "ios": "open {path}/EffconvertClassifier.xcodeproj in Xcode, pick your team, run on an iPhone",
+    "android": "build it with ./gradlew assembleDebug in {path}, or open the folder in Android Studio",
+}
 
 
 def _write_apps(platforms: list[str], outcome: Outcome) -> None:
@@ -184,9 +219,11 @@ def _write_apps(platforms: list[str], outcome: Outcome) -> None:
         if not candidates:
             raise BadInput(f"--app {platform} needs a {spec.suffix} artifact; add the matching --target")
         project = embed_app(platform, candidates[-1].path, outcome.out_dir / f"{platform}-app")
-        err.print(f"[green]✓[/] app       {platform}: {escape(str(project.path))} (model "
-                  f"{escape(candidates[-1].path.name)}); " + escape(OPEN_PROJECT[platform].format(path=project.path)),
-                  soft_wrap=True)
+        err.print(
+            f"[green]✓[/] app       {platform}: {escape(str(project.path))} (model "
+            f"{escape(candidates[-1].path.name)}); " + escape(OPEN_PROJECT[platform].format(path=project.path)),
+            soft_wrap=True,
+        )
 
 
 class _Progress:
@@ -194,14 +231,15 @@ class _Progress:
     time: a green ✓, a red ✗ for a failure, a yellow ! for a warning (a skip, a fallback, a run that
     could not be validated)."""
 
-    MARKS = {"ok": "[green]✓[/]", "failed": "[red]✗[/]", "warning": "[yellow]![/]"}
+    MARKS: ClassVar[dict[str, str]] = {"ok": "[green]✓[/]", "failed": "[red]✗[/]", "warning": "[yellow]![/]"}
 
     def __init__(self, finished: list[str]) -> None:
         from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
         self.finished = finished
-        self.bar = Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(),
-                            console=err, transient=True)
+        self.bar = Progress(
+            SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=err, transient=True
+        )
         self.task: TaskID | None = None
 
     def __enter__(self) -> _Progress:
@@ -222,8 +260,9 @@ class _Progress:
         if event.artifact is not None and event.status == "ok":  # recorded before it is shown: a signal
             self.finished.append(event.artifact)  # may come between
         seconds = f" [dim]({event.seconds:.1f} s)[/]" if event.seconds is not None else ""
-        self.bar.console.print(f"{self.MARKS[event.status]} {event.step:<11} {escape(event.message)}{seconds}",
-                               soft_wrap=True)
+        self.bar.console.print(
+            f"{self.MARKS[event.status]} {event.step:<11} {escape(event.message)}{seconds}", soft_wrap=True
+        )
 
 
 @app.command("demo")
@@ -231,9 +270,13 @@ def demo_cmd(
     out_dir: Path = typer.Option(Path("effconvert-out/demo"), "--out", "-o", help="Output folder"),
     debug: bool = _flag("--debug", help="Show tracebacks"),
 ) -> None:
-    """Built-in default: a make-checkpoint FastViT-S12 in Apple's released layout, converted to
-    every target of `--target all` (""" + ", ".join(t.name for t in TARGETS.values() if t.in_all) + """) in fp32 and
+    (
+        """Built-in default: a make-checkpoint FastViT-S12 in Apple's released layout, converted to
+    every target of `--target all` ("""
+        + ", ".join(t.name for t in TARGETS.values() if t.in_all)
+        + """) in fp32 and
     fp16, each validated on its runtime."""
+    )
     from .pipeline import run
     from .report.console import render_console
     from .synth.checkpoint import make_checkpoint
@@ -255,17 +298,28 @@ def demo_cmd(
 
 @app.command("batch")
 def batch_cmd(
-    plan: Path = typer.Argument(..., metavar="PLAN", help="Plan (TOML): checkpoints (paths, globs or make = variants) x targets x "
-                                          "quants, with per-entry options; see docs/guides/batch.md"),
-    out_dir: Path | None = typer.Option(None, "--out", "-o", help="Output folder (default: the plan's out, "
-                                                                  "else effconvert-batch/<plan name>)"),
+    plan: Path = typer.Argument(
+        ...,
+        metavar="PLAN",
+        help="Plan (TOML): checkpoints (paths, globs or make = variants) x targets x "
+        "quants, with per-entry options; see docs/guides/batch.md",
+    ),
+    out_dir: Path | None = typer.Option(
+        None, "--out", "-o", help="Output folder (default: the plan's out, else effconvert-batch/<plan name>)"
+    ),
     workers: int | None = typer.Option(None, help="Jobs at once on this machine (default: cores / --threads)"),
     threads: int = typer.Option(1, help="CPU threads per job"),
-    ray: str | None = typer.Option(None, "--ray", help="Run the jobs as Ray tasks: a cluster ADDRESS, auto (the "
-                                                       "cluster `ray start` runs here) or local (start one); "
-                                                       "--out must be a path every node sees"),
-    resume: bool = _flag("--resume", help="Skip jobs whose report was made from the same checkpoint "
-                                                        "bytes, effconvert version and options"),
+    ray: str | None = typer.Option(
+        None,
+        "--ray",
+        help="Run the jobs as Ray tasks: a cluster ADDRESS, auto (the "
+        "cluster `ray start` runs here) or local (start one); "
+        "--out must be a path every node sees",
+    ),
+    resume: bool = _flag(
+        "--resume",
+        help="Skip jobs whose report was made from the same checkpoint bytes, effconvert version and options",
+    ),
     debug: bool = _flag("--debug", help="Show tracebacks"),
 ) -> None:
     """Convert many checkpoints (a model zoo): one ordinary job per checkpoint, on local worker
@@ -276,26 +330,51 @@ def batch_cmd(
     finished: list[str] = []
     left = "batch.json and index.html record them, no partial artifact left; rerun with --resume to complete"
     with _guarded(debug, finished, left), _BatchProgress(finished) as progress:
-        outcome = run_batch(plan, out_dir=out_dir, workers=workers, threads=threads, ray=ray, resume=resume,
-                            on_result=progress.done, on_plan=progress.planned)
+        outcome = run_batch(
+            plan,
+            out_dir=out_dir,
+            workers=workers,
+            threads=threads,
+            ray=ray,
+            resume=resume,
+            on_result=progress.done,
+            on_plan=progress.planned,
+        )
     counts = ", ".join(f"{n} {status}" for status, n in sorted(outcome.record["counts"].items()))
-    err.print(f"batch: {len(outcome.results)} jobs ({counts}) in {outcome.record['wall_s']:.0f} s; "
-              f"index: {outcome.index_path} (batch.json, matrix.md beside it)", soft_wrap=True)
+    err.print(
+        f"batch: {len(outcome.results)} jobs ({counts}) in {outcome.record['wall_s']:.0f} s; "
+        f"index: {outcome.index_path} (batch.json, matrix.md beside it)",
+        soft_wrap=True,
+    )
     raise typer.Exit(code=outcome.exit_code)
 
 
 class _BatchProgress:
     """One line per finished job above an overall bar: jobs done / total, elapsed, ETA."""
 
-    _MARKS = {"passed": "[green]✓[/]", "gate-failed": "[red]✗[/]"}
+    _MARKS: ClassVar[dict[str, str]] = {"passed": "[green]✓[/]", "gate-failed": "[red]✗[/]"}
 
     def __init__(self, finished: list[str]) -> None:
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, \
-            TimeRemainingColumn
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
+            TimeRemainingColumn,
+        )
 
         self.finished = finished
-        self.bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                            TextColumn("ETA"), TimeRemainingColumn(), console=err, transient=True)
+        self.bar = Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            TextColumn("ETA"),
+            TimeRemainingColumn(),
+            console=err,
+            transient=True,
+        )
         self.task: TaskID | None = None
 
     def __enter__(self) -> _BatchProgress:
@@ -307,8 +386,12 @@ class _BatchProgress:
 
     def planned(self, plan: Plan, todo: int) -> None:
         resumed = len(plan.jobs) - todo
-        err.print(f"{plan.path.name}: {len(plan.jobs)} jobs" + (f", {resumed} done earlier (--resume)" if resumed else "")
-                  + f" -> {plan.out_dir}", soft_wrap=True)
+        err.print(
+            f"{plan.path.name}: {len(plan.jobs)} jobs"
+            + (f", {resumed} done earlier (--resume)" if resumed else "")
+            + f" -> {plan.out_dir}",
+            soft_wrap=True,
+        )
         self.task = self.bar.add_task("jobs", total=len(plan.jobs), completed=0)
 
     def done(self, result: JobResult, done: int, total: int) -> None:
@@ -317,8 +400,9 @@ class _BatchProgress:
         passed = sum(1 for a in cells if a.passed)
         what = f"{passed}/{len(cells)} artifacts passed" if cells else escape(result.error or "")
         when = "earlier run (--resume)" if result.resumed else f"{result.seconds:.0f} s"
-        self.bar.console.print(f"{mark} {escape(result.name):<24} {result.status:<17} {what} [dim]({when})[/]",
-                               soft_wrap=True)
+        self.bar.console.print(
+            f"{mark} {escape(result.name):<24} {result.status:<17} {what} [dim]({when})[/]", soft_wrap=True
+        )
         self.finished.append(result.name)
         if self.task is not None:
             self.bar.update(self.task, completed=done)
@@ -327,9 +411,16 @@ class _BatchProgress:
 @app.command("app")
 def app_cmd(
     platform: str = typer.Argument(..., help="ios | android", metavar="PLATFORM"),
-    artifact: Path = typer.Option(..., "--artifact", "-a", help="An artifact the platform's app runs: " + "; ".join(
-        f"{p}: {', '.join(t.suffix for t in TARGETS.values() if p in t.platforms)}"
-        for p in dict.fromkeys(p for t in TARGETS.values() for p in t.platforms))),
+    artifact: Path = typer.Option(
+        ...,
+        "--artifact",
+        "-a",
+        help="An artifact the platform's app runs: "
+        + "; ".join(
+            f"{p}: {', '.join(t.suffix for t in TARGETS.values() if p in t.platforms)}"
+            for p in dict.fromkeys(p for t in TARGETS.values() for p in t.platforms)
+        ),
+    ),
     out_dir: Path = typer.Option(..., "--out", "-o", help="Folder for the app project"),
     debug: bool = _flag("--debug", help="Show tracebacks"),
 ) -> None:
@@ -339,9 +430,13 @@ def app_cmd(
     with _guarded(debug):
         project = embed_app(platform, artifact, out_dir)
     m = project.manifest
-    err.print(escape(f"wrote {project.path}: {m['arch']} {m['quant']} on {m['runtime']}, input "
-                     f"{m['input_name']!r} {m['input_shape']} ({m['input_layout']}), {len(m['labels'])} labels"),
-              soft_wrap=True)
+    err.print(
+        escape(
+            f"wrote {project.path}: {m['arch']} {m['quant']} on {m['runtime']}, input "
+            f"{m['input_name']!r} {m['input_shape']} ({m['input_layout']}), {len(m['labels'])} labels"
+        ),
+        soft_wrap=True,
+    )
     err.print(f"next: {escape(OPEN_PROJECT[platform].format(path=project.path))}", soft_wrap=True)
 
 
@@ -358,9 +453,11 @@ def make_checkpoint_cmd(
 
     with _guarded(debug):
         made = make_checkpoint(arch, output, layout=layout, seed=seed)
-    err.print(f"wrote {made.path} ({made.arch}, {made.layout} layout, seed {made.seed}): "
-              f"logit std {made.stats.logit_std:.2f}, {made.stats.distinct_top1} distinct top-1 classes "
-              f"over {made.stats.images} images — synthetic, not a trained model")
+    err.print(
+        f"wrote {made.path} ({made.arch}, {made.layout} layout, seed {made.seed}): "
+        f"logit std {made.stats.logit_std:.2f}, {made.stats.distinct_top1} distinct top-1 classes "
+        f"over {made.stats.images} images — synthetic, not a trained model"
+    )
 
 
 @app.command("inspect")
@@ -383,8 +480,9 @@ def inspect_cmd(
 
 @app.command("bench")
 def bench_cmd(
-    artifacts: list[Path] = typer.Argument(..., help=f"Artifacts ({_SUFFIXES}), each run on its runtime",
-                                           metavar="ARTIFACT..."),
+    artifacts: list[Path] = typer.Argument(
+        ..., help=f"Artifacts ({_SUFFIXES}), each run on its runtime", metavar="ARTIFACT..."
+    ),
     threads: int = typer.Option(2, help="Runtime threads"),
     runs: int = typer.Option(20, help="Timed runs per artifact (after 3 warm-up runs)"),
     as_json: bool = _flag("--json", help="Print JSON instead of a table"),
@@ -407,8 +505,12 @@ def bench_cmd(
         mil = [r for r in results if r.runtime == MIL_EXECUTOR]
         if mil:  # the MIL executor's fixed cost (torch, coremltools) apart from each package's
             fixed = mil_fixed_cost(threads=threads)
-            results = [dataclasses.replace(r, fixed_rss_mb=fixed.added_rss_mb, fixed_library_rss_mb=fixed.library_rss_mb)
-                       if r.runtime == MIL_EXECUTOR else r for r in results]
+            results = [
+                dataclasses.replace(r, fixed_rss_mb=fixed.added_rss_mb, fixed_library_rss_mb=fixed.library_rss_mb)
+                if r.runtime == MIL_EXECUTOR
+                else r
+                for r in results
+            ]
             mil = [r for r in results if r.runtime == MIL_EXECUTOR]
     if as_json:
         out.print_json(json.dumps([r.as_dict() for r in results]))
@@ -418,30 +520,50 @@ def bench_cmd(
     for name in ("artifact", "runtime", "size MB", "median ms", "p90 ms", "peak RSS MB", "added MB", "vs fastest"):
         table.add_column(name, justify="left" if name in ("artifact", "runtime") else "right")
     for r in results:
-        table.add_row(escape(Path(r.path).name), r.runtime + ("" if r.device_speed else " *"),
-                      f"{r.size_bytes / 1e6:.1f}", f"{r.timing.median_ms:.2f}", f"{r.timing.p90_ms:.2f}",
-                      f"{r.peak_rss_mb:.0f}", f"{r.added_rss_mb:.0f}", f"{r.timing.median_ms / fastest:.2f}x")
+        table.add_row(
+            escape(Path(r.path).name),
+            r.runtime + ("" if r.device_speed else " *"),
+            f"{r.size_bytes / 1e6:.1f}",
+            f"{r.timing.median_ms:.2f}",
+            f"{r.timing.p90_ms:.2f}",
+            f"{r.peak_rss_mb:.0f}",
+            f"{r.added_rss_mb:.0f}",
+            f"{r.timing.median_ms / fastest:.2f}x",
+        )
     out.print(table)
     for name in dict.fromkeys(r.runtime for r in results if not r.device_speed):
         out.print(f"* {name}: {escape(RUNTIMES[name].description)}; its time is not device speed")
     if mil:
-        out.print(f"  the MIL executor's fixed memory (importing torch and coremltools, the executor; measured on a "
-                  f"one-conv package): {mil[0].fixed_rss_mb:.0f} MiB. Beyond it, per package (its program, weights "
-                  f"and activations; not the input batch): " + "; ".join(
-                      f"{escape(Path(r.path).name)} {r.package_rss_mb:.1f} MiB "
-                      f"({r.package_rss_ratio:.2f}x its size)" for r in mil)
-                  + ". Apart, torch's kernel code its ops page in beyond the one conv's (shared library "
-                    "pages, the same for any model running those kernels): " + "; ".join(
-                      f"{escape(Path(r.path).name)} {r.library_beyond_fixed_mb:.0f} MiB" for r in mil))
+        out.print(
+            f"  the MIL executor's fixed memory (importing torch and coremltools, the executor; measured on a "
+            f"one-conv package): {mil[0].fixed_rss_mb:.0f} MiB. Beyond it, per package (its program, weights "
+            f"and activations; not the input batch): "
+            + "; ".join(
+                f"{escape(Path(r.path).name)} {r.package_rss_mb:.1f} MiB ({r.package_rss_ratio:.2f}x its size)"
+                for r in mil
+            )
+            + ". Apart, torch's kernel code its ops page in beyond the one conv's (shared library "
+            "pages, the same for any model running those kernels): "
+            + "; ".join(f"{escape(Path(r.path).name)} {r.library_beyond_fixed_mb:.0f} MiB" for r in mil)
+        )
 
 
 @app.command("device")
 def device_cmd(
-    path: Path = typer.Argument(..., metavar="PATH", help="An artifact with a device model (" + ", ".join(
-        t.suffix for t in TARGETS.values() if t.device) + "), or a checkpoint (converted first, in a temporary folder: "
-        "to Core ML, or for a Snapdragon with --soc)"),
-    soc: str | None = typer.Option(None, help="A checkpoint's Snapdragon SoC: " + ", ".join(
-        f"{s.name} ({s.phone})" for s in SOCS.values()) + f" (the qnn target; default for a qnn artifact: its own)"),
+    path: Path = typer.Argument(
+        ...,
+        metavar="PATH",
+        help="An artifact with a device model ("
+        + ", ".join(t.suffix for t in TARGETS.values() if t.device)
+        + "), or a checkpoint (converted first, in a temporary folder: "
+        "to Core ML, or for a Snapdragon with --soc)",
+    ),
+    soc: str | None = typer.Option(
+        None,
+        help="A checkpoint's Snapdragon SoC: "
+        + ", ".join(f"{s.name} ({s.phone})" for s in SOCS.values())
+        + " (the qnn target; default for a qnn artifact: its own)",
+    ),
     quant: str = typer.Option("fp16", help="A checkpoint's precision (its target's quant modes)"),
     image_size: int | None = typer.Option(None, help="A checkpoint's input resolution (default: the model's)"),
     as_json: bool = _flag("--json", help="Print the JSON report"),
@@ -466,8 +588,18 @@ def device_cmd(
 
             target = next(t for t in with_device if ("soc" in t.options) == (soc is not None))
             options = {"soc": soc} if soc is not None else {}
-            request = request_from(path, {"targets": (target.name,), "quants": (quant,), "image_size": image_size,
-                                          "samples": 1, "validate": False, **options}, where="device: ")
+            request = request_from(
+                path,
+                {
+                    "targets": (target.name,),
+                    "quants": (quant,),
+                    "image_size": image_size,
+                    "samples": 1,
+                    "validate": False,
+                    **options,
+                },
+                where="device: ",
+            )
             with tempfile.TemporaryDirectory(prefix="effconvert-device-") as tmp, _Progress([]) as progress:
                 from dataclasses import replace
 
@@ -481,8 +613,12 @@ def device_cmd(
     off = report.residency.off
     for op in off[:20]:
         rule = f"rule {op.rule}: " if op.rule is not None else ""
-        out.print(escape(f"  off {report.residency.accelerator.upper()}: {op.type} {op.op} — {rule}{op.reason} "
-                         f"({op.source})"), soft_wrap=True)
+        out.print(
+            escape(
+                f"  off {report.residency.accelerator.upper()}: {op.type} {op.op} — {rule}{op.reason} ({op.source})"
+            ),
+            soft_wrap=True,
+        )
     if len(off) > 20:
         out.print(f"  ... {len(off) - 20} more (--json lists all)")
 
@@ -496,8 +632,11 @@ def _version(value: bool) -> None:
 
 
 @app.callback()
-def _options(version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
-                                          help="Print the version and exit")) -> None:
+def _options(
+    version: bool = typer.Option(
+        False, "--version", callback=_version, is_eager=True, help="Print the version and exit"
+    ),
+) -> None:
     """Efficient vision transformer checkpoint -> phone-ready artifact + parity report."""
 
 

@@ -25,23 +25,29 @@ def read_labels_file(path: Path) -> list[str]:
     if not path.is_file():
         raise BadInput(f"--labels {path} is not a file")
     if path.stat().st_size > MAX_LABELS_BYTES:
-        raise BadInput(f"--labels {path} is {path.stat().st_size:,} bytes; a labels file is at most "
-                       f"{MAX_LABELS_BYTES:,} (one class name per line)")
+        raise BadInput(
+            f"--labels {path} is {path.stat().st_size:,} bytes; a labels file is at most "
+            f"{MAX_LABELS_BYTES:,} (one class name per line)"
+        )
     try:
         text = path.read_bytes().decode("utf-8")
     except OSError as exc:
         raise BadInput(f"cannot read --labels {path}: {exc.strerror or exc}") from None
     except UnicodeDecodeError as exc:
-        raise BadInput(f"--labels {path} is not UTF-8 text (byte {exc.start} is 0x{exc.object[exc.start]:02x})",
-                       hint="one class name per line, UTF-8") from None
+        raise BadInput(
+            f"--labels {path} is not UTF-8 text (byte {exc.start} is 0x{exc.object[exc.start]:02x})",
+            hint="one class name per line, UTF-8",
+        ) from None
     if "\x00" in text:
-        raise BadInput(f"--labels {path} is a binary file (it contains NUL bytes)",
-                       hint="one class name per line, UTF-8")
+        raise BadInput(
+            f"--labels {path} is a binary file (it contains NUL bytes)", hint="one class name per line, UTF-8"
+        )
     return [line.strip() for line in text.splitlines() if line.strip()]
 
 
-def labels_for(num_classes: int, labels_file: Path | None = None,
-               known: tuple[str, ...] | None = None) -> tuple[list[str], str]:
+def labels_for(
+    num_classes: int, labels_file: Path | None = None, known: tuple[str, ...] | None = None
+) -> tuple[list[str], str]:
     """(labels, source) for a head with `num_classes` outputs: the user's file, the names the
     checkpoint came with (`known`, from a snapshot's config.json), ImageNet's, or numbers."""
     if labels_file is not None:

@@ -11,8 +11,14 @@ import math
 import numpy as np
 
 
+def rgb(values: object) -> tuple[float, float, float]:
+    """Three numbers, one per RGB channel (a mean, a std), as floats."""
+    r, g, b = (float(v) for v in values)  # type: ignore[attr-defined]  # any iterable of 3 numbers
+    return r, g, b
+
+
 def _float64(x) -> np.ndarray:
-    if hasattr(x, "detach"):                      # a torch tensor, without importing torch here
+    if hasattr(x, "detach"):  # a torch tensor, without importing torch here
         x = x.detach().cpu().double().numpy()
     return np.asarray(x, dtype=np.float64)
 

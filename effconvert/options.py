@@ -43,12 +43,27 @@ DEFAULT_TARGETS = ("coreml", "tflite")
 DEFAULT_QUANTS = ("fp16",)
 
 
-def _option(default: Any, help: str, *, short: str | None = None, off: str | None = None,
-            choices: tuple[Any, ...] | None = None, quants: tuple[str, ...] = (), strict: bool = False,
-            metavar: str | None = None) -> Any:
+def _option(
+    default: Any,
+    help: str,
+    *,
+    short: str | None = None,
+    off: str | None = None,
+    choices: tuple[Any, ...] | None = None,
+    quants: tuple[str, ...] = (),
+    strict: bool = False,
+    metavar: str | None = None,
+) -> Any:
     """A Request field that is an option (see `Option` for the arguments)."""
-    spec = {"help": help, "short": short, "off": off, "choices": choices, "quants": quants,
-            "strict": strict, "metavar": metavar}
+    spec = {
+        "help": help,
+        "short": short,
+        "off": off,
+        "choices": choices,
+        "quants": quants,
+        "strict": strict,
+        "metavar": metavar,
+    }
     return field(default=default, metadata={"option": spec})
 
 
@@ -58,47 +73,76 @@ class Request:
 
     checkpoint: Path | str  # a file, a snapshot folder, or "hf-hub:ORG/NAME"
     targets: tuple[str, ...] = _option(
-        DEFAULT_TARGETS, "Targets: " + ", ".join(TARGETS) + ", or all (every target but those validated on a "
+        DEFAULT_TARGETS,
+        "Targets: " + ", ".join(TARGETS) + ", or all (every target but those validated on a "
         "simulator: " + ", ".join(t.name for t in TARGETS.values() if not t.in_all) + "); a pair a target does "
-        "not offer is skipped with a note", short="-t", metavar="TARGET")
+        "not offer is skipped with a note",
+        short="-t",
+        metavar="TARGET",
+    )
     quants: tuple[str, ...] = _option(
-        DEFAULT_QUANTS, "; ".join(f"{q} ({', '.join(t.name for t in TARGETS.values() if q in t.quants)})"
-                                  for q in QUANTS), short="-q", metavar="QUANT")
+        DEFAULT_QUANTS,
+        "; ".join(f"{q} ({', '.join(t.name for t in TARGETS.values() if q in t.quants)})" for q in QUANTS),
+        short="-q",
+        metavar="QUANT",
+    )
     out: Path | None = _option(None, "Output folder (default: effconvert-out/<checkpoint name>)", short="-o")
     _: KW_ONLY  # the rest by name: twenty positional fields read as noise
     arch: str | None = _option(None, "Architecture override, e.g. fastvit_s12 (default: read from the weights)")
     image_size: int | None = _option(None, "Input resolution (default: the model's)")
     samples: int = _option(32, "Validation inputs")
     val: Path | None = _option(None, "Folder of validation images (class sub-folders: task accuracy too)")
-    calib: Path | None = _option(None, "Folder of calibration images (default: a built-in set)",
-                                 quants=CALIBRATED, strict=True)
+    calib: Path | None = _option(
+        None, "Folder of calibration images (default: a built-in set)", quants=CALIBRATED, strict=True
+    )
     calib_samples: int = _option(64, "Calibration images to use", quants=CALIBRATED)
-    fallback: bool = _option(True, "Keep the most int8-sensitive layers in float (16-bit on the HTP) when the "
-                             "gate fails", off="Keep every layer int8 even if the gate fails", quants=("int8",))
+    fallback: bool = _option(
+        True,
+        "Keep the most int8-sensitive layers in float (16-bit on the HTP) when the gate fails",
+        off="Keep every layer int8 even if the gate fails",
+        quants=("int8",),
+    )
     int8_io: bool = _option(False, "Integer input/output tensors", quants=("int8",))
     palettize: int | None = _option(None, "Also write N-bit palettized weights", choices=(4, 6))
     gate: str | None = _option(None, "Override gates, e.g. psnr=40,top1=0.995")
     labels: Path | None = _option(None, "Labels file, one per line (default: the checkpoint's, else ImageNet's)")
-    fuse: bool = _option(True, "Fuse (reparameterize, fold BatchNorm and layer scales) before converting",
-                         off="Convert the unfused model")
-    validate: bool = _option(True, "Run every artifact on its runtime against PyTorch",
-                             off="Skip runtime parity (the report says not validated)")
+    fuse: bool = _option(
+        True,
+        "Fuse (reparameterize, fold BatchNorm and layer scales) before converting",
+        off="Convert the unfused model",
+    )
+    validate: bool = _option(
+        True,
+        "Run every artifact on its runtime against PyTorch",
+        off="Skip runtime parity (the report says not validated)",
+    )
     dynamic_batch: bool = _option(False, "Dynamic batch axis")
     layout: str = _option("nhwc", "Input layout", choices=TFLITE_LAYOUTS)
     ios: int = _option(16, "Minimum iOS", choices=IOS_TARGETS)
     input: str = _option("image", "Model input: an RGB image or a normalised tensor", choices=INPUT_KINDS)
-    soc: str = _option(DEFAULT_SOC, "Snapdragon SoC to compile for: " + ", ".join(
-        f"{s.name} ({s.marketing}, {s.phone})" for s in SOCS.values()), choices=tuple(SOCS))
+    soc: str = _option(
+        DEFAULT_SOC,
+        "Snapdragon SoC to compile for: " + ", ".join(f"{s.name} ({s.marketing}, {s.phone})" for s in SOCS.values()),
+        choices=tuple(SOCS),
+    )
     npu_only: bool = _option(False, "Refuse the artifact unless every node runs on the NPU (no CPU fallback)")
     mean: tuple[float, float, float] | None = _option(
-        None, "Preprocessing mean per RGB channel on 0..1 pixels, e.g. 0.5,0.5,0.5 (default: the checkpoint's "
-        "config.json, else timm's)")
+        None,
+        "Preprocessing mean per RGB channel on 0..1 pixels, e.g. 0.5,0.5,0.5 (default: the checkpoint's "
+        "config.json, else timm's)",
+    )
     std: tuple[float, float, float] | None = _option(None, "Preprocessing std per RGB channel, e.g. 0.5,0.5,0.5")
     crop_pct: float | None = _option(None, "Eval crop fraction (resize to size/crop_pct, centre-crop)")
 
     def export_options(self) -> ExportOptions:
-        return ExportOptions(layout=self.layout, ios=self.ios, input_kind=self.input,
-                             dynamic_batch=self.dynamic_batch, soc=self.soc, npu_only=self.npu_only)
+        return ExportOptions(
+            layout=self.layout,
+            ios=self.ios,
+            input_kind=self.input,
+            dynamic_batch=self.dynamic_batch,
+            soc=self.soc,
+            npu_only=self.npu_only,
+        )
 
     def options(self) -> dict[str, Any]:
         """Everything that shapes the artifacts, as JSON (report.json's `options`; what a batch
@@ -114,8 +158,15 @@ class Request:
 
 # What each option's Python type reads as (the same for a plan's TOML and a Python caller).
 KINDS = {
-    "tuple[str, ...]": "texts", "int": "int", "int | None": "int", "bool": "bool", "float | None": "number",
-    "str": "text", "str | None": "text", "Path | None": "path", "tuple[float, float, float] | None": "three",
+    "tuple[str, ...]": "texts",
+    "int": "int",
+    "int | None": "int",
+    "bool": "bool",
+    "float | None": "number",
+    "str": "text",
+    "str | None": "text",
+    "Path | None": "path",
+    "tuple[float, float, float] | None": "three",
 }
 
 
@@ -169,8 +220,11 @@ class Option:
 
 def _table() -> tuple[Option, ...]:
     # The annotations as written (this module postpones their evaluation): "int | None", "Path | None".
-    return tuple(Option(f.name, KINDS[str(f.type)], f.default, **f.metadata["option"])
-                 for f in fields(Request) if "option" in f.metadata)
+    return tuple(
+        Option(f.name, KINDS[str(f.type)], f.default, **f.metadata["option"])
+        for f in fields(Request)
+        if "option" in f.metadata
+    )
 
 
 OPTIONS: tuple[Option, ...] = _table()
@@ -186,8 +240,10 @@ def request_from(checkpoint: Path | str, values: Mapping[str, Any], *, where: st
         spec = BY_NAME.get(name)
         if spec is None:
             close = difflib.get_close_matches(name, list(BY_NAME), n=1)
-            raise BadInput(f"{where}unknown option {key!r}" + (f" (did you mean {close[0]!r}?)" if close else ""),
-                           hint="options: " + ", ".join(BY_NAME))
+            raise BadInput(
+                f"{where}unknown option {key!r}" + (f" (did you mean {close[0]!r}?)" if close else ""),
+                hint="options: " + ", ".join(BY_NAME),
+            )
         options[name] = read(spec, value, f"{where}{key}")
     if isinstance(checkpoint, str) and not checkpoint.startswith(HUB_PREFIX):
         checkpoint = Path(checkpoint).expanduser()
@@ -255,8 +311,9 @@ def three_numbers(flag: str, text: str | None) -> tuple[float, ...] | None:
     except ValueError:
         values = ()
     if len(values) != 3:
-        raise BadInput(f"{flag} {text!r} needs 3 comma-separated numbers, one per RGB channel",
-                       hint=f"e.g. {flag} 0.5,0.5,0.5")
+        raise BadInput(
+            f"{flag} {text!r} needs 3 comma-separated numbers, one per RGB channel", hint=f"e.g. {flag} 0.5,0.5,0.5"
+        )
     return values
 
 
@@ -273,7 +330,7 @@ def default_out_dir(checkpoint: Path | str) -> Path:
     """effconvert-out/<checkpoint name without its suffix> (an hf-hub id: ORG--NAME)."""
     text = str(checkpoint)
     if text.startswith(HUB_PREFIX):
-        return Path("effconvert-out") / text[len(HUB_PREFIX):].replace("/", "--")
+        return Path("effconvert-out") / text[len(HUB_PREFIX) :].replace("/", "--")
     name = Path(checkpoint).name
     for suffix in CHECKPOINT_SUFFIXES:
         if name.endswith(suffix):

@@ -9,15 +9,14 @@ import logging
 import os
 import sys
 import warnings
-from typing import Iterator
+from collections.abc import Iterator
 
 
 @contextlib.contextmanager
 def quiet() -> Iterator[io.StringIO]:
     captured = io.StringIO()
     previous_disable = logging.root.manager.disable
-    with warnings.catch_warnings(), contextlib.redirect_stdout(captured), \
-            contextlib.redirect_stderr(captured):
+    with warnings.catch_warnings(), contextlib.redirect_stdout(captured), contextlib.redirect_stderr(captured):
         warnings.simplefilter("ignore")
         logging.disable(logging.WARNING)
         try:
@@ -27,7 +26,7 @@ def quiet() -> Iterator[io.StringIO]:
 
 
 def first_line(exc: BaseException) -> str:
-    lines = [l for l in str(exc).splitlines() if l.strip()]
+    lines = [line for line in str(exc).splitlines() if line.strip()]
     return (lines[0] if lines else type(exc).__name__)[:300]
 
 

@@ -34,12 +34,16 @@ def check_request(request: Request, *, checkpoint: bool = True) -> Pairs:
     for option in OPTIONS:
         value = getattr(request, option.name)
         if option.choices is not None and value is not None and value not in option.choices:
-            raise BadInput(f"{option.flag} {value} is not supported",
-                           hint="choose from: " + ", ".join(str(c) for c in option.choices))
+            raise BadInput(
+                f"{option.flag} {value} is not supported",
+                hint="choose from: " + ", ".join(str(c) for c in option.choices),
+            )
         used = any(quant in option.quants for _, quant in pairs.pairs)
         if option.strict and value != option.default and not used:
-            raise BadInput(f"{option.flag} applies to --quant {' or '.join(option.quants)} only",
-                           hint=f"add --quant {option.quants[0]}, or drop {option.flag}")
+            raise BadInput(
+                f"{option.flag} applies to --quant {' or '.join(option.quants)} only",
+                hint=f"add --quant {option.quants[0]}, or drop {option.flag}",
+            )
     if request.gate:
         parse_gate(request.gate)
     image_size_value(request.image_size)
@@ -69,11 +73,16 @@ def check_preprocessing(request: Request) -> None:
     for flag, values, positive in (("--mean", request.mean, False), ("--std", request.std, True)):
         if values is None:
             continue
-        if len(values) != 3 or not all(math.isfinite(v) and abs(v) < 1e3 for v in values) \
-                or (positive and min(values) <= 0):
-            raise BadInput(f"{flag} {','.join(f'{v:g}' for v in values)} must be 3 "
-                           f"{'positive ' if positive else ''}numbers, one per RGB channel, on 0..1 pixels",
-                           hint=f"e.g. {flag} " + ("0.485,0.456,0.406" if flag == "--mean" else "0.229,0.224,0.225"))
+        if (
+            len(values) != 3
+            or not all(math.isfinite(v) and abs(v) < 1e3 for v in values)
+            or (positive and min(values) <= 0)
+        ):
+            raise BadInput(
+                f"{flag} {','.join(f'{v:g}' for v in values)} must be 3 "
+                f"{'positive ' if positive else ''}numbers, one per RGB channel, on 0..1 pixels",
+                hint=f"e.g. {flag} " + ("0.485,0.456,0.406" if flag == "--mean" else "0.229,0.224,0.225"),
+            )
     crop_pct_value(request.crop_pct)
 
 
@@ -84,10 +93,14 @@ def check_count(flag: str, value: int) -> None:
 
 def check_memory(request: Request, height: int, width: int, calibrated: bool) -> None:
     """Refuse inputs that would not fit, with the number they would need (inputs are held at once)."""
-    for flag, count, used in (("--samples", request.samples, True),
-                              ("--calib-samples", request.calib_samples, calibrated)):
+    for flag, count, used in (
+        ("--samples", request.samples, True),
+        ("--calib-samples", request.calib_samples, calibrated),
+    ):
         need = input_bytes(count, height, width)
         if used and need > MAX_INPUT_BYTES:
-            raise BadInput(f"{flag} {count} at {height}x{width} needs {gib(need)} of float32 inputs, more than "
-                           f"the {gib(MAX_INPUT_BYTES)} allowed",
-                           hint=f"at most {MAX_INPUT_BYTES // input_bytes(1, height, width)} images at this size")
+            raise BadInput(
+                f"{flag} {count} at {height}x{width} needs {gib(need)} of float32 inputs, more than "
+                f"the {gib(MAX_INPUT_BYTES)} allowed",
+                hint=f"at most {MAX_INPUT_BYTES // input_bytes(1, height, width)} images at this size",
+            )

@@ -221,8 +221,9 @@ class Pairs:
         return any(quant in CALIBRATED for _, quant in self.pairs)
 
 
-def check_pairs(targets: list[str] | tuple[str, ...], quants: list[str] | tuple[str, ...],
-                palettize: int | None = None) -> Pairs:
+def check_pairs(
+    targets: list[str] | tuple[str, ...], quants: list[str] | tuple[str, ...], palettize: int | None = None
+) -> Pairs:
     """Expand `all`, refuse unknown names; every target x quant it offers is a pair, and each pair it
     does not offer is skipped with a note saying why. Refused only when no pair is left.
     `palettize` (bits) adds one Core ML artifact with palettized weights (quant `pal<bits>`)."""
@@ -253,7 +254,8 @@ def check_pairs(targets: list[str] | tuple[str, ...], quants: list[str] | tuple[
     if not pairs:
         offered = "; ".join(f"{t.name}: {', '.join(t.quants)}" for t in TARGETS.values() if t.name in names)
         raise BadInput(
-            f"no target asked for offers --quant {', '.join(quants)}" + (f" ({skipped[0]})" if len(skipped) == 1 else ""),
+            f"no target asked for offers --quant {', '.join(quants)}"
+            + (f" ({skipped[0]})" if len(skipped) == 1 else ""),
             hint=f"offered: {offered}",
         )
     return Pairs(tuple(pairs), tuple(skipped))

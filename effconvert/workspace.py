@@ -14,8 +14,8 @@ import fcntl
 import os
 import shutil
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 from .errors import BadInput
 
@@ -35,7 +35,7 @@ def check_output_dir(path: Path, flag: str = "--out") -> None:
         existing = existing.parent
     if not existing.is_dir():
         raise BadInput(f"{flag} {path} cannot be created: {existing} is a file")
-    try:                                   # a probe: os.access is wrong for root and for /proc
+    try:  # a probe: os.access is wrong for root and for /proc
         with tempfile.TemporaryFile(dir=existing, prefix=".effconvert-probe-"):
             pass
     except OSError as exc:
@@ -49,14 +49,16 @@ def output_lock(out_dir: Path) -> Iterator[None]:
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     lock_path = out_dir / LOCK_NAME
-    handle = open(lock_path, "a+")
+    handle = open(lock_path, "a+")  # noqa: SIM115 - held while the run writes; closed in the finally below
     try:
         fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except OSError as exc:
         handle.close()
         if exc.errno in (errno.EAGAIN, errno.EACCES):
-            raise BadInput(f"output folder in use by another effconvert run: {out_dir}",
-                           hint="wait for it to finish, or choose another --out") from None
+            raise BadInput(
+                f"output folder in use by another effconvert run: {out_dir}",
+                hint="wait for it to finish, or choose another --out",
+            ) from None
         raise
     try:
         yield

@@ -23,15 +23,19 @@ def main(work: Path) -> int:
     result = effconvert.convert(checkpoint, targets=["onnx"], quants=["fp32", "fp16"], out=work / "out", samples=8)
     for artifact in result.artifacts:  # the typed report: what report.json holds
         parity = artifact.verdict.parity
-        print(f"{artifact.path}: {artifact.size_bytes / 1e6:.1f} MB on {artifact.runtime}, "
-              f"PSNR {parity.psnr_db:.1f} dB, {'passed' if artifact.passed else 'FAILED'}")
+        print(
+            f"{artifact.path}: {artifact.size_bytes / 1e6:.1f} MB on {artifact.runtime}, "
+            f"PSNR {parity.psnr_db:.1f} dB, {'passed' if artifact.passed else 'FAILED'}"
+        )
     print(f"report: {result.report_path} (exit code {result.exit_code})")
 
     # 2. The stages on their own: load, fuse (with its proof), validate an artifact.
     loaded = effconvert.load(checkpoint)
     fused = effconvert.fuse(loaded)
-    print(f"{loaded.arch} from the {loaded.source_layout} layout: {fused.proof.modules_fused} modules fused, "
-          f"max rel err {fused.proof.max_rel_err:.1e}")
+    print(
+        f"{loaded.arch} from the {loaded.source_layout} layout: {fused.proof.modules_fused} modules fused, "
+        f"max rel err {fused.proof.max_rel_err:.1e}"
+    )
     check = effconvert.validate(work / "out" / "fastvit_t8_fp16.onnx", loaded)
     print(f"fp16 ONNX on {check.runtime}: PSNR {check.verdict.parity.psnr_db:.1f} dB, passed {check.passed}")
 

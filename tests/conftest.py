@@ -20,7 +20,7 @@ from effconvert.load import Preprocessing
 from effconvert.validate import input_set
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _realistic(arch: str, seed: int):
     from effconvert.synth.checkpoint import realistic_model
 
@@ -30,13 +30,15 @@ def _realistic(arch: str, seed: int):
 @pytest.fixture(scope="session")
 def realistic():
     """realistic(arch, seed=0) -> (a private copy of the model, WeightStats)."""
+
     def get(arch: str, seed: int = 0):
         model, stats = _realistic(arch, seed)
         return copy.deepcopy(model), stats
+
     return get
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _inputs(arch: str, n: int) -> torch.Tensor:
     return torch.from_numpy(input_set(Preprocessing.from_timm(arch), samples=n).inputs)
 
@@ -50,9 +52,9 @@ def inputs():
 @pytest.fixture(scope="session")
 def checkpoints(tmp_path_factory, realistic):
     """checkpoints(arch, layout) -> path of a make-checkpoint file, written once per session."""
-    from effconvert.synth.checkpoint import write_state
     from effconvert.fuse import reparameterize
     from effconvert.load import family_of_arch
+    from effconvert.synth.checkpoint import write_state
 
     root = tmp_path_factory.mktemp("ckpt")
     made: dict[tuple[str, str, str], Path] = {}
@@ -68,10 +70,10 @@ def checkpoints(tmp_path_factory, realistic):
             state = dict(model.state_dict())
             if target.needs_buffers:
                 state.update({k: v for k, v in model.named_buffers() if k not in state})
-            write_state(path, target.from_timm(state),
-                        {"synthetic": True, "arch": arch, "seed": 0, "layout": layout})
+            write_state(path, target.from_timm(state), {"synthetic": True, "arch": arch, "seed": 0, "layout": layout})
             made[key] = path
         return made[key]
+
     return get
 
 
@@ -116,8 +118,11 @@ def small_t8(tmp_path_factory):
     model = build_model(ARCH, num_classes=10, image_size=IMAGE_SIZE)
     make_realistic(model, preprocessing(), seed=0)
     path = tmp_path_factory.mktemp("small-t8") / f"{ARCH}_{IMAGE_SIZE}.pth"
-    write_state(path, dict(model.eval().state_dict()),
-                {"synthetic": True, "arch": ARCH, "seed": 0, "layout": "timm", "image_size": IMAGE_SIZE})
+    write_state(
+        path,
+        dict(model.eval().state_dict()),
+        {"synthetic": True, "arch": ARCH, "seed": 0, "layout": "timm", "image_size": IMAGE_SIZE},
+    )
     train_dir, val_dir = digits_images()
     return SmallModel(path, train_dir, val_dir)
 
@@ -144,6 +149,7 @@ def cli():
 
     def invoke(*args: str):
         return runner.invoke(app, with_default_command([str(a) for a in args]))
+
     return invoke
 
 
@@ -162,13 +168,21 @@ def pytest_collection_finish(session):
     from effconvert.synth.digits import ARCH, IMAGE_SIZE, cache_dir
 
     uses_digits = any("digits" in getattr(item, "fixturenames", ()) for item in session.items)
-    if session.config.option.collectonly or not uses_digits \
-            or (cache_dir() / f"{ARCH}_digits_{IMAGE_SIZE}.pth").exists():
+    if (
+        session.config.option.collectonly
+        or not uses_digits
+        or (cache_dir() / f"{ARCH}_digits_{IMAGE_SIZE}.pth").exists()
+    ):
         return
     _digits_trainer = subprocess.Popen(
-        [sys.executable, "-c", "import torch; torch.set_num_threads(1); "
-                               "from effconvert.synth.digits import digits_model; digits_model()"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        [
+            sys.executable,
+            "-c",
+            "import torch; torch.set_num_threads(1); from effconvert.synth.digits import digits_model; digits_model()",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
 
 
 def pytest_sessionfinish(session, exitstatus):

@@ -18,14 +18,19 @@ def rank_six_package(path: Path, *, fp16: bool) -> Path:
         return mb.reshape(x=y, shape=[1, 8, 8])
 
     precision = ct.precision.FLOAT16 if fp16 else ct.precision.FLOAT32
-    ct.convert(program, convert_to="mlprogram", minimum_deployment_target=ct.target.iOS16,
-               compute_precision=precision, skip_model_load=True).save(str(path))
+    ct.convert(
+        program,
+        convert_to="mlprogram",
+        minimum_deployment_target=ct.target.iOS16,
+        compute_precision=precision,
+        skip_model_load=True,
+    ).save(str(path))
     model_file = path / "Data" / "com.apple.CoreML" / "model.mlmodel"
     spec = ct.proto.Model_pb2.Model()
     spec.ParseFromString(model_file.read_bytes())
     function = spec.mlProgram.functions["main"]
     for op in function.block_specializations[function.opset].operations:
-        if op.type == "transpose":                    # fp16 conversion renames it window_partition_cast_fp16
+        if op.type == "transpose":  # fp16 conversion renames it window_partition_cast_fp16
             op.outputs[0].type.tensorType.dimensions.add().constant.size = 1
             op.outputs[0].type.tensorType.rank = 6
     model_file.write_bytes(spec.SerializeToString())

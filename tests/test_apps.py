@@ -19,7 +19,7 @@ tree_sitter = pytest.importorskip("tree_sitter")
 
 @pytest.fixture(scope="module")
 def converted(t8_all):
-    return t8_all          # the session's T8 run: its Core ML and TFLite fp16 artifacts go into the apps
+    return t8_all  # the session's T8 run: its Core ML and TFLite fp16 artifacts go into the apps
 
 
 @pytest.fixture(scope="module")
@@ -70,16 +70,30 @@ def test_mismatched_artifact_is_refused_and_nothing_written(converted, tmp_path,
     result = cli("app", "ios", "--artifact", converted.out_dir / "fastvit_t8_fp16.tflite", "--out", tmp_path / "x")
     assert result.exit_code == 2 and "needs a .mlpackage artifact" in result.output
     assert "Traceback" not in result.output and not (tmp_path / "x").exists()
-    result = cli("app", "android", "--artifact", converted.out_dir / "fastvit_t8_fp16.mlpackage", "--out", tmp_path / "y")
+    result = cli(
+        "app", "android", "--artifact", converted.out_dir / "fastvit_t8_fp16.mlpackage", "--out", tmp_path / "y"
+    )
     assert result.exit_code == 2 and "needs a .tflite, .pte or .qnn.onnx artifact" in result.output
     result = cli("app", "windows", "--artifact", converted.out_dir / "fastvit_t8_fp16.tflite", "--out", tmp_path / "z")
     assert result.exit_code == 2 and "unknown app platform" in result.output
 
 
-@pytest.mark.slow                     # 13-51 s: in make test-slow (the default suite's budget)
+@pytest.mark.slow  # 13-51 s: in make test-slow (the default suite's budget)
 def test_convert_with_app_flags_writes_both_projects(tmp_path, checkpoints, cli):
-    result = cli(checkpoints("fastvit_t8"), "--target", "coreml", "--target", "tflite", "--no-validate",
-                 "--app", "ios", "--app", "android", "--out", tmp_path)
+    result = cli(
+        checkpoints("fastvit_t8"),
+        "--target",
+        "coreml",
+        "--target",
+        "tflite",
+        "--no-validate",
+        "--app",
+        "ios",
+        "--app",
+        "android",
+        "--out",
+        tmp_path,
+    )
     assert result.exit_code == 0, result.output
     assert (tmp_path / "ios-app" / "EffconvertClassifier" / "Model.mlpackage").is_dir()
     assert (tmp_path / "android-app" / "app" / "src" / "main" / "assets" / "model.tflite").is_file()
@@ -138,11 +152,15 @@ def test_android_preprocessing_is_the_manifest_transform():
     from effconvert.load import Preprocessing
 
     source = (TEMPLATES / "android" / "app/src/main/java/dev/effconvert/classifier/ImagePreprocessor.kt").read_text()
-    for expression in ("floor(size / manifest.cropPct).toInt()",
-                       "(scaled.toDouble() * source.height / source.width).toInt()",
-                       "(scaled.toDouble() * source.width / source.height).toInt()",
-                       "round((width - size) / 2.0).toInt()", "round((height - size) / 2.0).toInt()",
-                       "(rgb[c] - manifest.mean[c]) / manifest.std[c]", '"nchw"'):
+    for expression in (
+        "floor(size / manifest.cropPct).toInt()",
+        "(scaled.toDouble() * source.height / source.width).toInt()",
+        "(scaled.toDouble() * source.width / source.height).toInt()",
+        "round((width - size) / 2.0).toInt()",
+        "round((height - size) / 2.0).toInt()",
+        "(rgb[c] - manifest.mean[c]) / manifest.std[c]",
+        '"nchw"',
+    ):
         assert expression in source, expression
     for arch in ("fastvit_t8", "fastvit_mci0"):
         pre = Preprocessing.from_timm(arch)
@@ -154,7 +172,9 @@ def test_android_preprocessing_is_the_manifest_transform():
             scaled_w, scaled_h, left, top = _kotlin_geometry(width, height, size, pre.crop_pct)
             boxes = []
             original_crop = Image.Image.crop
-            Image.Image.crop = lambda self, box: boxes.append((self.size, box)) or original_crop(self, box)
+            Image.Image.crop = lambda self, box, boxes=boxes, crop=original_crop: (
+                boxes.append((self.size, box)) or crop(self, box)
+            )
             try:
                 pre.resize_and_crop(image)
             finally:

@@ -12,7 +12,7 @@ def test_success_replaces_file_and_folder(tmp_path):
     target.write_text("old")
     with atomic_path(target) as tmp:
         tmp.write_text("new")
-        assert target.read_text() == "old"           # not visible until complete
+        assert target.read_text() == "old"  # not visible until complete
     assert target.read_text() == "new"
     package = tmp_path / "m.mlpackage"
     with atomic_path(package) as tmp:
@@ -25,13 +25,11 @@ def test_success_replaces_file_and_folder(tmp_path):
 def test_failure_leaves_previous_content_and_no_temporaries(tmp_path):
     target = tmp_path / "model.onnx"
     target.write_text("old")
-    with pytest.raises(RuntimeError):
-        with atomic_path(target) as tmp:
-            tmp.write_text("half")
-            raise RuntimeError("converter crashed")
+    with pytest.raises(RuntimeError), atomic_path(target) as tmp:
+        tmp.write_text("half")
+        raise RuntimeError("converter crashed")
     assert target.read_text() == "old"
     fresh = tmp_path / "fresh.onnx"
-    with pytest.raises(RuntimeError):
-        with atomic_path(fresh) as tmp:
-            raise RuntimeError("converter crashed")
+    with pytest.raises(RuntimeError), atomic_path(fresh) as tmp:
+        raise RuntimeError("converter crashed")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["model.onnx"]

@@ -17,8 +17,13 @@ def _report(out_dir):
     return json.loads((out_dir / "report.json").read_text())
 
 
-@pytest.mark.parametrize("arch, params", [pytest.param("fastvit_t8", 3_000_000, marks=pytest.mark.slow),
-                                          pytest.param("fastvit_s12", 8_000_000, marks=pytest.mark.slow)])
+@pytest.mark.parametrize(
+    "arch, params",
+    [
+        pytest.param("fastvit_t8", 3_000_000, marks=pytest.mark.slow),
+        pytest.param("fastvit_s12", 8_000_000, marks=pytest.mark.slow),
+    ],
+)
 def test_make_checkpoint_then_convert_to_onnx(tmp_path, cli, arch, params):
     """The foundation issue's acceptance, through the CLI (in test-slow: the default suite converts T8 through
     the CLI in the gate, --json and --no-fuse tests)."""
@@ -35,7 +40,7 @@ def test_make_checkpoint_then_convert_to_onnx(tmp_path, cli, arch, params):
     assert model["input_size"] == [3, 256, 256] and model["params"] > params
     assert "not a trained model" in model["weights"]
     assert report["fusion"]["passed"] and report["fusion"]["max_rel_err"] <= FUSION_TOLERANCE
-    assert report["fusion"]["exact_rel_err"] <= 1e-9   # FastViT: ~1e-15
+    assert report["fusion"]["exact_rel_err"] <= 1e-9  # FastViT: ~1e-15
     [artifact] = report["artifacts"]
     assert artifact["runtime"] == "onnxruntime"
     parity = artifact["parity"]
@@ -52,8 +57,19 @@ def test_make_checkpoint_then_convert_to_onnx(tmp_path, cli, arch, params):
 
 def test_failed_gate_exits_1_and_keeps_the_artifact(tmp_path, cli, checkpoints):
     out = tmp_path / "out"
-    result = cli(checkpoints("fastvit_t8"), "--target", "onnx", "--quant", "fp32", "--out", out, "--samples", "8",
-                 "--gate", "max_rel=1e-12")
+    result = cli(
+        checkpoints("fastvit_t8"),
+        "--target",
+        "onnx",
+        "--quant",
+        "fp32",
+        "--out",
+        out,
+        "--samples",
+        "8",
+        "--gate",
+        "max_rel=1e-12",
+    )
     assert result.exit_code == 1, result.output
     report = _report(out)
     assert report["passed"] is False
@@ -64,8 +80,9 @@ def test_failed_gate_exits_1_and_keeps_the_artifact(tmp_path, cli, checkpoints):
 
 def test_json_flag_and_no_fuse(tmp_path, cli, checkpoints):
     out = tmp_path / "out"
-    result = cli(checkpoints("fastvit_t8", "timm"), "--target", "onnx", "--out", out, "--samples", "8", "--no-fuse",
-                 "--json")
+    result = cli(
+        checkpoints("fastvit_t8", "timm"), "--target", "onnx", "--out", out, "--samples", "8", "--no-fuse", "--json"
+    )
     assert result.exit_code == 0, result.output
     assert '"schema": "effconvert.report/1"' in result.stdout
     report = _report(out)
@@ -86,7 +103,7 @@ def test_inspect_checkpoint_and_artifact(cli, checkpoints, t8_all):
     assert "input [1, 3, 256, 256]" in result.output and "Conv" in result.output
 
 
-@pytest.mark.slow          # three make-checkpoints (BN statistics re-estimated each time): ~15 s
+@pytest.mark.slow  # three make-checkpoints (BN statistics re-estimated each time): ~15 s
 def test_make_checkpoint_is_deterministic_and_realistic(tmp_path, cli):
     a, b, c = (tmp_path / n for n in ("a.pth", "b.pth", "c.pth"))
     for path, seed in ((a, "3"), (b, "3"), (c, "4")):

@@ -11,8 +11,8 @@ import json
 
 import coremltools as ct
 import pytest
-
 from coreml_programs import rank_six_package
+
 from effconvert.device import device_report
 from effconvert.device.cost import Calibration
 
@@ -58,8 +58,10 @@ def test_rank_six_tensor_is_flagged(tmp_path):
     assert flagged and flagged[0]["rule"] == 1 and "rank" in flagged[0]["reason"], report["ops"]
 
 
-@pytest.mark.skipif(not hasattr(ct.models, "compute_plan") or __import__("platform").system() != "Darwin",
-                    reason="MLComputePlan runs only on macOS")
+@pytest.mark.skipif(
+    not hasattr(ct.models, "compute_plan") or __import__("platform").system() != "Darwin",
+    reason="MLComputePlan runs only on macOS",
+)
 def test_residency_agrees_with_mlcomputeplan_on_macos(t8_all):
     from coremltools.models.compute_plan import MLComputePlan
 
@@ -67,7 +69,13 @@ def test_residency_agrees_with_mlcomputeplan_on_macos(t8_all):
     compiled = ct.models.MLModel(str(package)).get_compiled_model_path()
     plan = MLComputePlan.load_from_path(compiled, compute_units=ct.ComputeUnit.ALL)
     function = plan.model_structure.program.functions["main"]
-    on_ane = sum(1 for op in function.block.operations
-                 if (usage := plan.get_compute_device_usage_for_mlprogram_operation(op)) is not None
-                 and type(usage.preferred_compute_device).__name__ == "MLNeuralEngineComputeDevice")
-    assert abs(on_ane - device_report(package).to_json()["ops"]["ane"]) <= 0.1 * device_report(package).to_json()["ops"]["total"]
+    on_ane = sum(
+        1
+        for op in function.block.operations
+        if (usage := plan.get_compute_device_usage_for_mlprogram_operation(op)) is not None
+        and type(usage.preferred_compute_device).__name__ == "MLNeuralEngineComputeDevice"
+    )
+    assert (
+        abs(on_ane - device_report(package).to_json()["ops"]["ane"])
+        <= 0.1 * device_report(package).to_json()["ops"]["total"]
+    )

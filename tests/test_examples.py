@@ -11,13 +11,15 @@ import pytest
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 
 
-@pytest.mark.slow                     # 13-51 s: in make test-slow (the default suite's budget)
+@pytest.mark.slow  # 13-51 s: in make test-slow (the default suite's budget)
 def test_convert_from_python_example(tmp_path):
     # Through a script with no `if __name__ == "__main__"` guard, as many users write them: the
     # run's second process must not re-run the caller's script (a multiprocessing spawn would).
     script = tmp_path / "no_guard.py"
-    script.write_text(f"import runpy, pathlib\n"
-                      f"runpy.run_path({str(EXAMPLES / 'convert_from_python.py')!r})['main'](pathlib.Path({str(tmp_path)!r}))\n")
+    script.write_text(
+        f"import runpy, pathlib\n"
+        f"runpy.run_path({str(EXAMPLES / 'convert_from_python.py')!r})['main'](pathlib.Path({str(tmp_path)!r}))\n"
+    )
     result = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stdout + result.stderr[-3000:]
     out = result.stdout

@@ -16,18 +16,33 @@ PAIRS = (("onnx",), ("fp32", "fp16"))  # the slow test below: every target
 
 def _numbers(report) -> list[tuple]:
     # A Core ML package holds random UUIDs: its size stands for its bytes.
-    return [(a.target, a.quant, a.sha256 if a.target != "coreml" else a.size_bytes, a.runtime, a.passed,
-             a.verdict.parity.max_rel_err, a.verdict.parity.psnr_db) for a in report.artifacts]
+    return [
+        (
+            a.target,
+            a.quant,
+            a.sha256 if a.target != "coreml" else a.size_bytes,
+            a.runtime,
+            a.passed,
+            a.verdict.parity.max_rel_err,
+            a.verdict.parity.psnr_db,
+        )
+        for a in report.artifacts
+    ]
 
 
-@pytest.mark.parametrize("pairs", [pytest.param(PAIRS, marks=pytest.mark.slow),
-                                   pytest.param((("all",), ("fp32", "fp16")), marks=pytest.mark.slow)],
-                         ids=["onnx", "all"])
+@pytest.mark.parametrize(
+    "pairs",
+    [pytest.param(PAIRS, marks=pytest.mark.slow), pytest.param((("all",), ("fp32", "fp16")), marks=pytest.mark.slow)],
+    ids=["onnx", "all"],
+)
 def test_beside_and_inline_write_the_same_artifacts_and_numbers(tmp_path, checkpoints, monkeypatch, pairs):
     handed = []
     original = Executor.convert
-    monkeypatch.setattr(Executor, "convert", lambda self, target, plan, *a: handed.append((target, plan.quant))
-                        or original(self, target, plan, *a))
+    monkeypatch.setattr(
+        Executor,
+        "convert",
+        lambda self, target, plan, *a: handed.append((target, plan.quant)) or original(self, target, plan, *a),
+    )
     ckpt = checkpoints("fastvit_t8")
     beside = run(Request(ckpt, *pairs, tmp_path / "beside", samples=8), second_process=True)
     assert handed, "the second process converted nothing"
@@ -52,10 +67,11 @@ def test_failed_fusion_proof_removes_what_the_run_wrote(tmp_path, checkpoints, m
     from dataclasses import replace
 
     real = executor_module.prove_fusion
-    monkeypatch.setattr(executor_module, "prove_fusion",
-                        lambda *a, **k: replace(real(*a, **k), passed=False, first_divergent="stem.0"))
+    monkeypatch.setattr(
+        executor_module, "prove_fusion", lambda *a, **k: replace(real(*a, **k), passed=False, first_divergent="stem.0")
+    )
     out = tmp_path / "out"
-    with pytest.raises(ParityFailed, match="fusion proof failed.*stem.0"):
+    with pytest.raises(ParityFailed, match=r"fusion proof failed.*stem\.0"):
         run(Request(checkpoints("fastvit_t8"), ("onnx",), ("fp32", "fp16"), out, samples=8), second_process=False)
     assert not out.exists() or not any(out.iterdir())
 
@@ -74,8 +90,11 @@ def test_death_of_the_second_process_ends_the_run_with_one_line(tmp_path, checkp
             workers[-1]._popen.kill()
 
     with pytest.raises(SecondProcessFailed, match=r"the second process died \(signal 9\)") as raised:
-        run(Request(checkpoints("fastvit_t8"), ("onnx",), ("fp32", "fp16"), out, samples=8), kill_it,
-            second_process=True)
+        run(
+            Request(checkpoints("fastvit_t8"), ("onnx",), ("fp32", "fp16"), out, samples=8),
+            kill_it,
+            second_process=True,
+        )
     assert "\n" not in raised.value.message and raised.value.exit_code == 3
     left = sorted(p.name for p in out.iterdir())
     assert "report.json" not in left and not [n for n in left if n.startswith(".")]  # no report, no temporaries

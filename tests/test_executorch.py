@@ -51,8 +51,13 @@ def test_inspect_and_app_read_the_program(cli, t8_all, tmp_path):
     pte = t8_all.out_dir / "fastvit_t8_fp32.pte"
     result = cli("inspect", pte)
     assert result.exit_code == 0, result.output
-    for text in ("input [1, 3, 256, 256]", "XnnpackBackend x1", "0 portable-kernel call(s)", "effconvert_metadata",
-                 "effconvert.arch"):
+    for text in (
+        "input [1, 3, 256, 256]",
+        "XnnpackBackend x1",
+        "0 portable-kernel call(s)",
+        "effconvert_metadata",
+        "effconvert.arch",
+    ):
         assert text in result.output, result.output
     result = cli("app", "android", "--artifact", pte, "--out", tmp_path / "app")
     assert result.exit_code == 0, result.output
@@ -80,13 +85,28 @@ def test_a_file_that_is_not_a_program_is_refused(tmp_path, cli):
         open_runtime(bad)
 
 
-@pytest.mark.slow                        # 30 s; the default suite keeps ExecuTorch fp32 (t8_all)
+@pytest.mark.slow  # 30 s; the default suite keeps ExecuTorch fp32 (t8_all)
 def test_int8_program_on_a_make_checkpoint(tmp_path, checkpoints, cli):
     """The issue's acceptance on a synthetic T8: fp32 and int8 programs, runtime, inspect."""
     out = tmp_path / "out"
-    result = cli(checkpoints("fastvit_t8"), "--target", "executorch", "--quant", "fp32", "--quant", "int8",
-                 "--samples", "4", "--calib-samples", "8", "--no-fallback", "--out", out, "--json")
-    assert result.exit_code in (0, 1), result.output          # a synthetic model's int8 gate may miss
+    result = cli(
+        checkpoints("fastvit_t8"),
+        "--target",
+        "executorch",
+        "--quant",
+        "fp32",
+        "--quant",
+        "int8",
+        "--samples",
+        "4",
+        "--calib-samples",
+        "8",
+        "--no-fallback",
+        "--out",
+        out,
+        "--json",
+    )
+    assert result.exit_code in (0, 1), result.output  # a synthetic model's int8 gate may miss
     report = json.loads((out / "report.json").read_text())
     int8 = _entry(report, "executorch", "int8")
     assert int8["runtime"].startswith("executorch") and int8["parity"]["psnr_db"] > 25
@@ -104,14 +124,26 @@ def test_digits_programs_keep_accuracy(arch, tmp_path):
     from effconvert.pipeline import Request, run
 
     digits = digits_model(arch=arch)
-    outcome = run(Request(digits.checkpoint, ("executorch",), ("fp32", "int8"), tmp_path, samples=400,
-                          val=digits.val_dir, calib=digits.train_dir, calib_samples=32))
+    outcome = run(
+        Request(
+            digits.checkpoint,
+            ("executorch",),
+            ("fp32", "int8"),
+            tmp_path,
+            samples=400,
+            val=digits.val_dir,
+            calib=digits.train_dir,
+            calib_samples=32,
+        )
+    )
     report = outcome.report.to_json()
     fp32, int8 = _entry(report, "executorch", "fp32"), _entry(report, "executorch", "int8")
     reference = report["inputs"]["reference_accuracy"]
-    print(f"\n{arch}: reference {reference:.4f}; fp32 {fp32['parity']['accuracy']:.4f} max rel "
-          f"{fp32['parity']['max_rel_err']:.1e}; int8 {int8['parity']['accuracy']:.4f} "
-          f"size {int8['size_bytes'] / fp32['size_bytes']:.3f}x")
+    print(
+        f"\n{arch}: reference {reference:.4f}; fp32 {fp32['parity']['accuracy']:.4f} max rel "
+        f"{fp32['parity']['max_rel_err']:.1e}; int8 {int8['parity']['accuracy']:.4f} "
+        f"size {int8['size_bytes'] / fp32['size_bytes']:.3f}x"
+    )
     assert fp32["parity"]["max_rel_err"] <= 1e-5
     assert reference - int8["parity"]["accuracy"] <= 0.01
     assert int8["size_bytes"] <= 0.30 * fp32["size_bytes"]

@@ -24,27 +24,35 @@ KNOWN_FAILURES = {("efficientformerv2", "executorch")}
 
 
 def test_every_family_has_a_representative():
-    assert set(REPRESENTATIVES) | {"fastvit"} == set(FAMILIES)   # FastViT: tests/test_targets.py
+    assert set(REPRESENTATIVES) | {"fastvit"} == set(FAMILIES)  # FastViT: tests/test_targets.py
 
 
-@pytest.mark.slow          # five families x four targets x fp32/fp16 on the runtimes: ~10 minutes
+@pytest.mark.slow  # five families x four targets x fp32/fp16 on the runtimes: ~10 minutes
 @pytest.mark.parametrize("family", sorted(REPRESENTATIVES))
 def test_family_converts_to_every_target_and_passes_parity(family, tmp_path, checkpoints):
     arch = REPRESENTATIVES[family]
-    layout = next(l.name for l in FAMILIES[family].layouts if l.name != "timm" and l.fused is not True)
+    layout = FAMILIES[family].original.name
     outcome = run(Request(checkpoints(arch, layout), ("all",), ("fp32", "fp16"), tmp_path, samples=16))
     report = outcome.report.to_json()
     assert report["model"]["arch"] == arch and report["fusion"]["passed"]
     # `all` includes ExecuTorch, which offers fp32 only (fp16 refused with its reason)
     assert {(a["target"], a["quant"]) for a in report["artifacts"]} == {
-        (t, q) for t in ("coreml", "tflite", "onnx") for q in ("fp32", "fp16")} | {("executorch", "fp32")}
+        (t, q) for t in ("coreml", "tflite", "onnx") for q in ("fp32", "fp16")
+    } | {("executorch", "fp32")}
     for entry in report["artifacts"]:
         assert "error" not in entry, entry
-        assert entry["runtime"] in ("coreml-mil-executor", "coreml-macos", "litert", "onnxruntime",
-                                    "executorch-xnnpack")
-        print(f"\n{arch} {entry['target']} {entry['quant']}: rel {entry['parity']['max_rel_err']:.1e} "
-              f"psnr {entry['parity']['psnr_db']:.1f} top1 {entry['parity']['top1_agreement']:.3f}")
-        if (family, entry["target"]) in KNOWN_FAILURES:              # reported as failed, not hidden
+        assert entry["runtime"] in (
+            "coreml-mil-executor",
+            "coreml-macos",
+            "litert",
+            "onnxruntime",
+            "executorch-xnnpack",
+        )
+        print(
+            f"\n{arch} {entry['target']} {entry['quant']}: rel {entry['parity']['max_rel_err']:.1e} "
+            f"psnr {entry['parity']['psnr_db']:.1f} top1 {entry['parity']['top1_agreement']:.3f}"
+        )
+        if (family, entry["target"]) in KNOWN_FAILURES:  # reported as failed, not hidden
             assert not entry["parity"]["passed"] and outcome.exit_code == 1
             continue
         assert entry["parity"]["passed"], (entry["target"], entry["quant"], entry["parity"]["failures"])
@@ -73,12 +81,20 @@ def test_mit_linear_attention_needs_its_fp32_islands_in_core_ml_fp16(tmp_path, c
     info = _model_info(loaded, labels, source)
     results = {}
     for name, ops in (("none", ()), ("family", FAMILIES["efficientvit-b"].coreml_fp32_ops)):
-        artifact = convert(fused, info, target="coreml", out_dir=tmp_path / name,
-                           sample=torch.from_numpy(inputs.inputs[:1]), plan=QuantPlan("fp16", fp32_ops=ops))
+        artifact = convert(
+            fused,
+            info,
+            target="coreml",
+            out_dir=tmp_path / name,
+            sample=torch.from_numpy(inputs.inputs[:1]),
+            plan=QuantPlan("fp16", fp32_ops=ops),
+        )
         results[name] = validate_artifact(artifact, inputs, reference, gate=gate_for("fp16"))
     bare, islands = results["none"], results["family"]
-    print(f"\nb0 coreml fp16: no islands {bare.parity.psnr_db:.1f} dB, first divergent "
-          f"{bare.first_divergent_op}; islands {islands.parity.psnr_db:.1f} dB")
+    print(
+        f"\nb0 coreml fp16: no islands {bare.parity.psnr_db:.1f} dB, first divergent "
+        f"{bare.first_divergent_op}; islands {islands.parity.psnr_db:.1f} dB"
+    )
     assert not bare.passed and bare.parity.psnr_db < 35
     # the overflow itself: a matmul whose fp16 output is inf on the worst sample
     assert bare.first_divergent_op["op"] == "matmul" and bare.first_divergent_op["psnr_db"] == float("-inf")

@@ -12,10 +12,9 @@ from effconvert.errors import ParityFailed
 from effconvert.fuse import FUSION_TOLERANCE, fuse_model
 from effconvert.fuse.conv_bn import fold_batchnorms, fold_bn_params
 from effconvert.fuse.proof import first_divergent_module
-from effconvert.numeric import max_errors
-from effconvert.load.reparameterize import pending, reparameterize
 from effconvert.load.fastvit import VARIANTS
-
+from effconvert.load.reparameterize import pending, reparameterize
+from effconvert.numeric import max_errors
 
 # By default T8 (RepMixer blocks); all ten in `make test-slow`, SA12 (attention and RepCPE) among
 # them (19 s; MA36 alone takes 30 s). SA12's attention blocks still convert in make test
@@ -23,14 +22,17 @@ from effconvert.load.fastvit import VARIANTS
 DEFAULT_VARIANTS = ("fastvit_t8",)
 
 
-@pytest.mark.parametrize("arch", [a if a in DEFAULT_VARIANTS else pytest.param(a, marks=pytest.mark.slow)
-                                  for a in VARIANTS])
+@pytest.mark.parametrize(
+    "arch", [a if a in DEFAULT_VARIANTS else pytest.param(a, marks=pytest.mark.slow) for a in VARIANTS]
+)
 def test_fusion_proof_for_every_fastvit_variant(arch, realistic, inputs):
     model, _ = realistic(arch)
     fused = fuse_model(model, inputs=inputs(arch, 8))
     proof = fused.proof
-    print(f"\n{arch}: fusion max_abs_err {proof.max_abs_err:.2e} max_rel_err {proof.max_rel_err:.2e}"
-          f" modules {fused.steps}")
+    print(
+        f"\n{arch}: fusion max_abs_err {proof.max_abs_err:.2e} max_rel_err {proof.max_rel_err:.2e}"
+        f" modules {fused.steps}"
+    )
     assert proof.passed and proof.max_rel_err <= FUSION_TOLERANCE
     assert proof.samples == 8
     assert fused.steps["reparameterize"] > 0 and fused.steps["fold_bn"] > 0
@@ -44,7 +46,7 @@ def test_fusion_proof_for_every_fastvit_variant(arch, realistic, inputs):
     assert fused.steps["fold_layer_scale"] > 0 and fused.steps["strip_noops"] > 0
 
 
-@pytest.mark.slow   # builds FastViT-SA12 (~29 s); the fast suite proves fusion on T8
+@pytest.mark.slow  # builds FastViT-SA12 (~29 s); the fast suite proves fusion on T8
 def test_reparameterize_is_idempotent_and_fuses_a_copy(realistic, inputs):
     model, _ = realistic("fastvit_sa12")
     before = {k: v.clone() for k, v in model.state_dict().items()}
@@ -102,7 +104,7 @@ def test_timm_conv_norm_act_keeps_its_activation():
     assert max_errors(block(x), expected)[1] < 1e-6
 
 
-@pytest.mark.slow   # ~17 s; the fast suite's parity-failed test also checks the module it names
+@pytest.mark.slow  # ~17 s; the fast suite's parity-failed test also checks the module it names
 def test_failed_proof_names_the_first_divergent_module(realistic, inputs):
     model, _ = realistic("fastvit_t8")
     x = inputs("fastvit_t8", 8)
@@ -110,7 +112,7 @@ def test_failed_proof_names_the_first_divergent_module(realistic, inputs):
     tampered.eval()
     tampered = reparameterize(tampered)
     altered = frozenset(fold_batchnorms(tampered))
-    assert max_errors(tampered(x), model(x))[1] < FUSION_TOLERANCE   # an honest fold localises nothing
+    assert max_errors(tampered(x), model(x))[1] < FUSION_TOLERANCE  # an honest fold localises nothing
     assert first_divergent_module(model, tampered, x, FUSION_TOLERANCE, altered) is None
     with torch.no_grad():
         tampered.stages[1].blocks[0].token_mixer.reparam_conv.weight.mul_(1.01)
@@ -121,9 +123,9 @@ def test_failed_proof_names_the_first_divergent_module(realistic, inputs):
 def test_fuse_model_raises_parity_failed_when_the_proof_fails(realistic, inputs, monkeypatch):
     import importlib
 
-    fuse_pkg = importlib.import_module("effconvert.fuse")     # effconvert.fuse is the API function
+    fuse_pkg = importlib.import_module("effconvert.fuse")  # effconvert.fuse is the API function
 
-    def broken_fold(model):                       # simulate a wrong fold
+    def broken_fold(model):  # simulate a wrong fold
         names = fold_batchnorms(model)
         with torch.no_grad():
             model.stages[0].blocks[0].mlp.conv.conv.bias.add_(0.5)
@@ -131,7 +133,9 @@ def test_fuse_model_raises_parity_failed_when_the_proof_fails(realistic, inputs,
 
     monkeypatch.setattr(fuse_pkg, "fold_batchnorms", broken_fold)
     model, _ = realistic("fastvit_t8")
-    with pytest.raises(ParityFailed, match=r"fusion proof failed.*first divergent module: stages\.0\.blocks\.0\.mlp\.conv"):
+    with pytest.raises(
+        ParityFailed, match=r"fusion proof failed.*first divergent module: stages\.0\.blocks\.0\.mlp\.conv"
+    ):
         fuse_model(model, inputs=inputs("fastvit_t8", 8))
 
 
@@ -141,7 +145,7 @@ def test_no_fuse_is_recorded_as_skipped(realistic, inputs):
     assert result.model is model and result.proof.skipped
 
 
-@pytest.mark.slow   # builds EfficientFormer-L1 (~19 s with its proof)
+@pytest.mark.slow  # builds EfficientFormer-L1 (~19 s with its proof)
 def test_layer_scale_fold_is_exact_and_leaves_unfoldable_scales(realistic, inputs):
     """EfficientFormer: the scale after each MLP folds into fc2 (after its BN is folded); the
     scale after the pooling token mixer has no producer to fold into and stays."""
@@ -150,4 +154,4 @@ def test_layer_scale_fold_is_exact_and_leaves_unfoldable_scales(realistic, input
     assert fused.proof.passed and fused.proof.exact_rel_err < 1e-12
     scales = [n for n, m in fused.model.named_modules() if type(m).__name__ in ("LayerScale", "LayerScale2d")]
     assert scales and all(n.endswith(".ls1") for n in scales), scales
-    assert fused.steps["fold_layer_scale"] == 16      # ls2 of 15 blocks + ls1 of the attention block
+    assert fused.steps["fold_layer_scale"] == 16  # ls2 of 15 blocks + ls1 of the attention block

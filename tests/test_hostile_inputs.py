@@ -26,11 +26,16 @@ from effconvert.errors import BadInput
 
 def _png_header(width: int, height: int) -> bytes:
     """A PNG whose header claims width x height (a decompression bomb needs no pixels to be refused)."""
+
     def chunk(kind: bytes, data: bytes) -> bytes:
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
 
-    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0))
-            + chunk(b"IDAT", zlib.compress(b"\x00" * 16)) + chunk(b"IEND", b""))
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0))
+        + chunk(b"IDAT", zlib.compress(b"\x00" * 16))
+        + chunk(b"IEND", b"")
+    )
 
 
 def _image_folder(root: Path, name: str, content: bytes | None = None) -> Path:
@@ -74,13 +79,18 @@ def files(tmp_path_factory, t8, t8_state) -> dict[str, Path]:
     write("garbage.onnx", os.urandom(512))
     made["folder"] = root / "a-folder"
     made["folder"].mkdir()
-    for name, meta in (("meta-abc.pth", {"image_size": "abc"}), ("meta-huge.pth", {"image_size": 115000}),
-                       ("meta-list.pth", [1, 2, 3]), ("meta-neg.pth", {"image_size": -3})):
+    for name, meta in (
+        ("meta-abc.pth", {"image_size": "abc"}),
+        ("meta-huge.pth", {"image_size": 115000}),
+        ("meta-list.pth", [1, 2, 3]),
+        ("meta-neg.pth", {"image_size": -3}),
+    ):
         made[name] = root / name
         torch.save({"state_dict": t8_state, "effconvert": meta}, made[name])
     made["nan.pth"] = root / "nan.pth"
-    torch.save({k: v.clone().fill_(float("nan")) if v.is_floating_point() else v for k, v in t8_state.items()},
-               made["nan.pth"])
+    torch.save(
+        {k: v.clone().fill_(float("nan")) if v.is_floating_point() else v for k, v in t8_state.items()}, made["nan.pth"]
+    )
 
     class Payload:
         def __reduce__(self):
@@ -154,7 +164,11 @@ OPTION_CASES = [
     ("gate-top1-range", ["--gate", "top1=5"], "top1 5 is out of range"),
     ("palettize-bits", ["--palettize", "3"], "--palettize 3 is not supported"),
     ("palettize-tflite", ["--target", "tflite", "--palettize", "4"], "--palettize applies to coreml"),
-    ("onnx-pal4", ["--target", "onnx", "--quant", "pal4"], "no target asked for offers --quant pal4 (onnx pal4 skipped"),
+    (
+        "onnx-pal4",
+        ["--target", "onnx", "--quant", "pal4"],
+        "no target asked for offers --quant pal4 (onnx pal4 skipped",
+    ),
     ("arch-wrong", ["--arch", "fastvit_sa12"], "does not fit --arch fastvit_sa12"),
     ("arch-unknown", ["--arch", "resnet50"], "--arch resnet50 is not a supported architecture"),
 ]
@@ -204,12 +218,19 @@ def test_bad_checkpoint_is_refused_and_nothing_written(tmp_path, cli, files, nam
     path = files.get(name, files["folder"].parent / name)
     out = tmp_path / "out"
     _assert_refused(cli(path, "--target", "onnx", "--out", out), out, message)
-    assert not files["pwned"].exists()                      # the malicious pickle's code never ran
+    assert not files["pwned"].exists()  # the malicious pickle's code never ran
 
 
-@pytest.mark.parametrize("name, message", [("meta-abc.pth", "image_size 'abc'"), ("empty.onnx", "empty (0 bytes)"),
-                                           ("garbage.onnx", "ONNX"), ("random.pth", "not a readable")],
-                         ids=["metadata", "empty-onnx", "garbage-onnx", "random-checkpoint"])
+@pytest.mark.parametrize(
+    "name, message",
+    [
+        ("meta-abc.pth", "image_size 'abc'"),
+        ("empty.onnx", "empty (0 bytes)"),
+        ("garbage.onnx", "ONNX"),
+        ("random.pth", "not a readable"),
+    ],
+    ids=["metadata", "empty-onnx", "garbage-onnx", "random-checkpoint"],
+)
 def test_inspect_refuses_what_it_cannot_read(cli, files, name, message):
     _assert_refused(cli("inspect", files[name]), None, message)
 
@@ -221,11 +242,15 @@ def failing_onnx(tmp_path_factory) -> Path:
     from onnx import TensorProto, helper
 
     shape = helper.make_tensor("shape", TensorProto.INT64, [1], [7])
-    graph = helper.make_graph([helper.make_node("Reshape", ["x", "shape"], ["y"])], "bad",
-                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 1, 1])],
-                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)], [shape])
+    graph = helper.make_graph(
+        [helper.make_node("Reshape", ["x", "shape"], ["y"])],
+        "bad",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 1, 1])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+        [shape],
+    )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-    model.ir_version = 8                                     # one every onnxruntime reads
+    model.ir_version = 8  # one every onnxruntime reads
     path = tmp_path_factory.mktemp("onnx") / "reshape.onnx"
     onnx.save(model, path)
     return path
@@ -256,27 +281,45 @@ def test_a_second_run_into_a_busy_folder_is_refused(tmp_path, cli, t8):
     with output_lock(out):
         result = cli(t8, "--target", "onnx", "--out", out)
     _assert_refused(result, None, "output folder in use")
-    assert sorted(p.name for p in out.iterdir()) == []       # the lock file goes with the run holding it
+    assert sorted(p.name for p in out.iterdir()) == []  # the lock file goes with the run holding it
 
 
 # --- properties: odd values beyond the list -------------------------------------------------------
 
+
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(image_size=st.one_of(st.none(), st.integers(-10**9, 10**9)), samples=st.integers(-10**12, 10**12),
-       calib=st.integers(-10**6, 10**6), ios=st.integers(-100, 100),
-       layout=st.text(max_size=8), gate=st.one_of(st.none(), st.text(max_size=30)),
-       quants=st.lists(st.sampled_from(["fp32", "fp16", "int8", "int8-weights", "pal4", "pal6", "x", ""]),
-                       min_size=1, max_size=3))
-def test_option_checks_accept_or_refuse_never_crash(tmp_path_factory, image_size, samples, calib, ios,
-                                                     layout, gate, quants):
+@given(
+    image_size=st.one_of(st.none(), st.integers(-(10**9), 10**9)),
+    samples=st.integers(-(10**12), 10**12),
+    calib=st.integers(-(10**6), 10**6),
+    ios=st.integers(-100, 100),
+    layout=st.text(max_size=8),
+    gate=st.one_of(st.none(), st.text(max_size=30)),
+    quants=st.lists(
+        st.sampled_from(["fp32", "fp16", "int8", "int8-weights", "pal4", "pal6", "x", ""]), min_size=1, max_size=3
+    ),
+)
+def test_option_checks_accept_or_refuse_never_crash(
+    tmp_path_factory, image_size, samples, calib, ios, layout, gate, quants
+):
     from effconvert.request import Request, check_request
 
     root = tmp_path_factory.getbasetemp()
     ckpt = root / "options.pth"
     if not ckpt.exists():
         ckpt.write_bytes(b"x")
-    request = Request(ckpt, ("all",), tuple(quants), root / "never-written", image_size=image_size,
-                      samples=samples, calib_samples=calib, ios=ios, layout=layout, gate=gate)
+    request = Request(
+        ckpt,
+        ("all",),
+        tuple(quants),
+        root / "never-written",
+        image_size=image_size,
+        samples=samples,
+        calib_samples=calib,
+        ios=ios,
+        layout=layout,
+        gate=gate,
+    )
     try:
         pairs = check_request(request)
     except BadInput as exc:
@@ -287,15 +330,22 @@ def test_option_checks_accept_or_refuse_never_crash(tmp_path_factory, image_size
     assert not (root / "never-written").exists()
 
 
-_scalars = st.one_of(st.none(), st.booleans(), st.integers(), st.floats(allow_nan=True), st.text(max_size=20),
-                     st.binary(max_size=8))
-_values = st.recursive(_scalars, lambda inner: st.lists(inner, max_size=3)
-                       | st.dictionaries(st.text(max_size=10), inner, max_size=3), max_leaves=8)
+_scalars = st.one_of(
+    st.none(), st.booleans(), st.integers(), st.floats(allow_nan=True), st.text(max_size=20), st.binary(max_size=8)
+)
+_values = st.recursive(
+    _scalars,
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=10), inner, max_size=3),
+    max_leaves=8,
+)
 
 
 @settings(max_examples=300, deadline=None)
-@given(st.one_of(_values, st.dictionaries(st.sampled_from(["image_size", "synthetic", "seed", "arch", "x"]),
-                                           _values, max_size=5)))
+@given(
+    st.one_of(
+        _values, st.dictionaries(st.sampled_from(["image_size", "synthetic", "seed", "arch", "x"]), _values, max_size=5)
+    )
+)
 def test_checkpoint_metadata_reader_accepts_or_refuses_never_crashes(value):
     from effconvert.load.metadata import from_pickle
 
@@ -321,10 +371,12 @@ def test_safetensors_metadata_reader_accepts_or_refuses_never_crashes(header):
 
 # --- interrupts and temporary folders (real processes: signals and TMPDIR are per process) -----------
 
+
 def _effconvert(*args, env) -> subprocess.Popen:
     exe = Path(sys.executable).with_name("effconvert")
-    return subprocess.Popen([str(exe), *map(str, args)], env=env, stderr=subprocess.PIPE,
-                            stdout=subprocess.DEVNULL, text=True)
+    return subprocess.Popen(
+        [str(exe), *map(str, args)], env=env, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True
+    )
 
 
 def _leftovers(folder: Path) -> list[str]:
@@ -337,8 +389,9 @@ def test_interrupt_says_what_finished_and_leaves_no_temporary_folder(tmp_path, t
     private_tmp.mkdir()
     out = tmp_path / "out"
     env = {**os.environ, "TMPDIR": str(private_tmp)}
-    proc = _effconvert(t8, "--target", "onnx", "--target", "tflite", "--quant", "fp32", "--samples", "2",
-                       "--out", out, env=env)
+    proc = _effconvert(
+        t8, "--target", "onnx", "--target", "tflite", "--quant", "fp32", "--samples", "2", "--out", out, env=env
+    )
     lines = []
     for line in proc.stderr:  # the first artifact is written (the other may be under way beside it): interrupt
         lines.append(line)
@@ -354,14 +407,24 @@ def test_interrupt_says_what_finished_and_leaves_no_temporary_folder(tmp_path, t
     assert _leftovers(private_tmp) == []
 
 
-@pytest.mark.slow                     # 8-17 s: in make test-slow (the default suite's budget)
+@pytest.mark.slow  # 8-17 s: in make test-slow (the default suite's budget)
 def test_a_normal_run_leaves_no_temporary_folder_even_from_coremltools(tmp_path, t8):
     private_tmp = tmp_path / "tmp"
     private_tmp.mkdir()
     out = tmp_path / "out"
-    (out / "stale").mkdir(parents=True)                            # a later run into a used folder works
-    proc = _effconvert(t8, "--target", "coreml", "--quant", "fp32", "--samples", "2", "--out", out,
-                       env={**os.environ, "TMPDIR": str(private_tmp)})
+    (out / "stale").mkdir(parents=True)  # a later run into a used folder works
+    proc = _effconvert(
+        t8,
+        "--target",
+        "coreml",
+        "--quant",
+        "fp32",
+        "--samples",
+        "2",
+        "--out",
+        out,
+        env={**os.environ, "TMPDIR": str(private_tmp)},
+    )
     err = proc.stderr.read()
     assert proc.wait(timeout=600) == 0, err
     assert _leftovers(out) == ["fastvit_t8_fp32.mlpackage", "report.html", "report.json", "stale"]

@@ -14,8 +14,14 @@ LINT = Path(sys.executable).with_name("lint-imports")
 
 def _lint(root: Path) -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHONPATH": str(root)}
-    return subprocess.run([str(LINT), "--config", str(root / "pyproject.toml"), "--no-cache"], cwd=root, env=env,
-                          capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        [str(LINT), "--config", str(root / "pyproject.toml"), "--no-cache"],
+        cwd=root,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 def test_stages_import_only_down_the_pipeline():
@@ -31,11 +37,19 @@ def test_every_target_row_names_modules_that_keep_its_protocols():
 
     from effconvert.targets import TARGETS
 
-    entry_points = {"convert": ("export", "input_layout", "read_metadata"), "runtime": ("open",),
-                    "inspect": ("rows",), "device": ("device_report",)}
+    entry_points = {
+        "convert": ("export", "input_layout", "read_metadata"),
+        "runtime": ("open",),
+        "inspect": ("rows",),
+        "device": ("device_report",),
+    }
     for target in TARGETS.values():
-        modules = {"convert": target.exporter, "runtime": target.runtime, "inspect": target.inspector,
-                   "device": target.device}
+        modules = {
+            "convert": target.exporter,
+            "runtime": target.runtime,
+            "inspect": target.inspector,
+            "device": target.device,
+        }
         for package, name in modules.items():
             if name is None:
                 continue

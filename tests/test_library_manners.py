@@ -61,8 +61,12 @@ print(json.dumps({"before": before, "after": after, "runtime": check.runtime, "e
 
 @pytest.mark.skipif(not GLIBC or sys.platform != "linux", reason="reads /proc and glibc's mallinfo2")
 def test_convert_and_validate_leave_the_callers_process_as_it_was(tmp_path, small_t8):
-    done = subprocess.run([sys.executable, "-c", CALLER, str(small_t8.checkpoint), str(tmp_path / "out")],
-                          capture_output=True, text=True, timeout=600)
+    done = subprocess.run(
+        [sys.executable, "-c", CALLER, str(small_t8.checkpoint), str(tmp_path / "out")],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     seen = json.loads(done.stdout.strip().splitlines()[-1])
     assert seen["runtime"] == "coreml-mil-executor" and seen["exit"] in (0, 1)  # the executor ran in the caller

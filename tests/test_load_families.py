@@ -19,8 +19,7 @@ import timm
 import torch
 
 from effconvert.fuse import fuse_model
-from effconvert.load import FAMILIES, build_model, family_of_arch, load_checkpoint
-from effconvert.load import _detect
+from effconvert.load import FAMILIES, _detect, build_model, family_of_arch, load_checkpoint
 from effconvert.load.read import RawCheckpoint
 from effconvert.synth.checkpoint import make_checkpoint
 
@@ -29,11 +28,11 @@ ORIGINAL = json.loads(gzip.decompress(FIXTURE.read_bytes()))["layouts"]
 NEW_FAMILIES = [f for f in FAMILIES.values() if f.name != "fastvit"]
 ALL = [v for f in NEW_FAMILIES for v in f.variants]
 ONE_PER_FAMILY = [f.variants[0] for f in NEW_FAMILIES]
-AUTHORS = {f.name: next(l for l in f.layouts if l.name != "timm" and l.fused is not True) for f in NEW_FAMILIES}
+AUTHORS = {f.name: f.original for f in NEW_FAMILIES}
 
 
 def _timm_state(arch: str, *, fused: bool = False, buffers: bool = False) -> dict[str, torch.Tensor]:
-    torch.manual_seed(0)                    # the same tensors on every call
+    torch.manual_seed(0)  # the same tensors on every call
     model = build_model(arch, fused=fused) if fused else timm.create_model(arch)
     state = dict(model.state_dict())
     if buffers:
@@ -63,7 +62,8 @@ def test_reparameterized_mobileone_matches_apples_deploy_layout(arch):
     authors = layout.from_timm(_timm_state(arch, fused=True))
     assert _shapes(authors) == ORIGINAL[arch + ":fused"]
     assert layout.matches(authors) and not FAMILIES["mobileone"].layout("apple-fused").matches(
-        FAMILIES["mobileone"].layout("apple").from_timm(_timm_state(arch)))
+        FAMILIES["mobileone"].layout("apple").from_timm(_timm_state(arch))
+    )
 
 
 def test_efficientformer_v1_remap_agrees_with_timms_own_filter():
@@ -85,12 +85,16 @@ def test_every_layout_is_recognised_as_its_own_family_only(arch):
         state = layout.from_timm(_timm_state(arch, fused=fused, buffers=layout.needs_buffers))
         found_family, found_layout, _ = _detect(RawCheckpoint(Path("x.pth"), "0", {"model": state}))
         assert (found_family.name, found_layout.name) == (family.name, layout.name)
-        others = [(f.name, l.name) for f in FAMILIES.values() for l in f.layouts
-                  if l.matches(state) and f is not family]
+        others = [
+            (f.name, layout.name)
+            for f in FAMILIES.values()
+            for layout in f.layouts
+            if layout.matches(state) and f is not family
+        ]
         assert others == [], f"{arch} {layout.name} also matches {others}"
 
 
-@pytest.mark.parametrize("arch", ONE_PER_FAMILY + [pytest.param("mobileone_s4", marks=pytest.mark.slow)])
+@pytest.mark.parametrize("arch", [*ONE_PER_FAMILY, pytest.param("mobileone_s4", marks=pytest.mark.slow)])
 def test_authors_checkpoint_loads_without_arch_and_computes_the_same(arch, tmp_path, realistic, inputs):
     family = family_of_arch(arch)
     layout = AUTHORS[family.name]
@@ -104,7 +108,7 @@ def test_authors_checkpoint_loads_without_arch_and_computes_the_same(arch, tmp_p
         assert torch.equal(loaded.model(x), reference(x))
 
 
-@pytest.mark.slow                     # 8-17 s: in make test-slow (the default suite's budget)
+@pytest.mark.slow  # 8-17 s: in make test-slow (the default suite's budget)
 def test_fused_mobileone_checkpoint_loads_into_the_deploy_form(tmp_path, realistic, inputs):
     path = make_checkpoint("mobileone_s1", tmp_path / "m.pth.tar", layout="apple-fused").path
     loaded = load_checkpoint(path)
@@ -133,8 +137,10 @@ def test_fusion_is_exact_for_every_family(arch, realistic, inputs):
     model, _ = realistic(arch)
     fused = fuse_model(model, inputs=inputs(arch, 8))
     proof = fused.proof
-    print(f"\n{arch}: {fused.steps} float64 {proof.exact_rel_err:.1e} fp32 {proof.fp32_rel_err:.1e} "
-          f"(noise floor {proof.fp32_noise_floor:.1e})")
+    print(
+        f"\n{arch}: {fused.steps} float64 {proof.exact_rel_err:.1e} fp32 {proof.fp32_rel_err:.1e} "
+        f"(noise floor {proof.fp32_noise_floor:.1e})"
+    )
     assert proof.passed and proof.exact_rel_err <= 1e-7
     assert sum(fused.steps.values()) > 0
     left = [n for n, m in fused.model.named_modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]

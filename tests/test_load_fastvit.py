@@ -9,9 +9,8 @@ import torch
 
 from effconvert.errors import BadInput
 from effconvert.fuse import reparameterize
+from effconvert.load import _choose_arch, load_checkpoint
 from effconvert.load import fastvit as fv
-from effconvert.load import load_checkpoint
-from effconvert.load import _choose_arch
 from effconvert.synth.checkpoint import write_state
 
 ALL = fv.VARIANTS
@@ -52,9 +51,8 @@ def test_reparameterized_apple_layout_round_trips(arch):
 @pytest.mark.parametrize("arch", ALL)
 def test_architecture_is_inferred_from_shapes_alone(arch, fused):
     state = _meta_state(arch, fused)
-    num_classes = state["head.fc.weight"].shape[0]       # 512 for the MobileCLIP towers
-    chosen, how = _choose_arch(fv.FASTVIT, state, "weights.pth", num_classes=num_classes, fused=fused,
-                               requested=None)
+    num_classes = state["head.fc.weight"].shape[0]  # 512 for the MobileCLIP towers
+    chosen, how = _choose_arch(fv.FASTVIT, state, "weights.pth", num_classes=num_classes, fused=fused, requested=None)
     assert (chosen, how) == (arch, "keys")
 
 
@@ -66,7 +64,9 @@ def test_fine_tuned_head_class_count_is_inferred():
     assert chosen == "fastvit_t8"
 
 
-@pytest.mark.parametrize("arch", [a if a != "fastvit_s12" else pytest.param(a, marks=pytest.mark.slow) for a in ROUND_TRIP])
+@pytest.mark.parametrize(
+    "arch", [a if a != "fastvit_s12" else pytest.param(a, marks=pytest.mark.slow) for a in ROUND_TRIP]
+)
 @pytest.mark.parametrize("layout", ["timm", "apple", "apple-fused"])
 def test_round_trip_through_each_layout_computes_the_same(arch, layout, realistic, inputs, checkpoints):
     """timm model -> file in `layout` -> load_checkpoint -> same logits as the model we wrote."""
@@ -75,8 +75,10 @@ def test_round_trip_through_each_layout_computes_the_same(arch, layout, realisti
     loaded = load_checkpoint(checkpoints(arch, layout))
     assert loaded.arch == arch and loaded.arch_from == "keys"
     assert loaded.fused_on_load == (layout == "apple-fused")
-    assert loaded.source_layout == {"timm": "timm", "apple": "apple-ml-fastvit",
-                                    "apple-fused": "apple-ml-fastvit-reparam"}[layout]
+    assert (
+        loaded.source_layout
+        == {"timm": "timm", "apple": "apple-ml-fastvit", "apple-fused": "apple-ml-fastvit-reparam"}[layout]
+    )
     assert loaded.synthetic and loaded.synthetic["synthetic"] is True
     x = inputs(arch, 4)
     with torch.no_grad():
@@ -87,13 +89,17 @@ def test_wrappers_and_prefixes_are_unwrapped(tmp_path, realistic):
     model, _ = realistic("fastvit_t8")
     apple = fv.timm_to_apple(model.state_dict())
     path = tmp_path / "mobileclip_image.pt"
-    torch.save({"state_dict_ema": {f"module.{k}": v for k, v in apple.items()},
-                "optimizer": {"lr": 0.1}, "epoch": 300}, path)
+    torch.save(
+        {"state_dict_ema": {f"module.{k}": v for k, v in apple.items()}, "optimizer": {"lr": 0.1}, "epoch": 300}, path
+    )
     loaded = load_checkpoint(path)
     assert loaded.arch == "fastvit_t8" and loaded.wrapper == "state_dict_ema"
     clip = tmp_path / "clip.pt"
-    torch.save({"image_encoder.model." + k: v for k, v in apple.items()} |
-               {"text_encoder.embedding.weight": torch.zeros(3, 3)}, clip)
+    torch.save(
+        {"image_encoder.model." + k: v for k, v in apple.items()}
+        | {"text_encoder.embedding.weight": torch.zeros(3, 3)},
+        clip,
+    )
     assert load_checkpoint(clip).arch == "fastvit_t8"
 
 
@@ -102,7 +108,7 @@ def test_safetensors_checkpoint(tmp_path, realistic):
     path = tmp_path / "fastvit_t8.safetensors"
     write_state(path, model.state_dict(), {"synthetic": True, "seed": 0, "arch": "fastvit_t8"})
     loaded = load_checkpoint(path)
-    assert loaded.arch == "fastvit_t8" and loaded.synthetic["seed"] == 0     # an int from either format
+    assert loaded.arch == "fastvit_t8" and loaded.synthetic["seed"] == 0  # an int from either format
 
 
 def test_wrong_arch_override_names_the_mismatch(checkpoints):

@@ -33,8 +33,12 @@ def artifacts(tmp_path_factory):
     model, x = Tiny().eval(), torch.randn(1, 3, 16, 16)
     torch.onnx.export(model, (x,), str(folder / "tiny.onnx"), dynamo=True, input_names=["input"])
     litert_torch.convert(model, (x,)).export(str(folder / "tiny.tflite"))
-    mlmodel = ct.convert(torch.jit.trace(model, x), inputs=[ct.TensorType(name="input", shape=x.shape)],
-                         convert_to="mlprogram", minimum_deployment_target=ct.target.iOS16)
+    mlmodel = ct.convert(
+        torch.jit.trace(model, x),
+        inputs=[ct.TensorType(name="input", shape=x.shape)],
+        convert_to="mlprogram",
+        minimum_deployment_target=ct.target.iOS16,
+    )
     mlmodel.save(str(folder / "tiny.mlpackage"))
     return folder
 
@@ -82,7 +86,7 @@ def test_bench_reports_the_mil_executors_fixed_memory_apart(cli, artifacts):
     mil, ort = rows
     assert mil["fixed_rss_mb"] > 0 and 0 < mil["fixed_library_rss_mb"] < mil["fixed_rss_mb"]
     private = mil["added_rss_mb"] - mil["library_rss_mb"] - mil["input_mb"]
-    assert mil["input_mb"] == pytest.approx(3 * 16 * 16 * (4 + 1) / 2**20)      # floats and pixels
+    assert mil["input_mb"] == pytest.approx(3 * 16 * 16 * (4 + 1) / 2**20)  # floats and pixels
     assert mil["package_rss_mb"] == pytest.approx(max(private - (mil["fixed_rss_mb"] - mil["fixed_library_rss_mb"]), 0))
     assert mil["package_rss_ratio"] == pytest.approx(mil["package_rss_mb"] * 2**20 / mil["size_bytes"])
     assert mil["library_beyond_fixed_mb"] == pytest.approx(max(mil["library_rss_mb"] - mil["fixed_library_rss_mb"], 0))
@@ -105,17 +109,20 @@ def test_library_pages_are_counted_from_shared_objects_only():
         f.write(b"\1" * (8 << 20))
         f.flush()
         with mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as mapped:
-            assert sum(mapped[i] for i in range(0, len(mapped), 4096)) > 0     # every page resident
+            assert sum(mapped[i] for i in range(0, len(mapped), 4096)) > 0  # every page resident
             assert _library_rss_mb() - before < 1.0
-    assert before > 10                                  # the interpreter, numpy and torch's .so files
+    assert before > 10  # the interpreter, numpy and torch's .so files
 
 
-@pytest.mark.parametrize("name, content, message", [
-    ("missing.tflite", None, "artifact not found"),
-    ("model.pth", b"weights", "not a .mlpackage, .tflite, .onnx, .pte or .qnn.onnx artifact"),
-    ("corrupt.onnx", b"not a protobuf at all", "cannot load corrupt.onnx"),
-    ("corrupt.tflite", b"TFL3 not a flatbuffer", "cannot load corrupt.tflite"),
-])
+@pytest.mark.parametrize(
+    "name, content, message",
+    [
+        ("missing.tflite", None, "artifact not found"),
+        ("model.pth", b"weights", "not a .mlpackage, .tflite, .onnx, .pte or .qnn.onnx artifact"),
+        ("corrupt.onnx", b"not a protobuf at all", "cannot load corrupt.onnx"),
+        ("corrupt.tflite", b"TFL3 not a flatbuffer", "cannot load corrupt.tflite"),
+    ],
+)
 def test_bench_refuses_bad_artifacts_in_one_line(cli, tmp_path, name, content, message):
     path = tmp_path / name
     if content is not None:

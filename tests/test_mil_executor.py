@@ -3,12 +3,11 @@ the supported models produce, Core ML limits, and localisation of fp16 divergenc
 
 from __future__ import annotations
 
-
 import numpy as np
 import pytest
 import torch
-
 from coreml_programs import rank_six_package
+
 from effconvert.runtime.mil import OPS, MILExecutor, UnsupportedProgram, load_program
 
 ct = pytest.importorskip("coremltools")
@@ -27,9 +26,17 @@ def _const(*shape, low=-3.0, high=3.0):
 
 # Constants are drawn once, here, and bound as defaults so the expected and the executed run see
 # the same values. Cases with coremltools value inference: expected = coremltools' own result.
-A13, B23, D23, W34, B3, W6233, B6 = _const(1, 3, 1), _const(2, 3), _const(2, 3, low=1, high=2), \
-    _const(3, 4), _const(3), _const(6, 2, 3, 3), _const(6)
+A13, B23, D23, W34, B3, W6233, B6 = (
+    _const(1, 3, 1),
+    _const(2, 3),
+    _const(2, 3, low=1, high=2),
+    _const(3, 4),
+    _const(3),
+    _const(6, 2, 3, 3),
+    _const(6),
+)
 W6411, W641 = _const(6, 4, 1, 1), _const(6, 4, 1)
+B3_VAR = np.abs(B3) + 0.5  # a variance: positive
 VALUE_INFERENCE_CASES = [
     ("gelu_exact", _x(2, 5), lambda x: mb.gelu(x=x, mode="EXACT")),
     ("gelu_tanh", _x(2, 5), lambda x: mb.gelu(x=x, mode="TANH_APPROXIMATION")),
@@ -61,54 +68,115 @@ T = torch.from_numpy
 # padding worked out by hand from the MIL spec (so the executor's pad rule is checked, not reused).
 TORCH_CASES = [
     ("silu", _x(3, 4), lambda x: mb.silu(x=x), lambda x: x * torch.sigmoid(x)),
-    ("thresholded_relu", _x(3, 4), lambda x: mb.thresholded_relu(x=x, alpha=0.25),
-     lambda x: torch.where(x >= 0.25, x, torch.zeros_like(x))),
+    (
+        "thresholded_relu",
+        _x(3, 4),
+        lambda x: mb.thresholded_relu(x=x, alpha=0.25),
+        lambda x: torch.where(x >= 0.25, x, torch.zeros_like(x)),
+    ),
     ("add_broadcast", _x(2, 3, 4), lambda x, a=A13: mb.add(x=x, y=a), lambda x: x + T(A13)),
     ("mul", _x(2, 3), lambda x, b=B23: mb.mul(x=x, y=b), lambda x: x * T(B23)),
     ("real_div", _x(2, 3), lambda x, d=D23: mb.real_div(x=x, y=d), lambda x: x / T(D23)),
-    ("linear", _x(2, 4), lambda x, w=W34, b=B3: mb.linear(x=x, weight=w, bias=b),
-     lambda x: x @ T(W34).T + T(B3)),
+    ("linear", _x(2, 4), lambda x, w=W34, b=B3: mb.linear(x=x, weight=w, bias=b), lambda x: x @ T(W34).T + T(B3)),
     ("matmul_t", _x(2, 3, 4), lambda x, w=W34: mb.matmul(x=x, y=w, transpose_y=True), lambda x: x @ T(W34).T),
-    ("conv_custom_pad", _x(1, 4, 9, 9),
-     lambda x, w=W6233, b=B6: mb.conv(x=x, weight=w, bias=b, strides=[2, 2], pad_type="custom",
-                                      pad=[1, 0, 2, 1], groups=2),
-     # pad = [top 1, bottom 0, left 2, right 1] -> F.pad order (left, right, top, bottom)
-     lambda x: torch.nn.functional.conv2d(torch.nn.functional.pad(x, (2, 1, 1, 0)), T(W6233), T(B6),
-                                          stride=2, groups=2)),
-    ("conv_same_stride2", _x(1, 6, 8, 7),
-     lambda x, w=W6233: mb.conv(x=x, weight=w, pad_type="same", strides=[2, 2], groups=3),
-     # H 8 -> out 4: total (4-1)*2+3-8 = 1 -> (0 before, 1 after); W 7 -> out 4: total 2 -> (1, 1)
-     lambda x: torch.nn.functional.conv2d(torch.nn.functional.pad(x, (1, 1, 0, 1)), T(W6233), stride=2, groups=3)),
-    ("conv_same_lower", _x(1, 6, 8, 7),
-     lambda x, w=W6233: mb.conv(x=x, weight=w, pad_type="same_lower", strides=[2, 2], groups=3),
-     lambda x: torch.nn.functional.conv2d(torch.nn.functional.pad(x, (1, 1, 1, 0)), T(W6233), stride=2, groups=3)),
+    (
+        "conv_custom_pad",
+        _x(1, 4, 9, 9),
+        lambda x, w=W6233, b=B6: mb.conv(
+            x=x, weight=w, bias=b, strides=[2, 2], pad_type="custom", pad=[1, 0, 2, 1], groups=2
+        ),
+        # pad = [top 1, bottom 0, left 2, right 1] -> F.pad order (left, right, top, bottom)
+        lambda x: torch.nn.functional.conv2d(
+            torch.nn.functional.pad(x, (2, 1, 1, 0)), T(W6233), T(B6), stride=2, groups=2
+        ),
+    ),
+    (
+        "conv_same_stride2",
+        _x(1, 6, 8, 7),
+        lambda x, w=W6233: mb.conv(x=x, weight=w, pad_type="same", strides=[2, 2], groups=3),
+        # H 8 -> out 4: total (4-1)*2+3-8 = 1 -> (0 before, 1 after); W 7 -> out 4: total 2 -> (1, 1)
+        lambda x: torch.nn.functional.conv2d(torch.nn.functional.pad(x, (1, 1, 0, 1)), T(W6233), stride=2, groups=3),
+    ),
+    (
+        "conv_same_lower",
+        _x(1, 6, 8, 7),
+        lambda x, w=W6233: mb.conv(x=x, weight=w, pad_type="same_lower", strides=[2, 2], groups=3),
+        lambda x: torch.nn.functional.conv2d(torch.nn.functional.pad(x, (1, 1, 1, 0)), T(W6233), stride=2, groups=3),
+    ),
     # 1x1 convolutions run as matrix products (ops/conv.py _pointwise): checked against torch's conv
-    ("conv_1x1_bias_batch2", _x(2, 4, 5, 3),
-     lambda x, w=W6411, b=B6: mb.conv(x=x, weight=w, bias=b),
-     lambda x: torch.nn.functional.conv2d(x, T(W6411), T(B6))),
-    ("conv_1x1_no_bias", _x(1, 4, 5, 3), lambda x, w=W6411: mb.conv(x=x, weight=w),
-     lambda x: torch.nn.functional.conv2d(x, T(W6411))),
-    ("conv1d_1x1", _x(2, 4, 7), lambda x, w=W641, b=B6: mb.conv(x=x, weight=w, bias=b),
-     lambda x: torch.nn.functional.conv1d(x, T(W641), T(B6))),
-    ("conv_1x1_stride2", _x(1, 4, 6, 6), lambda x, w=W6411: mb.conv(x=x, weight=w, strides=[2, 2]),
-     lambda x: torch.nn.functional.conv2d(x, T(W6411), stride=2)),
-    ("avg_pool_exclude_pad", _x(1, 2, 7, 7),
-     lambda x: mb.avg_pool(x=x, kernel_sizes=[3, 3], strides=[2, 2], pad_type="custom", pad=[1, 1, 1, 1],
-                           exclude_padding_from_average=True),
-     lambda x: torch.nn.functional.avg_pool2d(x, 3, 2, 1, count_include_pad=False)),
-    ("avg_pool_include_pad", _x(1, 2, 7, 7),
-     lambda x: mb.avg_pool(x=x, kernel_sizes=[3, 3], strides=[1, 1], pad_type="custom", pad=[1, 1, 1, 1],
-                           exclude_padding_from_average=False),
-     lambda x: torch.nn.functional.avg_pool2d(x, 3, 1, 1, count_include_pad=True)),
-    ("max_pool", _x(1, 2, 8, 8), lambda x: mb.max_pool(x=x, kernel_sizes=[2, 2], strides=[2, 2], pad_type="valid"),
-     lambda x: torch.nn.functional.max_pool2d(x, 2, 2)),
-    ("batch_norm", _x(1, 3, 4, 4),
-     lambda x, m=B3, v=np.abs(B3) + 0.5, g=B3 * 2, b=B3 / 2: mb.batch_norm(x=x, mean=m, variance=v, gamma=g,
-                                                                            beta=b, epsilon=1e-3),
-     lambda x: (x - T(B3).view(1, 3, 1, 1)) / torch.sqrt(T(np.abs(B3) + 0.5).view(1, 3, 1, 1) + 1e-3)
-     * T(B3 * 2).view(1, 3, 1, 1) + T(B3 / 2).view(1, 3, 1, 1)),
-    ("layer_norm", _x(2, 5, 3), lambda x, g=B3, b=B3 + 1: mb.layer_norm(x=x, axes=[-1], gamma=g, beta=b, epsilon=1e-5),
-     lambda x: torch.nn.functional.layer_norm(x, (3,), T(B3), T(B3 + 1), eps=1e-5)),
+    (
+        "conv_1x1_bias_batch2",
+        _x(2, 4, 5, 3),
+        lambda x, w=W6411, b=B6: mb.conv(x=x, weight=w, bias=b),
+        lambda x: torch.nn.functional.conv2d(x, T(W6411), T(B6)),
+    ),
+    (
+        "conv_1x1_no_bias",
+        _x(1, 4, 5, 3),
+        lambda x, w=W6411: mb.conv(x=x, weight=w),
+        lambda x: torch.nn.functional.conv2d(x, T(W6411)),
+    ),
+    (
+        "conv1d_1x1",
+        _x(2, 4, 7),
+        lambda x, w=W641, b=B6: mb.conv(x=x, weight=w, bias=b),
+        lambda x: torch.nn.functional.conv1d(x, T(W641), T(B6)),
+    ),
+    (
+        "conv_1x1_stride2",
+        _x(1, 4, 6, 6),
+        lambda x, w=W6411: mb.conv(x=x, weight=w, strides=[2, 2]),
+        lambda x: torch.nn.functional.conv2d(x, T(W6411), stride=2),
+    ),
+    (
+        "avg_pool_exclude_pad",
+        _x(1, 2, 7, 7),
+        lambda x: mb.avg_pool(
+            x=x,
+            kernel_sizes=[3, 3],
+            strides=[2, 2],
+            pad_type="custom",
+            pad=[1, 1, 1, 1],
+            exclude_padding_from_average=True,
+        ),
+        lambda x: torch.nn.functional.avg_pool2d(x, 3, 2, 1, count_include_pad=False),
+    ),
+    (
+        "avg_pool_include_pad",
+        _x(1, 2, 7, 7),
+        lambda x: mb.avg_pool(
+            x=x,
+            kernel_sizes=[3, 3],
+            strides=[1, 1],
+            pad_type="custom",
+            pad=[1, 1, 1, 1],
+            exclude_padding_from_average=False,
+        ),
+        lambda x: torch.nn.functional.avg_pool2d(x, 3, 1, 1, count_include_pad=True),
+    ),
+    (
+        "max_pool",
+        _x(1, 2, 8, 8),
+        lambda x: mb.max_pool(x=x, kernel_sizes=[2, 2], strides=[2, 2], pad_type="valid"),
+        lambda x: torch.nn.functional.max_pool2d(x, 2, 2),
+    ),
+    (
+        "batch_norm",
+        _x(1, 3, 4, 4),
+        lambda x, m=B3, v=B3_VAR, g=B3 * 2, b=B3 / 2: mb.batch_norm(
+            x=x, mean=m, variance=v, gamma=g, beta=b, epsilon=1e-3
+        ),
+        lambda x: (
+            (x - T(B3).view(1, 3, 1, 1)) / torch.sqrt(T(B3_VAR).view(1, 3, 1, 1) + 1e-3) * T(B3 * 2).view(1, 3, 1, 1)
+            + T(B3 / 2).view(1, 3, 1, 1)
+        ),
+    ),
+    (
+        "layer_norm",
+        _x(2, 5, 3),
+        lambda x, g=B3, b=B3 + 1: mb.layer_norm(x=x, axes=[-1], gamma=g, beta=b, epsilon=1e-5),
+        lambda x: torch.nn.functional.layer_norm(x, (3,), T(B3), T(B3 + 1), eps=1e-5),
+    ),
 ]
 
 
@@ -129,8 +197,13 @@ def _run_single_op(fn, x: np.ndarray, path) -> np.ndarray:
     def program(x_in):
         return fn(x_in)
 
-    model = ct.convert(program, convert_to="mlprogram", minimum_deployment_target=ct.target.iOS16,
-                       compute_precision=ct.precision.FLOAT32, skip_model_load=True)
+    model = ct.convert(
+        program,
+        convert_to="mlprogram",
+        minimum_deployment_target=ct.target.iOS16,
+        compute_precision=ct.precision.FLOAT32,
+        skip_model_load=True,
+    )
     model.save(str(path))
     [output] = MILExecutor(path).run({"x_in": x}).values()
     return output.numpy()
@@ -164,7 +237,9 @@ COVERAGE_ARCHS = [a if a == "fastvit_sa12" else pytest.param(a, marks=pytest.mar
 
 
 @pytest.mark.parametrize("arch", COVERAGE_ARCHS)
-@pytest.mark.parametrize("ios", [16, pytest.param(17, marks=pytest.mark.slow), pytest.param(18, marks=pytest.mark.slow)])
+@pytest.mark.parametrize(
+    "ios", [16, pytest.param(17, marks=pytest.mark.slow), pytest.param(18, marks=pytest.mark.slow)]
+)
 def test_executor_covers_every_op_fastvit_produces(ios, arch, realistic):
     """Op set of each variant at each iOS target, fp32 and fp16. FastViT-SA12 (RepMixer,
     attention, RepCPE: every FastViT op kind) runs by default, the other variants in the slow suite."""
@@ -177,9 +252,14 @@ def test_executor_covers_every_op_fastvit_produces(ios, arch, realistic):
     traced = torch.jit.trace(wrapper, torch.rand(1, 3, 256, 256), check_trace=False)
     target = {16: ct.target.iOS16, 17: ct.target.iOS17, 18: ct.target.iOS18}[ios]
     for precision in (ct.precision.FLOAT32, ct.precision.FLOAT16):
-        model_ = ct.convert(traced, inputs=[ct.ImageType(name="image", shape=(1, 3, 256, 256), scale=1 / 255)],
-                            convert_to="mlprogram", minimum_deployment_target=target,
-                            compute_precision=precision, skip_model_load=True)
+        model_ = ct.convert(
+            traced,
+            inputs=[ct.ImageType(name="image", shape=(1, 3, 256, 256), scale=1 / 255)],
+            convert_to="mlprogram",
+            minimum_deployment_target=target,
+            compute_precision=precision,
+            skip_model_load=True,
+        )
         missing = _program_ops(model_) - set(OPS) - {"const"}
         assert not missing, f"iOS{ios} {precision}: executor lacks {sorted(missing)}"
 
@@ -190,8 +270,9 @@ def test_unknown_op_is_named_and_no_number_is_made_up(tmp_path, monkeypatch):
         return mb.gelu(x=x)
 
     path = tmp_path / "gelu.mlpackage"
-    ct.convert(program, convert_to="mlprogram", minimum_deployment_target=ct.target.iOS16,
-               skip_model_load=True).save(str(path))
+    ct.convert(program, convert_to="mlprogram", minimum_deployment_target=ct.target.iOS16, skip_model_load=True).save(
+        str(path)
+    )
     monkeypatch.delitem(OPS, "gelu")
     with pytest.raises(UnsupportedProgram, match=r"does not implement op\(s\): gelu; Core ML parity was not computed"):
         MILExecutor(path)
@@ -214,12 +295,13 @@ def test_fp16_gate_failure_names_the_first_divergent_op(t8_all, checkpoints):
     from effconvert.validate import gate_for, input_set, validate_artifact
 
     path = t8_all.out_dir / "fastvit_t8_fp16.mlpackage"
-    loaded = load_checkpoint(checkpoints("fastvit_t8"))          # the checkpoint t8_all converted
+    loaded = load_checkpoint(checkpoints("fastvit_t8"))  # the checkpoint t8_all converted
     inputs = input_set(loaded.preprocessing, samples=4)
     with torch.no_grad():
         reference = loaded.model(torch.from_numpy(inputs.inputs)).numpy()
-    check = validate_artifact(Artifact("coreml", "fp16", path, 0.0, "image"), inputs, reference,
-                              gate=gate_for("fp16", "psnr=120"))
+    check = validate_artifact(
+        Artifact("coreml", "fp16", path, 0.0, "image"), inputs, reference, gate=gate_for("fp16", "psnr=120")
+    )
     assert check.runtime == "coreml-mil-executor" and check.passed is False
     divergent = check.verdict.first_divergent_op
     assert divergent.psnr_db < 120 and divergent.op and divergent.output
@@ -235,7 +317,7 @@ def test_classifier_outputs_and_intermediates(t8_all):
     assert set(out) == {"classLabel", "classLabel_probs", "logits"}
     probs = out["classLabel_probs"]
     labels = load_program(package).operations[-1].inputs["classes"][0][1]
-    assert len(labels) == 1000 and len(probs) == len(set(labels))   # ImageNet repeats a few names
+    assert len(labels) == 1000 and len(probs) == len(set(labels))  # ImageNet repeats a few names
     assert out["classLabel"] == labels[int(out["logits"].argmax())]
     everything = executor.run({"image": pixels}, keep=True)
     assert len(everything) > len(out) + 100
@@ -263,10 +345,18 @@ def test_compressed_weights_decompress_like_coremltools(ios, compression, tmp_pa
     def program(x_in):
         return mb.linear(x=x_in, weight=weight)
 
-    dense = ct.convert(program, convert_to="mlprogram", minimum_deployment_target=target,
-                       compute_precision=ct.precision.FLOAT32, skip_model_load=True)
+    dense = ct.convert(
+        program,
+        convert_to="mlprogram",
+        minimum_deployment_target=target,
+        compute_precision=ct.precision.FLOAT32,
+        skip_model_load=True,
+    )
     configs = {
-        "linear_int8": (cto.linear_quantize_weights, cto.OpLinearQuantizerConfig(mode="linear_symmetric", weight_threshold=0)),
+        "linear_int8": (
+            cto.linear_quantize_weights,
+            cto.OpLinearQuantizerConfig(mode="linear_symmetric", weight_threshold=0),
+        ),
         "palettize_4bit": (cto.palettize_weights, cto.OpPalettizerConfig(nbits=4, mode="kmeans", weight_threshold=0)),
         "prune_50": (cto.prune_weights, cto.OpMagnitudePrunerConfig(target_sparsity=0.5, weight_threshold=0)),
     }
@@ -292,8 +382,13 @@ def test_activation_quantize_dequantize_round_trip(tmp_path):
         return mb.dequantize(input=q, scale=scale, zero_point=np.int8(3))
 
     path = tmp_path / "qdq.mlpackage"
-    ct.convert(program, convert_to="mlprogram", minimum_deployment_target=ct.target.iOS17,
-               compute_precision=ct.precision.FLOAT32, skip_model_load=True).save(str(path))
+    ct.convert(
+        program,
+        convert_to="mlprogram",
+        minimum_deployment_target=ct.target.iOS17,
+        compute_precision=ct.precision.FLOAT32,
+        skip_model_load=True,
+    ).save(str(path))
     [out] = MILExecutor(path).run({"x_in": x}).values()
     expected = (np.clip(np.round(x / scale) + 3, -128, 127) - 3) * scale
     np.testing.assert_allclose(out.numpy(), expected, rtol=0, atol=1e-6)

@@ -49,7 +49,7 @@ def _probe(mode: str) -> tuple[int, str, int, int]:
 @pytest.mark.skipif(not GLIBC, reason="glibc's mallopt")
 def test_a_large_buffer_is_mapped_rather_than_grow_the_heap_once_settled():
     first, settled, large, small = _probe("settle")
-    assert first == 0                        # glibc's dynamic threshold: on the heap, the spread's cause
+    assert first == 0  # glibc's dynamic threshold: on the heap, the spread's cause
     assert settled == "True" and large >= 3 << 20 and small == 0
     first, settled, large, small = _probe("default")
-    assert settled == "False" and large == 0 and small == 0     # without it, the 3 MiB grew the heap
+    assert settled == "False" and large == 0 and small == 0  # without it, the 3 MiB grew the heap

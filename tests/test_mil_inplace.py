@@ -29,8 +29,8 @@ CASES = [
     ("relu", "x", _t(*BIG, layout=CL), None),
     ("sigmoid", "x", _t(*BIG), None),
     ("add", "x", _t(*BIG, layout=CL), _t(*BIG, layout=CL, seed=1)),
-    ("add", "x", _t(*BIG, layout=CL), _t(1, 40, 1, 1, seed=1)),            # broadcast second operand
-    ("add", "y", _t(*BIG, seed=1), _t(*BIG)),                               # into y: commutative
+    ("add", "x", _t(*BIG, layout=CL), _t(1, 40, 1, 1, seed=1)),  # broadcast second operand
+    ("add", "y", _t(*BIG, seed=1), _t(*BIG)),  # into y: commutative
     ("mul", "x", _t(*BIG), 0.5),
     ("sub", "x", _t(*BIG), _t(1, 1, 90, 82, seed=1)),
     ("real_div", "x", _t(*BIG, layout=CL), _t(1, 40, 1, 1, seed=2)),
@@ -45,24 +45,33 @@ def test_twin_gives_the_ops_values_and_layout(op_type, target, x, y):
     expected = OPS[op_type](op=None, **{k: v.clone() if torch.is_tensor(v) else v for k, v in args.items()})
     mine = {k: v.clone() if torch.is_tensor(v) else v for k, v in args.items()}
     got = inplace.run_in_place(op_type, target, mine)
-    assert got is not None and got.data_ptr() == mine[target].data_ptr()      # computed into the input
+    assert got is not None and got.data_ptr() == mine[target].data_ptr()  # computed into the input
     assert torch.equal(got, expected) and got.stride() == expected.stride()
 
 
-@pytest.mark.parametrize("op_type, target, x, y", [
-    ("add", "x", _t(*BIG), _t(*BIG, layout=CL)),        # the op would follow neither layout alone
-    ("add", "y", _t(1, 40, 90, 1), _t(*BIG, layout=CL)),  # torch.add(o, x) may lay out otherwise
-    ("sub", "y", _t(*BIG), _t(*BIG)),                    # not commutative
-    ("add", "x", _t(1, 40, 1, 1), _t(*BIG)),             # the output is larger than x
-], ids=["layouts-differ", "broadcast-first", "sub-into-y", "x-broadcast"])
+@pytest.mark.parametrize(
+    "op_type, target, x, y",
+    [
+        ("add", "x", _t(*BIG), _t(*BIG, layout=CL)),  # the op would follow neither layout alone
+        ("add", "y", _t(1, 40, 90, 1), _t(*BIG, layout=CL)),  # torch.add(o, x) may lay out otherwise
+        ("sub", "y", _t(*BIG), _t(*BIG)),  # not commutative
+        ("add", "x", _t(1, 40, 1, 1), _t(*BIG)),  # the output is larger than x
+    ],
+    ids=["layouts-differ", "broadcast-first", "sub-into-y", "x-broadcast"],
+)
 def test_twin_declines_when_the_op_would_differ(op_type, target, x, y):
     assert inplace.run_in_place(op_type, target, {"x": x, "y": y}) is None
 
 
 def _save(program, path, fp16: bool):
     precision = ct.precision.FLOAT16 if fp16 else ct.precision.FLOAT32
-    ct.convert(program, convert_to="mlprogram", minimum_deployment_target=ct.target.iOS16,
-               compute_precision=precision, skip_model_load=True).save(str(path))
+    ct.convert(
+        program,
+        convert_to="mlprogram",
+        minimum_deployment_target=ct.target.iOS16,
+        compute_precision=precision,
+        skip_model_load=True,
+    ).save(str(path))
     return path
 
 
@@ -70,15 +79,15 @@ W = np.random.default_rng(0).standard_normal((8, 4, 1, 1)).astype(np.float32)
 
 
 @mb.program(input_specs=[mb.TensorSpec(shape=(1, 4, 64, 64))], opset_version=ct.target.iOS16)
-def _aliasing(x):                                        # tensors of >= inplace.LARGE elements
+def _aliasing(x):  # tensors of >= inplace.LARGE elements
     y = mb.conv(x=x, weight=W)
-    r = mb.reshape(x=x, shape=[1, 4, 4096])               # fp32: a view of the caller's array
-    r = mb.relu(x=r)                                     # r and x die here: not into the input
-    v = mb.reshape(x=y, shape=[1, 8, 4096])               # a view of y, which stays live
-    g = mb.gelu(x=v, mode="EXACT")                       # v dies here, y does not: not in place
-    s = mb.sigmoid(x=y)                                  # y dies here, nothing else holds it: in place
+    r = mb.reshape(x=x, shape=[1, 4, 4096])  # fp32: a view of the caller's array
+    r = mb.relu(x=r)  # r and x die here: not into the input
+    v = mb.reshape(x=y, shape=[1, 8, 4096])  # a view of y, which stays live
+    g = mb.gelu(x=v, mode="EXACT")  # v dies here, y does not: not in place
+    s = mb.sigmoid(x=y)  # y dies here, nothing else holds it: in place
     s = mb.reshape(x=s, shape=[1, 8, 4096])
-    out = mb.add(x=g, y=s)                               # g dies here: in place
+    out = mb.add(x=g, y=s)  # g dies here: in place
     return mb.add(x=out, y=mb.reduce_sum(x=r, axes=[1], keep_dims=True), name="out")
 
 
@@ -100,8 +109,8 @@ def test_executor_never_writes_into_live_memory(fp16, tmp_path, monkeypatch):
     monkeypatch.setattr(inplace, "run_in_place", counting)
     first = executor.run({"x": feed})["out"].clone()
     second = executor.run({"x": feed})["out"]
-    assert any(done for _, done in used)                  # the twins did run
-    np.testing.assert_array_equal(feed, original)        # the caller's array is untouched
+    assert any(done for _, done in used)  # the twins did run
+    np.testing.assert_array_equal(feed, original)  # the caller's array is untouched
     assert all(torch.equal(executor.program.constants[k], v) for k, v in constants.items())
     monkeypatch.setattr(inplace, "run_in_place", lambda *a: None)
     alone = executor.run({"x": feed})["out"]
@@ -144,7 +153,7 @@ def test_large_fp16_weights_stay_in_the_file_and_give_the_same_logits(t8_all, mo
     first = mapped_executor.run({"image": pixels})["logits"]
     assert {id(c) for c in released} == {id(c) for c in mapped.values()}
     second = mapped_executor.run({"image": pixels})["logits"]
-    monkeypatch.setattr(program_module, "MAPPED_BYTES", 1 << 62)          # every constant read into memory
+    monkeypatch.setattr(program_module, "MAPPED_BYTES", 1 << 62)  # every constant read into memory
     held_executor = MILExecutor(package)
     assert not any(isinstance(v, MappedConstant) for v in held_executor.program.constants.values())
     alone = held_executor.run({"image": pixels})["logits"]

@@ -16,8 +16,12 @@ pytestmark = pytest.mark.slow
 # point per output channel, for its weights and again for its int32 bias: 0.6 MB of the 4.2 MB
 # EfficientFormerV2-S0 file (many narrow convs), which is why it sits at 0.32 where the others
 # reach the 0.30. Core ML stores fp16 scales and no zero points.
-SIZE_RATIO = {("efficientvit_b0", "tflite"): 0.30, ("efficientvit_b0", "coreml"): 0.30,
-              ("efficientformerv2_s0", "tflite"): 0.33, ("efficientformerv2_s0", "coreml"): 0.30}
+SIZE_RATIO = {
+    ("efficientvit_b0", "tflite"): 0.30,
+    ("efficientvit_b0", "coreml"): 0.30,
+    ("efficientformerv2_s0", "tflite"): 0.33,
+    ("efficientformerv2_s0", "coreml"): 0.30,
+}
 
 
 @pytest.fixture(scope="module", params=["efficientvit_b0", "efficientformerv2_s0"])
@@ -26,8 +30,19 @@ def converted(request, tmp_path_factory):
 
     digits = digits_model(arch=request.param)
     out = tmp_path_factory.mktemp(f"digits-{request.param}")
-    outcome = run(Request(digits.checkpoint, ("tflite", "coreml"), ("fp32", "int8"), out, samples=400,
-                          val=digits.val_dir, calib=digits.train_dir, calib_samples=32, fallback=False))
+    outcome = run(
+        Request(
+            digits.checkpoint,
+            ("tflite", "coreml"),
+            ("fp32", "int8"),
+            out,
+            samples=400,
+            val=digits.val_dir,
+            calib=digits.train_dir,
+            calib_samples=32,
+            fallback=False,
+        )
+    )
     return request.param, digits, outcome
 
 
@@ -39,8 +54,10 @@ def test_digits_int8_keeps_accuracy(converted):
     entries = {(a["target"], a["quant"]): a for a in outcome.report.to_json()["artifacts"]}
     for (target, quant), a in sorted(entries.items()):
         p = a["parity"]
-        print(f"\n{arch} {target} {quant}: {a['size_bytes'] / 1e6:.2f} MB psnr {p['psnr_db']:.1f} "
-              f"top1 {p['top1_agreement']:.3f} acc {p['accuracy']:.4f}")
+        print(
+            f"\n{arch} {target} {quant}: {a['size_bytes'] / 1e6:.2f} MB psnr {p['psnr_db']:.1f} "
+            f"top1 {p['top1_agreement']:.3f} acc {p['accuracy']:.4f}"
+        )
         assert p["passed"], p["failures"]
     for target in ("tflite", "coreml"):
         fp32, int8 = entries[(target, "fp32")], entries[(target, "int8")]

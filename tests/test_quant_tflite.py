@@ -17,8 +17,18 @@ def quantized(digits, tmp_path_factory):
     from effconvert.pipeline import Request, run
 
     out = tmp_path_factory.mktemp("int8")
-    return run(Request(digits.checkpoint, ("tflite",), ("fp32", "fp16", "int8-weights", "int8"), out,
-                       samples=400, val=digits.val_dir, calib=digits.train_dir, calib_samples=64))
+    return run(
+        Request(
+            digits.checkpoint,
+            ("tflite",),
+            ("fp32", "fp16", "int8-weights", "int8"),
+            out,
+            samples=400,
+            val=digits.val_dir,
+            calib=digits.train_dir,
+            calib_samples=64,
+        )
+    )
 
 
 def _entry(outcome, quant):
@@ -41,7 +51,7 @@ def _check_sensitivity_table(outcome, checkpoint) -> list[float]:
     assert {row["layer"] for row in table} == layers
     scores = [row["psnr_db"] for row in table]
     assert scores == sorted(scores) and all(np.isfinite(scores))
-    assert scores[0] > _entry(outcome, "int8")["parity"]["psnr_db"]         # one layer < all layers
+    assert scores[0] > _entry(outcome, "int8")["parity"]["psnr_db"]  # one layer < all layers
     return scores
 
 
@@ -50,9 +60,12 @@ def _depthwise_kernels(path) -> list[int]:
 
     model = schema.ModelT.InitFromPackedBuf(bytearray(path.read_bytes()), 0)
     graph = model.subgraphs[0]
-    codes = [max(c.builtinCode, c.deprecatedBuiltinCode) for c in model.operatorCodes]   # small codes: either field
-    return [max(graph.tensors[op.inputs[1]].shape[1:3]) for op in graph.operators
-            if codes[op.opcodeIndex] == schema.BuiltinOperator.DEPTHWISE_CONV_2D]
+    codes = [max(c.builtinCode, c.deprecatedBuiltinCode) for c in model.operatorCodes]  # small codes: either field
+    return [
+        max(graph.tensors[op.inputs[1]].shape[1:3])
+        for op in graph.operators
+        if codes[op.opcodeIndex] == schema.BuiltinOperator.DEPTHWISE_CONV_2D
+    ]
 
 
 def test_int8_artifacts_are_built_as_declared_and_ranked_on_litert(small_t8, tmp_path):
@@ -64,14 +77,28 @@ def test_int8_artifacts_are_built_as_declared_and_ranked_on_litert(small_t8, tmp
 
     from effconvert.pipeline import Request, run
 
-    outcome = run(Request(small_t8.checkpoint, ("tflite",), ("fp32", "int8-weights", "int8"), tmp_path,
-                          samples=16, calib=small_t8.train_dir, calib_samples=16, fallback=False))
+    outcome = run(
+        Request(
+            small_t8.checkpoint,
+            ("tflite",),
+            ("fp32", "int8-weights", "int8"),
+            tmp_path,
+            samples=16,
+            calib=small_t8.train_dir,
+            calib_samples=16,
+            fallback=False,
+        )
+    )
     fp32, weights, int8 = (_entry(outcome, q) for q in ("fp32", "int8-weights", "int8"))
     for entry in (fp32, weights, int8):
         assert entry["runtime"] == "litert" and np.isfinite(entry["parity"]["psnr_db"]), entry
     assert fp32["parity"]["passed"] and fp32["parity"]["psnr_db"] > int8["parity"]["psnr_db"]
     assert int8["size_bytes"] <= 0.30 * fp32["size_bytes"] and weights["size_bytes"] <= 0.30 * fp32["size_bytes"]
-    assert outcome.report.to_json()["calibration"] == {"source": str(small_t8.train_dir), "samples": 16, "builtin": False}
+    assert outcome.report.to_json()["calibration"] == {
+        "source": str(small_t8.train_dir),
+        "samples": 16,
+        "builtin": False,
+    }
 
     path = tmp_path / int8["path"]
     interpreter = Interpreter(model_path=str(path))
@@ -79,26 +106,31 @@ def test_int8_artifacts_are_built_as_declared_and_ranked_on_litert(small_t8, tmp
     assert interpreter.get_output_details()[0]["dtype"] == np.float32
     model = schema.ModelT.InitFromPackedBuf(bytearray(path.read_bytes()), 0)
     graph = model.subgraphs[0]
-    gelu_inputs = [graph.tensors[op.inputs[0]].type for op in graph.operators
-                   if model.operatorCodes[op.opcodeIndex].builtinCode == schema.BuiltinOperator.GELU]
+    gelu_inputs = [
+        graph.tensors[op.inputs[0]].type
+        for op in graph.operators
+        if model.operatorCodes[op.opcodeIndex].builtinCode == schema.BuiltinOperator.GELU
+    ]
     assert gelu_inputs and set(gelu_inputs) == {schema.TensorType.FLOAT32}
 
     _check_sensitivity_table(outcome, small_t8.checkpoint)
 
 
-@pytest.mark.slow          # the digits-trained T8: minutes to train on an empty cache
+@pytest.mark.slow  # the digits-trained T8: minutes to train on an empty cache
 def test_the_digits_model_is_trained(digits):
     assert digits.accuracy >= 0.95
 
 
-@pytest.mark.slow          # the digits-trained T8: minutes to train on an empty cache
+@pytest.mark.slow  # the digits-trained T8: minutes to train on an empty cache
 def test_int8_keeps_accuracy_and_shrinks_the_model(quantized):
     report = quantized.report.to_json()
     fp32, fp16, weights, int8 = (_entry(quantized, q) for q in ("fp32", "fp16", "int8-weights", "int8"))
     for entry in (fp32, fp16, weights, int8):
         p = entry["parity"]
-        print(f"\n{entry['quant']}: {entry['size_bytes'] / 1e6:.2f} MB acc {p['accuracy']:.4f} "
-              f"psnr {p['psnr_db']:.1f} top1 {p['top1_agreement']:.3f}")
+        print(
+            f"\n{entry['quant']}: {entry['size_bytes'] / 1e6:.2f} MB acc {p['accuracy']:.4f} "
+            f"psnr {p['psnr_db']:.1f} top1 {p['top1_agreement']:.3f}"
+        )
         assert entry["runtime"] == "litert" and p["passed"], p["failures"]
         assert p["labelled_samples"] == report["inputs"]["samples"] == 360
     reference = fp32["parity"]["reference_accuracy"]
@@ -113,7 +145,7 @@ def test_int8_keeps_accuracy_and_shrinks_the_model(quantized):
     assert calibration["samples"] == 64 and not calibration["builtin"]
 
 
-@pytest.mark.slow                     # 13-51 s: in make test-slow (the default suite's budget)
+@pytest.mark.slow  # 13-51 s: in make test-slow (the default suite's budget)
 def test_int8_has_float_io_unless_asked(quantized, digits, tmp_path):
     from ai_edge_litert.interpreter import Interpreter
 
@@ -129,8 +161,11 @@ def test_int8_has_float_io_unless_asked(quantized, digits, tmp_path):
 
     model = schema.ModelT.InitFromPackedBuf(bytearray(path.read_bytes()), 0)
     graph = model.subgraphs[0]
-    gelu_inputs = [graph.tensors[op.inputs[0]].type for op in graph.operators
-                   if model.operatorCodes[op.opcodeIndex].builtinCode == schema.BuiltinOperator.GELU]
+    gelu_inputs = [
+        graph.tensors[op.inputs[0]].type
+        for op in graph.operators
+        if model.operatorCodes[op.opcodeIndex].builtinCode == schema.BuiltinOperator.GELU
+    ]
     assert gelu_inputs and set(gelu_inputs) == {schema.TensorType.FLOAT32}
     # FastViT's 7x7 depthwise convs on maps of >= 16x16 run as 4x4 tiles (XNNPACK's slow multipass
     # kernel avoided); not in int8-weights, where each tile would quantize its input again.
@@ -138,17 +173,28 @@ def test_int8_has_float_io_unless_asked(quantized, digits, tmp_path):
     weights_kernels = _depthwise_kernels(quantized.out_dir / _entry(quantized, "int8-weights")["path"])
     assert 4 in int8_kernels and 4 not in weights_kernels
     assert int8_kernels.count(7) < weights_kernels.count(7)
-    outcome = run(Request(digits.checkpoint, ("tflite",), ("int8",), tmp_path, samples=64,
-                          val=digits.val_dir, calib=digits.train_dir, calib_samples=32, int8_io=True))
+    outcome = run(
+        Request(
+            digits.checkpoint,
+            ("tflite",),
+            ("int8",),
+            tmp_path,
+            samples=64,
+            val=digits.val_dir,
+            calib=digits.train_dir,
+            calib_samples=32,
+            int8_io=True,
+        )
+    )
     entry = outcome.report.to_json()["artifacts"][0]
     integer = Interpreter(model_path=str(tmp_path / entry["path"]))
     assert integer.get_input_details()[0]["dtype"] == np.int8
-    assert entry["parity"]["passed"], entry["parity"]["failures"]       # our runtime quantizes the input
+    assert entry["parity"]["passed"], entry["parity"]["failures"]  # our runtime quantizes the input
     assert outcome.report.to_json()["calibration"] == {"source": str(digits.train_dir), "samples": 32, "builtin": False}
     assert json.loads(json.dumps(outcome.report.to_json()))["artifacts"][0]["notes"]
 
 
-@pytest.mark.slow          # EfficientFormer-L1 at 224 through PT2E int8: 21 s
+@pytest.mark.slow  # EfficientFormer-L1 at 224 through PT2E int8: 21 s
 def test_int8_float_io_when_the_graph_already_ends_in_float(tmp_path):
     """EfficientFormer's distilled head averages two dequantized heads: the int8 graph already
     outputs float. Only the input gets a QUANTIZE; a DEQUANTIZE on a float tensor would fail to
@@ -169,7 +215,7 @@ def test_int8_float_io_when_the_graph_already_ends_in_float(tmp_path):
     assert entry["parity"]["psnr_db"] > 30
 
 
-@pytest.mark.slow          # T8 at 256 through PT2E int8 and a 256x256 sensitivity pass: 99 s
+@pytest.mark.slow  # T8 at 256 through PT2E int8 and a 256x256 sensitivity pass: 99 s
 def test_int8_at_full_resolution_matches_its_quantized_simulation(tmp_path):
     """FastViT at 256: timm's head (pool -> Dropout(0) -> fc) made litert-torch's int8 lowering
     return garbage (7.7 dB, while the same PT2E graph simulated in PyTorch gives 32.6 dB); the
@@ -181,18 +227,18 @@ def test_int8_at_full_resolution_matches_its_quantized_simulation(tmp_path):
     outcome = run(Request(ckpt, ("tflite",), ("int8",), tmp_path / "out", samples=8, calib_samples=16))
     parity = outcome.report.to_json()["artifacts"][0]["parity"]
     assert outcome.report.to_json()["fusion"]["steps"]["strip_noops"] > 0
-    assert parity["psnr_db"] > 25 and parity["cosine"] > 0.95, parity       # measured 33.4 dB, 0.978
+    assert parity["psnr_db"] > 25 and parity["cosine"] > 0.95, parity  # measured 33.4 dB, 0.978
 
 
-@pytest.mark.slow          # the digits-trained T8: minutes to train on an empty cache
+@pytest.mark.slow  # the digits-trained T8: minutes to train on an empty cache
 def test_sensitivity_table_ranks_every_conv_and_linear(quantized, digits):
     """One layer quantized at a time in simulation: every conv/linear has a finite score, sorted
     most sensitive first, and quantizing one layer costs less than the whole int8 artifact."""
     scores = _check_sensitivity_table(quantized, digits.checkpoint)
-    assert scores[-1] - scores[0] > 3                                         # it discriminates
+    assert scores[-1] - scores[0] > 3  # it discriminates
 
 
-@pytest.mark.slow          # the all-int8 conversion, then two with float layers, on 400 images: 37 s
+@pytest.mark.slow  # the all-int8 conversion, then two with float layers, on 400 images: 37 s
 def test_a_missed_gate_keeps_the_most_sensitive_layers_in_float(quantized, digits, tmp_path):
     """A gate the all-int8 artifact misses: layers go back to float, most sensitive first, until the
     artifact passes on LiteRT; the report says which, and what it cost."""
@@ -200,20 +246,33 @@ def test_a_missed_gate_keeps_the_most_sensitive_layers_in_float(quantized, digit
 
     all_int8 = _entry(quantized, "int8")["parity"]["psnr_db"]
     gate = f"psnr={all_int8 + 1.5:.1f}"
-    outcome = run(Request(digits.checkpoint, ("tflite",), ("int8",), tmp_path, samples=400,
-                          val=digits.val_dir, calib=digits.train_dir, calib_samples=64, gate=gate))
+    outcome = run(
+        Request(
+            digits.checkpoint,
+            ("tflite",),
+            ("int8",),
+            tmp_path,
+            samples=400,
+            val=digits.val_dir,
+            calib=digits.train_dir,
+            calib_samples=64,
+            gate=gate,
+        )
+    )
     [entry] = outcome.report.to_json()["artifacts"]
     fallback = entry["fallback"]
-    print(f"\nfallback to gate {gate}: {fallback['attempts']} size x{fallback['size_ratio']:.3f} "
-          f"latency x{fallback['latency_ratio']:.2f}")
+    print(
+        f"\nfallback to gate {gate}: {fallback['attempts']} size x{fallback['size_ratio']:.3f} "
+        f"latency x{fallback['latency_ratio']:.2f}"
+    )
     ranked = [row["layer"] for row in outcome.report.to_json()["int8_sensitivity"]["layers"]]
-    assert fallback["float_layers"] == ranked[:len(fallback["float_layers"])]
-    assert 1 <= len(fallback["attempts"]) <= 2                                 # predicted, not tried in turn
+    assert fallback["float_layers"] == ranked[: len(fallback["float_layers"])]
+    assert 1 <= len(fallback["attempts"]) <= 2  # predicted, not tried in turn
     assert all(a["predicted_psnr_db"] >= all_int8 + 1.5 for a in fallback["attempts"][:1])
     assert fallback["prediction"]["simulated"][0]["float_layers"] == 0
     assert entry["parity"]["passed"] and entry["parity"]["psnr_db"] >= all_int8 + 1.5
     assert fallback["all_int8"]["psnr_db"] < all_int8 + 1.5
-    assert fallback["size_ratio"] > 1.0                                        # float weights cost bytes
+    assert fallback["size_ratio"] > 1.0  # float weights cost bytes
     assert any("kept in float" in note for note in entry["notes"])
     assert outcome.exit_code == 0
 
@@ -237,10 +296,10 @@ def test_fallback_converts_the_fewest_float_layers_predicted_to_pass():
     from effconvert.quantize.fallback import MARGIN_DB, Prediction, choose
 
     predictions = [Prediction(0, 20.0), Prediction(1, 22.0), Prediction(2, 24.5), Prediction(4, 27.0)]
-    assert choose(predictions, offset_db=-1.0, gate_psnr=25.0) == 4          # 26.0 >= 25 + 1
-    assert choose(predictions, offset_db=+2.0, gate_psnr=25.0) == 2          # 26.5
-    assert choose(predictions, offset_db=-9.0, gate_psnr=25.0) == 4          # none: the most allowed
+    assert choose(predictions, offset_db=-1.0, gate_psnr=25.0) == 4  # 26.0 >= 25 + 1
+    assert choose(predictions, offset_db=+2.0, gate_psnr=25.0) == 2  # 26.5
+    assert choose(predictions, offset_db=-9.0, gate_psnr=25.0) == 4  # none: the most allowed
     assert choose(predictions, offset_db=+2.0, gate_psnr=25.0, above=2) == 4
-    assert choose(predictions, offset_db=0.0, gate_psnr=25.0, above=4) == 4   # nothing left to try
-    assert choose(predictions, offset_db=0.0, gate_psnr=None) == 1           # a top-1-only gate
+    assert choose(predictions, offset_db=0.0, gate_psnr=25.0, above=4) == 4  # nothing left to try
+    assert choose(predictions, offset_db=0.0, gate_psnr=None) == 1  # a top-1-only gate
     assert MARGIN_DB > 0

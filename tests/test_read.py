@@ -34,11 +34,14 @@ def test_malicious_pickle_is_refused_and_its_code_never_runs(tmp_path):
     assert not marker.exists()
 
 
-@pytest.mark.parametrize("content, expected", [
-    (b"", "empty"),
-    (os.urandom(4096), "not a readable PyTorch checkpoint"),
-    (b"PK\x03\x04" + b"\x00" * 100, "not a readable PyTorch checkpoint"),
-])
+@pytest.mark.parametrize(
+    "content, expected",
+    [
+        (b"", "empty"),
+        (os.urandom(4096), "not a readable PyTorch checkpoint"),
+        (b"PK\x03\x04" + b"\x00" * 100, "not a readable PyTorch checkpoint"),
+    ],
+)
 def test_broken_files_are_bad_input(tmp_path, content, expected):
     path = tmp_path / "broken.pth"
     path.write_bytes(content)

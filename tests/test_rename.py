@@ -4,7 +4,8 @@ checked against the authors' own models in test_load_families.py."""
 
 from __future__ import annotations
 
-from hypothesis import given, strategies as st
+from hypothesis import given
+from hypothesis import strategies as st
 
 from effconvert.load.rename import Pair, both_ways, rename_key, shift
 
@@ -24,9 +25,16 @@ def test_a_pair_with_an_index_shift_inverts_itself(authors, timm, index, by, tai
 
 @given(a=WORD, t=WORD, n=st.integers(0, 50), k=st.integers(0, 50))
 def test_two_indices_and_literal_dots_are_matched_literally(a, t, n, k):
-    to_timm, to_authors = both_ways([Pair(f"^{a}.{{n}}.{{k}}.", f"^{t}.{{n}}.blocks.{{k}}.",
-                                          to_timm=lambda v: {**v, "n": v["n"] * 2},
-                                          to_authors=lambda v: {**v, "n": v["n"] // 2})])
+    to_timm, to_authors = both_ways(
+        [
+            Pair(
+                f"^{a}.{{n}}.{{k}}.",
+                f"^{t}.{{n}}.blocks.{{k}}.",
+                to_timm=lambda v: {**v, "n": v["n"] * 2},
+                to_authors=lambda v: {**v, "n": v["n"] // 2},
+            )
+        ]
+    )
     key = f"{a}.{n}.{k}.conv.weight"
     assert rename_key(key, to_timm) == f"{t}.{2 * n}.blocks.{k}.conv.weight"
     assert rename_key(rename_key(key, to_timm), to_authors) == key
@@ -38,5 +46,5 @@ def test_anchors_and_end_of_key():
     to_timm, to_authors = both_ways([Pair("layer_scale_{i}$", "ls{i}.gamma$"), Pair("^dist_head.", "^head_dist.")])
     assert rename_key("network.0.1.layer_scale_2", to_timm) == "network.0.1.ls2.gamma"
     assert rename_key("network.0.1.layer_scale_2.extra", to_timm) == "network.0.1.layer_scale_2.extra"
-    assert rename_key("x.dist_head.weight", to_timm) == "x.dist_head.weight"          # ^ anchors
+    assert rename_key("x.dist_head.weight", to_timm) == "x.dist_head.weight"  # ^ anchors
     assert rename_key("head_dist.weight", to_authors) == "dist_head.weight"

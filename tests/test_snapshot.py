@@ -17,8 +17,13 @@ def snapshot(tmp_path_factory, realistic) -> Path:
     model, _ = realistic("fastvit_t8")
     folder = tmp_path_factory.mktemp("hub") / "fastvit_t8.my_finetune"
     labels = [f"part_{i}" for i in range(model.num_classes)]
-    save_for_hf(model, str(folder), model_config={"label_names": labels}, safe_serialization=True,
-                data_config={"mean": (0.5, 0.5, 0.5), "std": (0.25, 0.25, 0.25), "crop_pct": 0.95})
+    save_for_hf(
+        model,
+        str(folder),
+        model_config={"label_names": labels},
+        safe_serialization=True,
+        data_config={"mean": (0.5, 0.5, 0.5), "std": (0.25, 0.25, 0.25), "crop_pct": 0.95},
+    )
     assert (folder / "config.json").is_file() and (folder / "model.safetensors").is_file()
     return folder
 
@@ -36,17 +41,36 @@ def test_snapshot_folder_converts_without_arch_with_its_preprocessing(tmp_path, 
 
 def test_preprocessing_overrides_win_and_are_recorded(tmp_path, cli, snapshot):
     out = tmp_path / "out"
-    result = cli(snapshot, "--target", "onnx", "--samples", "2", "--no-validate", "--out", out,
-                 "--mean", "0.4,0.4,0.4", "--std", "0.2,0.2,0.2", "--crop-pct", "1.0")
+    result = cli(
+        snapshot,
+        "--target",
+        "onnx",
+        "--samples",
+        "2",
+        "--no-validate",
+        "--out",
+        out,
+        "--mean",
+        "0.4,0.4,0.4",
+        "--std",
+        "0.2,0.2,0.2",
+        "--crop-pct",
+        "1.0",
+    )
     assert result.exit_code == 0, result.output
     model = json.loads((out / "report.json").read_text())["model"]
     assert model["preprocessing"]["mean"] == [0.4, 0.4, 0.4] and model["preprocessing"]["crop_pct"] == 1.0
     assert "overrides" in model["preprocessing_from"]
 
 
-@pytest.mark.parametrize("args, message", [(["--mean", "0.5,0.5"], "--mean '0.5,0.5' needs 3"),
-                                           (["--std", "0.2,0,0.2"], "--std 0.2,0,0.2 must be 3 positive"),
-                                           (["--crop-pct", "7"], "--crop-pct 7.0 is out of range")])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--mean", "0.5,0.5"], "--mean '0.5,0.5' needs 3"),
+        (["--std", "0.2,0,0.2"], "--std 0.2,0,0.2 must be 3 positive"),
+        (["--crop-pct", "7"], "--crop-pct 7.0 is out of range"),
+    ],
+)
 def test_bad_preprocessing_overrides_are_refused(tmp_path, cli, snapshot, args, message):
     result = cli(snapshot, "--target", "onnx", "--out", tmp_path / "o", *args)
     assert result.exit_code == 2 and message in result.output, result.output
@@ -62,8 +86,9 @@ def test_hf_hub_id_resolves_from_the_local_cache_only(tmp_path, cli, snapshot, m
     (repo / "refs" / "main").write_text(revision)
     monkeypatch.setenv("HF_HUB_CACHE", str(cache))
     out = tmp_path / "out"
-    result = cli("hf-hub:someone/fastvit_t8.my_finetune", "--target", "onnx", "--samples", "2",
-                 "--no-validate", "--out", out)
+    result = cli(
+        "hf-hub:someone/fastvit_t8.my_finetune", "--target", "onnx", "--samples", "2", "--no-validate", "--out", out
+    )
     assert result.exit_code == 0, result.output
     assert json.loads((out / "report.json").read_text())["model"]["snapshot"] == "hf-hub:someone/fastvit_t8.my_finetune"
     result = cli("hf-hub:someone/not_cached", "--target", "onnx", "--out", tmp_path / "o2")
@@ -88,8 +113,10 @@ def test_a_batch_plan_takes_a_snapshot_folder_and_resumes_it(tmp_path, snapshot)
     from effconvert.batch.job import finished_earlier, run_job
 
     plan = tmp_path / "plan.toml"
-    plan.write_text('[defaults]\ntargets = ["onnx"]\nsamples = 2\nvalidate = false\n'
-                    f'[[checkpoints]]\npath = "{snapshot}"\n', encoding="utf-8")
+    plan.write_text(
+        f'[defaults]\ntargets = ["onnx"]\nsamples = 2\nvalidate = false\n[[checkpoints]]\npath = "{snapshot}"\n',
+        encoding="utf-8",
+    )
     [job] = read_plan(plan, tmp_path / "out").jobs
     assert job.name == "fastvit_t8.my_finetune" and finished_earlier(job) is None
     result = run_job(job, threads=2)

@@ -7,12 +7,13 @@ import json
 import platform
 
 import pytest
+from conftest import artifact
 
 from effconvert.convert.tflite_metadata import read_metadata
 from effconvert.load.fastvit import VARIANTS
-from conftest import artifact
 from effconvert.pipeline import Request, run
 from effconvert.report.schema import Report
+
 
 # T8 (the smallest FastViT: RepMixer stages only) in the default suite, through the session's shared
 # T8 run; SA12 (RepMixer + attention stage + RepCPE: every FastViT op kind) in `make test-slow`.
@@ -30,8 +31,14 @@ def test_every_target_and_parity_on_real_runtimes(all_targets):
     report.json on disk is the report the run returned."""
     report = all_targets.report
     assert sorted((a.target, a.quant) for a in report.artifacts) == [
-        ("coreml", "fp16"), ("coreml", "fp32"), ("executorch", "fp32"), ("onnx", "fp16"), ("onnx", "fp32"),
-        ("tflite", "fp16"), ("tflite", "fp32")]
+        ("coreml", "fp16"),
+        ("coreml", "fp32"),
+        ("executorch", "fp32"),
+        ("onnx", "fp16"),
+        ("onnx", "fp32"),
+        ("tflite", "fp16"),
+        ("tflite", "fp32"),
+    ]
     assert report.skipped == ()  # `all` skips silently what a target does not offer
     for target, runtime in (("tflite", "litert"), ("onnx", "onnxruntime")):
         fp32, fp16 = (artifact(all_targets, target, q) for q in ("fp32", "fp16"))
@@ -68,14 +75,13 @@ def test_coreml_package_has_image_input_labels_and_metadata(all_targets):
     assert image.name == "image" and image.type.WhichOneof("Type") == "imageType"
     assert (image.type.imageType.width, image.type.imageType.height) == (256, 256)
     outputs = {o.name: o.type.WhichOneof("Type") for o in spec.description.output}
-    assert outputs == {"classLabel": "stringType", "classLabel_probs": "dictionaryType",
-                       "logits": "multiArrayType"}
+    assert outputs == {"classLabel": "stringType", "classLabel_probs": "dictionaryType", "logits": "multiArrayType"}
     meta = dict(spec.description.metadata.userDefined)
     assert meta["effconvert.arch"] == all_targets.report.model.arch and meta["effconvert.quant"] == "fp16"
     assert meta["effconvert.checkpoint_sha256"] == all_targets.report.model.sha256
     assert json.loads(meta["effconvert.mean"]) == [0.485, 0.456, 0.406]
     assert len(json.loads(meta["effconvert.labels"])) == 1000
-    assert spec.specificationVersion >= 7                          # iOS16 ML Program
+    assert spec.specificationVersion >= 7  # iOS16 ML Program
     assert spec.WhichOneof("Type") == "mlProgram"
     # The classifier's own class list is the label list the metadata carries, in order.
     from effconvert.runtime.mil import load_program
@@ -102,20 +108,46 @@ def test_tflite_has_nhwc_input_and_metadata_inside(all_targets):
 
 def test_coreml_no_validate_and_tensor_input(tmp_path, checkpoints, cli):
     out = tmp_path / "out"
-    result = cli(checkpoints("fastvit_t8"), "--target", "coreml", "--quant", "fp32", "--input", "tensor", "--ios",
-                 "17", "--no-validate", "--out", out)
+    result = cli(
+        checkpoints("fastvit_t8"),
+        "--target",
+        "coreml",
+        "--quant",
+        "fp32",
+        "--input",
+        "tensor",
+        "--ios",
+        "17",
+        "--no-validate",
+        "--out",
+        out,
+    )
     assert result.exit_code == 0, result.output
     import coremltools as ct
 
     spec = ct.utils.load_spec(str(out / "fastvit_t8_fp32.mlpackage"))
     assert spec.description.input[0].type.WhichOneof("Type") == "multiArrayType"
-    assert spec.specificationVersion >= 8                          # iOS17
+    assert spec.specificationVersion >= 8  # iOS17
 
 
 def test_tflite_nchw_layout_and_onnx_dynamic_batch(tmp_path, checkpoints, cli):
     out = tmp_path / "out"
-    result = cli(checkpoints("fastvit_t8"), "--target", "tflite", "--target", "onnx", "--quant", "fp32", "--layout",
-                 "nchw", "--dynamic-batch", "--samples", "8", "--out", out)
+    result = cli(
+        checkpoints("fastvit_t8"),
+        "--target",
+        "tflite",
+        "--target",
+        "onnx",
+        "--quant",
+        "fp32",
+        "--layout",
+        "nchw",
+        "--dynamic-batch",
+        "--samples",
+        "8",
+        "--out",
+        out,
+    )
     assert result.exit_code == 0, result.output
     report = json.loads((out / "report.json").read_text())
     assert {a["input_layout"] for a in report["artifacts"]} == {"nchw"}
@@ -127,12 +159,15 @@ def test_tflite_nchw_layout_and_onnx_dynamic_batch(tmp_path, checkpoints, cli):
 
 def _digest(path):
     if path.is_dir():
-        return {str(p.relative_to(path)): hashlib.sha256(p.read_bytes()).hexdigest()
-                for p in sorted(path.rglob("*")) if p.is_file()}
+        return {
+            str(p.relative_to(path)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(path.rglob("*"))
+            if p.is_file()
+        }
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-@pytest.mark.slow                     # 13-51 s: in make test-slow (the default suite's budget)
+@pytest.mark.slow  # 13-51 s: in make test-slow (the default suite's budget)
 def test_conversion_is_deterministic(tmp_path, checkpoints, t8_all):
     """Same checkpoint twice (the session's T8 run and this one): byte-identical .tflite, .onnx and
     .pte, identical Core ML weights."""

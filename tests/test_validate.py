@@ -45,10 +45,10 @@ def test_near_ties_are_reported_but_do_not_fail_the_top1_gate():
     ref = np.array([[10.0, 0.0, -10.0], [5.0, 4.9, -1.0], [3.0, 0.0, 1.0]])
     out = np.array([[10.0, 0.0, -10.0], [4.9, 5.0, -1.0], [0.0, 3.0, 1.0]])
     p = parity(out, ref)
-    assert p.top1_agreement == pytest.approx(1 / 3)                    # strict: two flips
+    assert p.top1_agreement == pytest.approx(1 / 3)  # strict: two flips
     assert p.top1_ties == 1 and p.top1_agreement_decided == pytest.approx(1 / 2)
     failures = Gate(top1=0.99).check(p)
-    assert failures and "over 2 decided samples" in failures[0]          # the decided flip still fails
+    assert failures and "over 2 decided samples" in failures[0]  # the decided flip still fails
     only_tie = parity(out[:2], ref[:2])
     assert only_tie.top1_agreement == 0.5 and Gate(top1=0.99).check(only_tie) == []
 
@@ -57,7 +57,7 @@ def test_fp32_gate_follows_the_models_own_fp32_noise():
     assert gate_for("fp32").max_rel == 1e-4
     assert gate_for("fp32", fp32_noise_floor=1e-6).max_rel == 1e-4
     assert gate_for("fp32", fp32_noise_floor=1e-4).max_rel == pytest.approx(4e-4)
-    assert gate_for("fp32", "max_rel=1e-5", fp32_noise_floor=1e-4).max_rel == 1e-5   # --gate wins
+    assert gate_for("fp32", "max_rel=1e-5", fp32_noise_floor=1e-4).max_rel == 1e-5  # --gate wins
     assert gate_for("fp16", fp32_noise_floor=1.0) == gate_for("fp16")
 
 
@@ -94,11 +94,11 @@ def test_labelled_folder_gives_classes_round_robin_and_accuracy(tmp_path):
             Image.fromarray(rng.integers(0, 255, (40, 40, 3), dtype=np.uint8)).save(tmp_path / name / f"{i}.png")
     pre = Preprocessing((3, 32, 32), (0.5, 0.5, 0.5), (0.5, 0.5, 0.5), 0.9, "center", "bilinear")
     few = input_set(pre, samples=3, folder=tmp_path)
-    assert few.class_folders == ("cat", "dog", "emu") and list(few.labels) == [0, 1, 2]   # every class first
+    assert few.class_folders == ("cat", "dog", "emu") and list(few.labels) == [0, 1, 2]  # every class first
     every = input_set(pre, samples=100, folder=tmp_path)
     assert sorted(every.labels.tolist()) == [0, 0, 0, 1, 2, 2]
     logits = np.eye(3)[every.labels]
-    logits[0] = [0, 0, 1]                                   # one wrong of six
+    logits[0] = [0, 0, 1]  # one wrong of six
     assert task_accuracy(logits, every.labels) == pytest.approx(5 / 6)
 
 
@@ -109,7 +109,11 @@ def test_an_artifact_the_runtime_refuses_fails_validation_with_the_reason(tmp_pa
     broken = tmp_path / "broken.tflite"
     broken.write_bytes(b"TFL3 this is not a flatbuffer")
     inputs = input_set(Preprocessing.from_timm("fastvit_t8", image_size=32), samples=2)
-    result = validate_artifact(Artifact("tflite", "fp32", broken, 0.0, "nhwc"), inputs,
-                               np.zeros((2, 10), np.float32), gate=gate_for("fp32", None))
+    result = validate_artifact(
+        Artifact("tflite", "fp32", broken, 0.0, "nhwc"),
+        inputs,
+        np.zeros((2, 10), np.float32),
+        gate=gate_for("fp32", None),
+    )
     assert not result.passed and result.runtime == "unvalidated" and result.verdict.parity is None
     assert "tflite runtime could not run the artifact" in result.failures[0]

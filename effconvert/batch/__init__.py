@@ -17,9 +17,9 @@ from __future__ import annotations
 import json
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 from ..atomic import write_text_atomic
 from ..errors import BadInput
@@ -29,9 +29,9 @@ from .index import batch_record, render_index, render_matrix
 from .job import JobResult, finished_earlier
 from .plan import Job, Plan, read_plan
 
-__all__ = ["BatchOutcome", "Plan", "Job", "JobResult", "read_plan", "run_batch", "default_workers"]
+__all__ = ["BatchOutcome", "Job", "JobResult", "Plan", "default_workers", "read_plan", "run_batch"]
 
-ResultCallback = Callable[[JobResult, int, int], None]     # (result, done so far, total)
+ResultCallback = Callable[[JobResult, int, int], None]  # (result, done so far, total)
 INTERRUPTED_EXIT = 130  # 128 + SIGINT, as a shell reports ^C
 
 
@@ -39,9 +39,9 @@ INTERRUPTED_EXIT = 130  # 128 + SIGINT, as a shell reports ^C
 class BatchOutcome:
     plan: Plan
     results: dict[str, JobResult]
-    record: dict                      # what batch.json holds
+    record: dict  # what batch.json holds
     out_dir: Path
-    exit_code: int                    # 0 all passed, 1 some gate failed, 3 some job failed
+    exit_code: int  # 0 all passed, 1 some gate failed, 3 some job failed
 
     @property
     def index_path(self) -> Path:
@@ -56,7 +56,9 @@ def default_workers(threads: int) -> int:
 
 def check_batch_options(workers: int | None, threads: int) -> None:
     for flag, value in (("--workers", workers), ("--threads", threads)):
-        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_THREADS):
+        if value is not None and (
+            isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_THREADS
+        ):
             raise BadInput(f"{flag} {value} is out of range: from 1 to {MAX_THREADS}")
 
 
@@ -65,11 +67,18 @@ def exit_code_of(results: list[JobResult]) -> int:
     return 3 if 3 in codes else 1 if 1 in codes else 0
 
 
-def run_batch(plan_path: str | Path, *, out_dir: str | Path | None = None, workers: int | None = None,
-              threads: int = 1, ray: str | None = None, resume: bool = False,
-              on_result: ResultCallback = lambda result, done, total: None,
-              on_start: Callable[[Job], None] = lambda job: None,
-              on_plan: Callable[[Plan, int], None] = lambda plan, todo: None) -> BatchOutcome:
+def run_batch(
+    plan_path: str | Path,
+    *,
+    out_dir: str | Path | None = None,
+    workers: int | None = None,
+    threads: int = 1,
+    ray: str | None = None,
+    resume: bool = False,
+    on_result: ResultCallback = lambda result, done, total: None,
+    on_start: Callable[[Job], None] = lambda job: None,
+    on_plan: Callable[[Plan, int], None] = lambda plan, todo: None,
+) -> BatchOutcome:
     """Run every job of the plan; see the module docstring. `ray`: a cluster address, "auto" (the
     cluster `ray start` runs on this machine) or "local" (start one for this batch)."""
     check_batch_options(workers, threads)
@@ -81,7 +90,7 @@ def run_batch(plan_path: str | Path, *, out_dir: str | Path | None = None, worke
         from .cluster import connect
 
         runner, cpus = connect(ray, workers)
-        workers = max(1, cpus // threads)          # what Ray can run at once
+        workers = max(1, cpus // threads)  # what Ray can run at once
     started = time.perf_counter()
     results: dict[str, JobResult] = {}
     with output_lock(plan.out_dir):
@@ -92,8 +101,11 @@ def run_batch(plan_path: str | Path, *, out_dir: str | Path | None = None, worke
             if earlier is not None:
                 known = before.get(job.name, {})
                 if known.get("checkpoint_sha256") == earlier.checkpoint_sha256 and known.get("seconds"):
-                    earlier.seconds, earlier.peak_rss_mb, earlier.worker = \
-                        known["seconds"], known.get("peak_rss_mb"), known.get("worker") or ""
+                    earlier.seconds, earlier.peak_rss_mb, earlier.worker = (
+                        known["seconds"],
+                        known.get("peak_rss_mb"),
+                        known.get("worker") or "",
+                    )
                 results[job.name] = earlier
             else:
                 todo.append(job)
@@ -133,15 +145,30 @@ def _earlier_record(out_dir: Path) -> dict[str, dict]:
         return {}
 
 
-def _write(plan: Plan, results: dict[str, JobResult], runner: str, workers: int, threads: int,
-           started: float, *, interrupted: int | None) -> dict:
+def _write(
+    plan: Plan,
+    results: dict[str, JobResult],
+    runner: str,
+    workers: int,
+    threads: int,
+    started: float,
+    *,
+    interrupted: int | None,
+) -> dict:
     """batch.json, index.html and matrix.md as they stand: after every job, so a killed batch
     (even SIGKILL) leaves a record of what finished. `interrupted`: the exit code of an interrupt."""
     code = interrupted if interrupted is not None else exit_code_of(list(results.values()))
-    record = batch_record(plan, results, runner=runner, workers=workers, threads=threads,
-                          seconds=time.perf_counter() - started, exit_code=code, interrupted=interrupted is not None)
+    record = batch_record(
+        plan,
+        results,
+        runner=runner,
+        workers=workers,
+        threads=threads,
+        seconds=time.perf_counter() - started,
+        exit_code=code,
+        interrupted=interrupted is not None,
+    )
     write_text_atomic(plan.out_dir / "batch.json", json.dumps(record, indent=1, ensure_ascii=False) + "\n")
     write_text_atomic(plan.out_dir / "index.html", render_index(record))
     write_text_atomic(plan.out_dir / "matrix.md", render_matrix(record))
     return record
-

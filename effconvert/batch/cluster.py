@@ -10,7 +10,7 @@ reruns it, and a job that kills its worker (out of memory) would otherwise kill 
 
 from __future__ import annotations
 
-from typing import Iterator
+from collections.abc import Iterator
 
 from ..errors import BadInput
 from ..quiet import first_line
@@ -21,7 +21,7 @@ from .plan import Job
 # (onnx + executorch, fp32 + fp16) peaked at 1.2 and 1.1 GiB of RSS here; batch.json records every
 # job's `peak_rss_mb`, the figure to size a cluster's tasks by for bigger models.
 JOB_MEMORY = 4 << 30
-LOCAL = "local"                   # --ray local: a Ray instance started for this batch, on this machine
+LOCAL = "local"  # --ray local: a Ray instance started for this batch, on this machine
 
 
 def connect(address: str, workers: int) -> tuple[str, int]:
@@ -39,8 +39,10 @@ def connect(address: str, workers: int) -> tuple[str, int]:
             else:
                 ray.init(address=address, log_to_driver=False)
         except (ConnectionError, RuntimeError, ValueError) as exc:
-            raise BadInput(f"--ray {address}: cannot join a Ray cluster: {first_line(exc)[:200]}",
-                           hint="start one with `ray start --head`, or use --ray local") from None
+            raise BadInput(
+                f"--ray {address}: cannot join a Ray cluster: {first_line(exc)[:200]}",
+                hint="start one with `ray start --head`, or use --ray local",
+            ) from None
     cpus = int(ray.cluster_resources().get("CPU", 0))
     return f"Ray {ray.__version__} ({cpus} CPUs)", cpus
 
@@ -59,7 +61,9 @@ def run_ray(jobs: list[Job], threads: int) -> Iterator[JobResult]:
                 try:
                     yield ray.get(ref)
                 except ray.exceptions.RayError as exc:
-                    yield JobResult(job.name, "crashed", error=f"Ray task failed: {type(exc).__name__}: {first_line(exc)}")
+                    yield JobResult(
+                        job.name, "crashed", error=f"Ray task failed: {type(exc).__name__}: {first_line(exc)}"
+                    )
     finally:
         for ref in running:
             ray.cancel(ref, force=True)

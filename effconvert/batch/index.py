@@ -33,8 +33,10 @@ def cells_of(job: Job, result: JobResult | None) -> dict[str, dict[str, Any]]:
     for target in named:
         for quant in quants:
             if quant not in TARGETS[target].quants:
-                cells[f"{target} {quant}"] = {"status": "not-offered",
-                                              "text": f"not offered: {TARGETS[target].why_not(quant)}"}
+                cells[f"{target} {quant}"] = {
+                    "status": "not-offered",
+                    "text": f"not offered: {TARGETS[target].why_not(quant)}",
+                }
     pairs = check_pairs(request.targets, request.quants, request.palettize).pairs
     if result is None or result.report is None:
         why = "not run" if result is None else f"job {result.status}: {result.error}"
@@ -60,34 +62,63 @@ def _cell(job: Job, artifact: ArtifactReport) -> dict[str, Any]:
     return {"status": "passed" if verdict.passed else "gate-failed", "text": f"{number}, {size:.1f} MB{why}", **link}
 
 
-def batch_record(plan: Plan, results: dict[str, JobResult], *, runner: str, workers: int, threads: int,
-                 seconds: float, exit_code: int, interrupted: bool = False) -> dict[str, Any]:
-    jobs = []
+def batch_record(
+    plan: Plan,
+    results: dict[str, JobResult],
+    *,
+    runner: str,
+    workers: int,
+    threads: int,
+    seconds: float,
+    exit_code: int,
+    interrupted: bool = False,
+) -> dict[str, Any]:
+    jobs: list[dict[str, Any]] = []
     for job in plan.jobs:
         result = results.get(job.name)
         report = result.report if result is not None else None
-        jobs.append({
-            "name": job.name, "checkpoint": str(job.checkpoint),
-            **({"made": {"arch": job.make.arch, "layout": job.make.layout, "seed": job.make.seed}} if job.make else {}),
-            "checkpoint_sha256": result.checkpoint_sha256 if result else None,
-            "out": job.name, "report": f"{job.name}/report.html" if report else None,
-            "status": result.status if result else "interrupted" if interrupted else "pending",
-            "resumed": bool(result and result.resumed), "seconds": result.seconds if result else None,
-            "peak_rss_mb": result.peak_rss_mb if result else None, "worker": result.worker if result else None,
-            "error": result.error if result else None,
-            "arch": report.model.arch if report else (job.make.arch if job.make else None),
-            "layout": report.model.source_layout if report else None,
-            "fusion_max_rel_err": report.fusion.proof.max_rel_err if report else None,
-            "options": job.request.options(),
-            "cells": cells_of(job, result),
-        })
+        jobs.append(
+            {
+                "name": job.name,
+                "checkpoint": str(job.checkpoint),
+                **(
+                    {"made": {"arch": job.make.arch, "layout": job.make.layout, "seed": job.make.seed}}
+                    if job.make
+                    else {}
+                ),
+                "checkpoint_sha256": result.checkpoint_sha256 if result else None,
+                "out": job.name,
+                "report": f"{job.name}/report.html" if report else None,
+                "status": result.status if result else "interrupted" if interrupted else "pending",
+                "resumed": bool(result and result.resumed),
+                "seconds": result.seconds if result else None,
+                "peak_rss_mb": result.peak_rss_mb if result else None,
+                "worker": result.worker if result else None,
+                "error": result.error if result else None,
+                "arch": report.model.arch if report else (job.make.arch if job.make else None),
+                "layout": report.model.source_layout if report else None,
+                "fusion_max_rel_err": report.fusion.proof.max_rel_err if report else None,
+                "options": job.request.options(),
+                "cells": cells_of(job, result),
+            }
+        )
     counts: dict[str, int] = {}
     for entry in jobs:
         counts[entry["status"]] = counts.get(entry["status"], 0) + 1
-    return {"schema": SCHEMA, "plan": str(plan.path), "date": datetime.datetime.now().isoformat(timespec="seconds"),
-            "machine": f"{platform.machine()} {platform.system()}", "runner": runner, "workers": workers,
-            "threads_per_job": threads, "wall_s": round(seconds, 1), "exit_code": exit_code, "interrupted": interrupted,
-            "counts": counts, "jobs": jobs}
+    return {
+        "schema": SCHEMA,
+        "plan": str(plan.path),
+        "date": datetime.datetime.now().isoformat(timespec="seconds"),
+        "machine": f"{platform.machine()} {platform.system()}",
+        "runner": runner,
+        "workers": workers,
+        "threads_per_job": threads,
+        "wall_s": round(seconds, 1),
+        "exit_code": exit_code,
+        "interrupted": interrupted,
+        "counts": counts,
+        "jobs": jobs,
+    }
 
 
 def columns(record: dict[str, Any]) -> list[str]:
@@ -121,8 +152,9 @@ def _times(record: dict[str, Any]) -> str:
     jobs = record["jobs"]
     summed = sum(job["seconds"] or 0 for job in jobs)
     resumed = sum(1 for job in jobs if job["resumed"])
-    return (f"wall {record['wall_s'] / 60:.1f} min, the jobs' own times sum to {summed / 60:.0f} min"
-            + (f", {resumed} of {len(jobs)} jobs from earlier runs (--resume)" if resumed else ""))
+    return f"wall {record['wall_s'] / 60:.1f} min, the jobs' own times sum to {summed / 60:.0f} min" + (
+        f", {resumed} of {len(jobs)} jobs from earlier runs (--resume)" if resumed else ""
+    )
 
 
 def _verdict(cell: dict) -> str:
@@ -144,8 +176,11 @@ def render_index(record: dict[str, Any]) -> str:
     total = len(record["jobs"])
     others = ", ".join(f"{n} {s}" for s, n in sorted(counts.items()) if s not in ("passed", "pending"))
     if counts.get("pending"):
-        banner = ("warn", f"RUNNING — {total - counts['pending']} of {total} jobs done: {passed} passed"
-                  + (f", {others}" if others else ""))
+        banner = (
+            "warn",
+            f"RUNNING — {total - counts['pending']} of {total} jobs done: {passed} passed"
+            + (f", {others}" if others else ""),
+        )
     elif passed == total:
         banner = ("ok", f"PASSED — all {total} jobs")
     else:
@@ -168,7 +203,7 @@ def render_index(record: dict[str, Any]) -> str:
                 row.append("<td class='cell'>—</td>")
                 continue
             text = "not offered" if cell["status"] == "not-offered" else f"{_MARK[cell['status']]} {cell['text']}"
-            if len(text) > 40:                        # the whole text is the cell's tooltip
+            if len(text) > 40:  # the whole text is the cell's tooltip
                 text = text[:39] + "…"
             target = job["report"] if cell.get("artifact") else None
             row.append(f"<td class='cell {cell['status']}' title='{e(cell['text'])}'>{_link(target, text)}</td>")
@@ -176,16 +211,22 @@ def render_index(record: dict[str, Any]) -> str:
         resumed = "<div class='small'>earlier run</div>" if job["resumed"] else ""
         row.append(f"<td class='num'>{seconds}{resumed}</td>")
         parts.append("<tr>" + "".join(row) + "</tr>")
-    parts.append("</table><h2>Jobs</h2><table><tr><th>job</th><th>status</th><th>seconds</th>"
-                 "<th>peak memory</th><th>worker</th><th>error</th></tr>")
+    parts.append(
+        "</table><h2>Jobs</h2><table><tr><th>job</th><th>status</th><th>seconds</th>"
+        "<th>peak memory</th><th>worker</th><th>error</th></tr>"
+    )
     for job in record["jobs"]:
         memory = f"{job['peak_rss_mb'] / 1024:.1f} GiB" if job["peak_rss_mb"] else "—"
         seconds = f"{job['seconds']:.0f}" if job["seconds"] is not None else "—"
-        parts.append(f"<tr><td>{e(job['name'])}</td><td>{e(job['status'])}{' (resumed)' if job['resumed'] else ''}"
-                     f"</td><td class='num'>{seconds}</td><td class='num'>{memory}</td>"
-                     f"<td class='small'>{e(job['worker'] or '')}</td><td class='small'>{e(job['error'] or '')}</td></tr>")
-    parts.append("</table><p class='small'>Each cell links to its job's report.html (per-artifact parity, "
-                 "plots, next steps). batch.json beside this page holds every field.</p></body></html>")
+        parts.append(
+            f"<tr><td>{e(job['name'])}</td><td>{e(job['status'])}{' (resumed)' if job['resumed'] else ''}"
+            f"</td><td class='num'>{seconds}</td><td class='num'>{memory}</td>"
+            f"<td class='small'>{e(job['worker'] or '')}</td><td class='small'>{e(job['error'] or '')}</td></tr>"
+        )
+    parts.append(
+        "</table><p class='small'>Each cell links to its job's report.html (per-artifact parity, "
+        "plots, next steps). batch.json beside this page holds every field.</p></body></html>"
+    )
     return "\n".join(parts)
 
 

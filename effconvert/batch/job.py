@@ -14,7 +14,6 @@ import time
 import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from .._version import __version__
 from ..errors import BadInput, EffconvertError
@@ -31,13 +30,13 @@ STATUS_EXIT = {"passed": 0, "gate-failed": 1, "refused": 3, "conversion-failed":
 @dataclass
 class JobResult:
     name: str
-    status: str                    # a key of STATUS_EXIT
+    status: str  # a key of STATUS_EXIT
     seconds: float = 0.0
     error: str | None = None
     peak_rss_mb: float | None = None
-    worker: str = ""               # pid@host that ran it
+    worker: str = ""  # pid@host that ran it
     checkpoint_sha256: str | None = None
-    resumed: bool = False          # --resume: the report of an earlier run stands, nothing ran
+    resumed: bool = False  # --resume: the report of an earlier run stands, nothing ran
     report: Report | None = field(default=None, repr=False)  # the job's report
 
     @property
@@ -67,15 +66,24 @@ def run_job(job: Job, threads: int) -> JobResult:
         outcome = run(job.request, second_process=False)
         status = {0: "passed", 1: "gate-failed"}.get(outcome.exit_code, "conversion-failed")
         failed = [f"{a.target} {a.quant}: {a.error}" for a in outcome.report.artifacts if a.error]
-        result = JobResult(job.name, status, error="; ".join(failed) or None, report=outcome.report,
-                           checkpoint_sha256=outcome.report.model.sha256)
-    except EffconvertError as exc:             # refused once the checkpoint was read (e.g. its size)
-        result = JobResult(job.name, "refused" if isinstance(exc, BadInput) else "conversion-failed",
-                           error=exc.message + (f" ({exc.hint})" if exc.hint else ""))
+        result = JobResult(
+            job.name,
+            status,
+            error="; ".join(failed) or None,
+            report=outcome.report,
+            checkpoint_sha256=outcome.report.model.sha256,
+        )
+    except EffconvertError as exc:  # refused once the checkpoint was read (e.g. its size)
+        result = JobResult(
+            job.name,
+            "refused" if isinstance(exc, BadInput) else "conversion-failed",
+            error=exc.message + (f" ({exc.hint})" if exc.hint else ""),
+        )
     except Exception as exc:  # noqa: BLE001 - one job's bug is that job's result, not the batch's end
         where = traceback.extract_tb(exc.__traceback__)[-1]
-        result = JobResult(job.name, "crashed", error=f"{type(exc).__name__}: {exc} "
-                           f"({Path(where.filename).name}:{where.lineno})"[:500])
+        result = JobResult(
+            job.name, "crashed", error=f"{type(exc).__name__}: {exc} ({Path(where.filename).name}:{where.lineno})"[:500]
+        )
     result.seconds = round(time.perf_counter() - started, 2)
     result.peak_rss_mb = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
     result.worker = worker
@@ -89,7 +97,7 @@ def finished_earlier(job: Job) -> JobResult | None:
     path = job.out_dir / "report.json"
     if not path.is_file() or not (job.out_dir / "report.html").is_file():
         return None
-    try:                                    # a snapshot folder or hf-hub id: its weights file's bytes
+    try:  # a snapshot folder or hf-hub id: its weights file's bytes
         weights = resolve_snapshot(job.checkpoint)[0] if is_snapshot(job.checkpoint) else job.checkpoint
     except BadInput:
         return None
@@ -99,13 +107,22 @@ def finished_earlier(job: Job) -> JobResult | None:
         report = Report.from_json(json.loads(path.read_text(encoding="utf-8")))
     except (OSError, ValueError, KeyError, TypeError):
         return None
-    same = (report.versions.get("effconvert") == __version__ and dict(report.options) == job.request.options()
-            and all((job.out_dir / a.path).exists() for a in report.artifacts if a.path))
+    same = (
+        report.versions.get("effconvert") == __version__
+        and dict(report.options) == job.request.options()
+        and all((job.out_dir / a.path).exists() for a in report.artifacts if a.path)
+    )
     if not same:
         return None
     sha256 = sha256_of(weights)
     if report.model.sha256 != sha256:
         return None
     status = "passed" if report.passed else ("conversion-failed" if report.conversion_failed else "gate-failed")
-    return JobResult(job.name, status, seconds=report.timings_s.get("total", 0.0),
-                     checkpoint_sha256=sha256, report=report, resumed=True)
+    return JobResult(
+        job.name,
+        status,
+        seconds=report.timings_s.get("total", 0.0),
+        checkpoint_sha256=sha256,
+        report=report,
+        resumed=True,
+    )

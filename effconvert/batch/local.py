@@ -13,13 +13,13 @@ from __future__ import annotations
 import multiprocessing
 import os
 import signal
+from collections.abc import Callable, Iterator
 from multiprocessing.connection import Connection, wait
-from typing import Callable, Iterator
 
 from .job import JobResult, run_job
 from .plan import Job
 
-STOP_GRACE_S = 30                 # a worker's time to clean up after SIGTERM before SIGKILL
+STOP_GRACE_S = 30  # a worker's time to clean up after SIGTERM before SIGKILL
 
 
 class _Stop(BaseException):
@@ -33,7 +33,7 @@ def _raise_stop(signum, frame) -> None:
 def _worker(conn: Connection, threads: int) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, _raise_stop)
-    for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):   # converters' own thread pools too
+    for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):  # converters' own thread pools too
         os.environ[name] = str(threads)
     try:
         while (job := conn.recv()) is not None:
@@ -60,8 +60,9 @@ class _Slot:
         self.conn.close()
 
 
-def run_local(jobs: list[Job], workers: int, threads: int,
-              on_start: Callable[[Job], None] = lambda job: None) -> Iterator[JobResult]:
+def run_local(
+    jobs: list[Job], workers: int, threads: int, on_start: Callable[[Job], None] = lambda job: None
+) -> Iterator[JobResult]:
     """Yield each job's result as it finishes. Interrupting the generator's consumer (Ctrl-C)
     stops every worker cleanly; jobs not finished are simply not yielded."""
     context = multiprocessing.get_context("spawn")
@@ -82,10 +83,14 @@ def run_local(jobs: list[Job], workers: int, threads: int,
                 job, slot.job = slot.job, None
                 try:
                     result = slot.conn.recv()
-                except (EOFError, OSError):    # the worker died mid-job
+                except (EOFError, OSError):  # the worker died mid-job
                     slot.process.join()
-                    result = JobResult(job.name, "crashed", error=f"worker process died ({_exit_text(slot.process)})"
-                                       " — its completed artifacts stand; --resume reruns the job")
+                    result = JobResult(
+                        job.name,
+                        "crashed",
+                        error=f"worker process died ({_exit_text(slot.process)})"
+                        " — its completed artifacts stand; --resume reruns the job",
+                    )
                     slot.stop()
                     slots[index] = _Slot(context, threads)
                 yield result

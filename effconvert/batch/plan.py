@@ -39,8 +39,8 @@ from ..options import BY_NAME, OPTIONS, Request, default_out_dir, request_from
 from ..request import check_request
 from ..targets import CHECKPOINT_LAYOUTS
 
-ORIGINAL_LAYOUT = "original"           # make_layout: each family's original authors' (unfused) layout
-CHECKPOINTS_FOLDER = "checkpoints"     # under --out: where make = ... checkpoints are written
+ORIGINAL_LAYOUT = "original"  # make_layout: each family's original authors' (unfused) layout
+CHECKPOINTS_FOLDER = "checkpoints"  # under --out: where make = ... checkpoints are written
 MAX_JOBS = 10_000
 MAX_PLAN_BYTES = 1 << 20
 
@@ -159,14 +159,19 @@ def _known(table: dict, allowed: set[str], where: str) -> None:
         normal = key.replace("-", "_")
         if normal not in allowed:
             close = difflib.get_close_matches(normal, sorted(allowed), n=1)
-            raise BadInput(f"{where}: unknown key {key!r}" + (f" (did you mean {close[0]!r}?)" if close else ""),
-                           hint="keys: " + ", ".join(sorted(allowed)))
+            raise BadInput(
+                f"{where}: unknown key {key!r}" + (f" (did you mean {close[0]!r}?)" if close else ""),
+                hint="keys: " + ", ".join(sorted(allowed)),
+            )
 
 
 def _resolved(request: Request, base: Path) -> Request:
     """A plan's relative paths name files beside the plan."""
-    paths = {o.name: base / getattr(request, o.name) for o in OPTIONS
-             if o.kind == "path" and getattr(request, o.name) is not None}
+    paths = {
+        o.name: base / getattr(request, o.name)
+        for o in OPTIONS
+        if o.kind == "path" and getattr(request, o.name) is not None
+    }
     return replace(request, **paths)
 
 
@@ -179,7 +184,7 @@ def _sources(entry: dict, base: Path, out: Path, where: str) -> list[tuple[str, 
             raise BadInput(f"{where}: make_layout and seed apply to make = ... entries")
         found: list[Path] = []
         for pattern in _texts(entry["path"], f"{where}.path"):
-            if pattern.startswith(HUB_PREFIX):             # a Hugging Face id, from the local cache
+            if pattern.startswith(HUB_PREFIX):  # a Hugging Face id, from the local cache
                 found.append(Path(pattern))
                 continue
             pattern = str(Path(pattern).expanduser())
@@ -188,7 +193,9 @@ def _sources(entry: dict, base: Path, out: Path, where: str) -> list[tuple[str, 
             if not matches:
                 raise BadInput(f"{where}.path {pattern!r} matches no file (relative to {base})")
             found += [Path(m) for m in matches]
-        sources = [(default_out_dir(p).name, p, None) for p in dict.fromkeys(found)]
+        sources: list[tuple[str, Path, MakeSpec | None]] = [
+            (default_out_dir(p).name, p, None) for p in dict.fromkeys(found)
+        ]
     else:
         sources = _made(entry, out, where)
     if "name" in entry:
@@ -202,30 +209,36 @@ def _sources(entry: dict, base: Path, out: Path, where: str) -> list[tuple[str, 
 
 
 def _made(entry: dict, out: Path, where: str) -> list[tuple[str, Path, MakeSpec | None]]:
-    from ..load import FAMILIES                # timm's registry: only for plans that make checkpoints
+    from ..load import FAMILIES  # timm's registry: only for plans that make checkpoints
 
     variants = {arch: family for family in FAMILIES.values() for arch in family.variants}
     layout = _text(entry.get("make_layout", "timm"), f"{where}.make_layout")
     if layout != ORIGINAL_LAYOUT and layout not in CHECKPOINT_LAYOUTS:
-        raise BadInput(f"{where}.make_layout {layout!r} is unknown",
-                       hint="choose from: " + ", ".join((ORIGINAL_LAYOUT, *CHECKPOINT_LAYOUTS)))
+        raise BadInput(
+            f"{where}.make_layout {layout!r} is unknown",
+            hint="choose from: " + ", ".join((ORIGINAL_LAYOUT, *CHECKPOINT_LAYOUTS)),
+        )
     seed = _int(entry.get("seed", 0), f"{where}.seed")
-    sources = []
+    sources: list[tuple[str, Path, MakeSpec | None]] = []
     for pattern in _texts(entry["make"], f"{where}.make"):
         archs = [a for a in variants if fnmatch.fnmatchcase(a, pattern)]
         if not archs:
             close = difflib.get_close_matches(pattern, list(variants), n=1)
-            raise BadInput(f"{where}.make {pattern!r} matches no variant effconvert knows"
-                           + (f" (did you mean {close[0]!r}?)" if close else ""),
-                           hint="effconvert --help lists the families; '*' means every variant")
+            raise BadInput(
+                f"{where}.make {pattern!r} matches no variant effconvert knows"
+                + (f" (did you mean {close[0]!r}?)" if close else ""),
+                hint="effconvert --help lists the families; '*' means every variant",
+            )
         for arch in archs:
             family = variants[arch]
             chosen = layout
             if layout == ORIGINAL_LAYOUT:
-                chosen = next(l.name for l in family.layouts if l.name != "timm" and not l.fused)
-            elif layout not in [l.name for l in family.layouts]:
-                raise BadInput(f"{where}: {arch} has no {layout!r} layout",
-                               hint="its layouts: " + ", ".join(l.name for l in family.layouts))
+                chosen = family.original.name
+            elif layout not in [known.name for known in family.layouts]:
+                raise BadInput(
+                    f"{where}: {arch} has no {layout!r} layout",
+                    hint="its layouts: " + ", ".join(known.name for known in family.layouts),
+                )
             file = out / CHECKPOINTS_FOLDER / f"{arch}-{chosen}-seed{seed}.pth.tar"
             sources.append((arch, file, MakeSpec(arch, chosen, seed)))
     return sources
@@ -239,10 +252,11 @@ def _unique_names(jobs: list[Job], out: Path, where: str) -> list[Job]:
         name = job.name
         if name in seen:
             if seen[name].checkpoint == job.checkpoint and seen[name].make == job.make:
-                raise BadInput(f"{where}: {job.checkpoint} is listed twice",
-                               hint="one entry per checkpoint; give the second a different name = ...")
-            name = job.checkpoint.name.removesuffix(".pth.tar") if job.make else \
-                f"{job.checkpoint.parent.name}--{name}"
+                raise BadInput(
+                    f"{where}: {job.checkpoint} is listed twice",
+                    hint="one entry per checkpoint; give the second a different name = ...",
+                )
+            name = job.checkpoint.name.removesuffix(".pth.tar") if job.make else f"{job.checkpoint.parent.name}--{name}"
             if name in seen:
                 raise BadInput(f"{where}: two jobs would write to {out / name}", hint="give one a name = ...")
             job = Job(name, replace(job.request, out=out / name), job.make)

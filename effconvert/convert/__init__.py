@@ -35,8 +35,18 @@ __all__ = ["Artifact", "ExportOptions", "Exporter", "ModelInfo", "convert", "exp
 class Exporter(Protocol):
     """What each exporter module (convert/<target row's exporter>.py) provides."""
 
-    def export(self, model: torch.nn.Module, info: ModelInfo, sample: torch.Tensor, out: Path, *, plan: QuantPlan,
-               options: ExportOptions, metadata: dict[str, str], clock: Stopwatch) -> list[str]:
+    def export(
+        self,
+        model: torch.nn.Module,
+        info: ModelInfo,
+        sample: torch.Tensor,
+        out: Path,
+        *,
+        plan: QuantPlan,
+        options: ExportOptions,
+        metadata: dict[str, str],
+        clock: Stopwatch,
+    ) -> list[str]:
         """Write `out` atomically; return notes for the report."""
         ...
 
@@ -53,15 +63,38 @@ def exporter_of(target: str) -> Exporter:
     return cast(Exporter, importlib.import_module(f"{__name__}.{TARGETS[target].exporter}"))
 
 
-def convert(model: torch.nn.Module, info: ModelInfo, *, target: str, plan: QuantPlan, out_dir: Path,
-            sample: torch.Tensor, options: ExportOptions | None = None) -> Artifact:
+def convert(
+    model: torch.nn.Module,
+    info: ModelInfo,
+    *,
+    target: str,
+    plan: QuantPlan,
+    out_dir: Path,
+    sample: torch.Tensor,
+    options: ExportOptions | None = None,
+) -> Artifact:
     """Write `<arch>_<quant><suffix>` into `out_dir` (atomically) and describe it."""
     options = options or ExportOptions()
     exporter = exporter_of(target)
     out = Path(out_dir) / artifact_name(info.arch, target, plan.quant)
     clock = Stopwatch()
     start = time.perf_counter()
-    notes = exporter.export(model, info, sample, out, plan=plan, options=options,
-                            metadata=provenance(info, target=target, quant=plan.quant), clock=clock)
-    return Artifact(target, plan.quant, out, time.perf_counter() - start, exporter.input_layout(options),
-                    list(notes), toolchain_s=clock.seconds)
+    notes = exporter.export(
+        model,
+        info,
+        sample,
+        out,
+        plan=plan,
+        options=options,
+        metadata=provenance(info, target=target, quant=plan.quant),
+        clock=clock,
+    )
+    return Artifact(
+        target,
+        plan.quant,
+        out,
+        time.perf_counter() - start,
+        exporter.input_layout(options),
+        list(notes),
+        toolchain_s=clock.seconds,
+    )

@@ -14,9 +14,9 @@ class Artifact:
     quant: str
     path: Path
     convert_s: float
-    input_layout: str = "nchw"                 # nchw | nhwc | image
+    input_layout: str = "nchw"  # nchw | nhwc | image
     notes: list[str] = field(default_factory=list)
-    toolchain_s: float = 0.0                   # of convert_s: inside the third-party converter calls
+    toolchain_s: float = 0.0  # of convert_s: inside the third-party converter calls
 
     @property
     def size_bytes(self) -> int:

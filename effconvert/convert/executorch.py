@@ -19,22 +19,28 @@ from ..errors import ConversionFailed
 from ..quantize import QuantPlan
 from ..quantize import executorch as quantizer
 from ..quiet import first_line, quiet, quiet_native_stderr
-from ..runtime.executorch import METADATA_METHOD       # the name the runtime reads back
+from ..runtime.executorch import METADATA_METHOD  # the name the runtime reads back
 from ..stopwatch import Stopwatch
 from ..targets import ExportOptions
 from .metadata import ModelInfo
-
 
 
 def metadata_tensor(metadata: dict[str, str]) -> torch.Tensor:
     return torch.frombuffer(bytearray(json.dumps(metadata, sort_keys=True).encode()), dtype=torch.uint8)
 
 
-def export_executorch(model: torch.nn.Module, sample: torch.Tensor, out: Path, *, metadata: dict[str, str],
-                      plan: QuantPlan, clock: Stopwatch | None = None) -> list[str]:
+def export_executorch(
+    model: torch.nn.Module,
+    sample: torch.Tensor,
+    out: Path,
+    *,
+    metadata: dict[str, str],
+    plan: QuantPlan,
+    clock: Stopwatch | None = None,
+) -> list[str]:
     clock = clock or Stopwatch()
     with quiet(), quiet_native_stderr():
-        with clock.running():                        # importing the exporter is part of its cost
+        with clock.running():  # importing the exporter is part of its cost
             from executorch.backends.xnnpack.partition.xnnpack_partitioner import XnnpackPartitioner
             from executorch.exir import to_edge_transform_and_lower
 
@@ -43,9 +49,12 @@ def export_executorch(model: torch.nn.Module, sample: torch.Tensor, out: Path, *
             with clock.running():
                 program = torch.export.export(module, (sample,))
                 edge = to_edge_transform_and_lower(
-                    program, partitioner=[XnnpackPartitioner()],
-                    constant_methods={METADATA_METHOD: metadata_tensor({**metadata,
-                                                                        "effconvert.input_layout": "nchw"})})
+                    program,
+                    partitioner=[XnnpackPartitioner()],
+                    constant_methods={
+                        METADATA_METHOD: metadata_tensor({**metadata, "effconvert.input_layout": "nchw"})
+                    },
+                )
             coverage = delegation(edge)
             with clock.running():
                 buffer = edge.to_executorch().buffer
@@ -54,9 +63,11 @@ def export_executorch(model: torch.nn.Module, sample: torch.Tensor, out: Path, *
     with atomic_path(out) as tmp:
         tmp.write_bytes(buffer)
     kept = ", ".join(f"{op} x{n}" for op, n in coverage["portable_ops"].items())
-    return [f"XNNPACK delegated {coverage['delegated']} of {coverage['delegated'] + coverage['portable']} nodes "
-            f"in {coverage['subgraphs']} subgraph(s)" + (f"; on portable kernels: {kept}" if kept else "")
-            ] + quantizer.notes(plan)
+    return [
+        f"XNNPACK delegated {coverage['delegated']} of {coverage['delegated'] + coverage['portable']} nodes "
+        f"in {coverage['subgraphs']} subgraph(s)" + (f"; on portable kernels: {kept}" if kept else ""),
+        *quantizer.notes(plan),
+    ]
 
 
 def delegation(edge) -> dict:
@@ -65,15 +76,31 @@ def delegation(edge) -> dict:
     from executorch.devtools.backend_debug import get_delegation_info
 
     info = get_delegation_info(edge.exported_program().graph_module)
-    portable = {op: int(s.non_delegated) for op, s in sorted(info.delegation_by_operator.items())
-                if s.non_delegated and op != "getitem"}
+    portable = {
+        op: int(s.non_delegated)
+        for op, s in sorted(info.delegation_by_operator.items())
+        if s.non_delegated and op != "getitem"
+    }
     delegated = sum(int(s.delegated) for op, s in info.delegation_by_operator.items() if op != "getitem")
-    return {"delegated": delegated, "portable": sum(portable.values()), "subgraphs": int(info.num_delegated_subgraphs),
-            "portable_ops": portable}
+    return {
+        "delegated": delegated,
+        "portable": sum(portable.values()),
+        "subgraphs": int(info.num_delegated_subgraphs),
+        "portable_ops": portable,
+    }
 
 
-def export(model: torch.nn.Module, info: ModelInfo, sample: torch.Tensor, out: Path, *, plan: QuantPlan,
-           options: ExportOptions, metadata: dict[str, str], clock: Stopwatch) -> list[str]:
+def export(
+    model: torch.nn.Module,
+    info: ModelInfo,
+    sample: torch.Tensor,
+    out: Path,
+    *,
+    plan: QuantPlan,
+    options: ExportOptions,
+    metadata: dict[str, str],
+    clock: Stopwatch,
+) -> list[str]:
     """The target table's entry point (convert/__init__.py)."""
     return export_executorch(model, sample, out, metadata=metadata, plan=plan, clock=clock)
 

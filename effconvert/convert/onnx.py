@@ -18,30 +18,49 @@ from ..stopwatch import Stopwatch
 from ..targets import ExportOptions
 from .metadata import ModelInfo
 
-OPSET = 18       # the dynamo exporter's native opset; ONNX Runtime 1.17+ and mobile ORT run it
+OPSET = 18  # the dynamo exporter's native opset; ONNX Runtime 1.17+ and mobile ORT run it
 
 
-def export_onnx(model: torch.nn.Module, sample: torch.Tensor, out: Path, *, quant: str,
-                metadata: dict[str, str], dynamic_batch: bool = False, clock: Stopwatch | None = None) -> None:
+def export_onnx(
+    model: torch.nn.Module,
+    sample: torch.Tensor,
+    out: Path,
+    *,
+    quant: str,
+    metadata: dict[str, str],
+    dynamic_batch: bool = False,
+    clock: Stopwatch | None = None,
+) -> None:
     clock = clock or Stopwatch()
-    with clock.running():                            # importing the exporter is part of its cost
+    with clock.running():  # importing the exporter is part of its cost
         import onnx
     import onnxsim
 
     dynamic_shapes = {"x": {0: torch.export.Dim("batch", min=1, max=1024)}} if dynamic_batch else None
     try:
         with quiet(), clock.running():
-            program = torch.onnx.export(model.eval(), (sample,), dynamo=True, opset_version=OPSET,
-                                        input_names=["input"], output_names=["logits"],
-                                        dynamic_shapes=dynamic_shapes, verbose=False)
+            program = torch.onnx.export(
+                model.eval(),
+                (sample,),
+                dynamo=True,
+                opset_version=OPSET,
+                input_names=["input"],
+                output_names=["logits"],
+                dynamic_shapes=dynamic_shapes,
+                verbose=False,
+            )
+        if program is None:
+            raise ConversionFailed("ONNX export returned no program")
         proto = program.model_proto
+    except ConversionFailed:
+        raise
     except Exception as exc:  # the exporter raises many types; the message names the failing op
         raise ConversionFailed(f"ONNX export failed: {first_line(exc)}") from exc
     try:
         simplified, ok = onnxsim.simplify(proto)
         if ok:
             proto = simplified
-    except Exception:  # onnxsim is an optimisation: the unsimplified graph is still valid
+    except Exception:  # noqa: BLE001 - onnxsim is an optimisation: the unsimplified graph is still valid
         pass
     if quant == "fp16":
         try:
@@ -60,11 +79,21 @@ def export_onnx(model: torch.nn.Module, sample: torch.Tensor, out: Path, *, quan
         onnx.save(proto, str(tmp))
 
 
-def export(model: torch.nn.Module, info: ModelInfo, sample: torch.Tensor, out: Path, *, plan: QuantPlan,
-           options: ExportOptions, metadata: dict[str, str], clock: Stopwatch) -> list[str]:
+def export(
+    model: torch.nn.Module,
+    info: ModelInfo,
+    sample: torch.Tensor,
+    out: Path,
+    *,
+    plan: QuantPlan,
+    options: ExportOptions,
+    metadata: dict[str, str],
+    clock: Stopwatch,
+) -> list[str]:
     """The target table's entry point (convert/__init__.py)."""
-    export_onnx(model, sample, out, quant=plan.quant, metadata=metadata, dynamic_batch=options.dynamic_batch,
-                clock=clock)
+    export_onnx(
+        model, sample, out, quant=plan.quant, metadata=metadata, dynamic_batch=options.dynamic_batch, clock=clock
+    )
     return []
 
 

@@ -53,8 +53,13 @@ def graph_stats(path: Path, quant: str) -> dict[str, Any]:
             elif name in shapes:
                 moved += math.prod(shapes[name]) * act_bytes
         moved += out * act_bytes
-    return {"macs": macs, "elementwise": elementwise, "activation_mb": round(moved / 1e6, 3),
-            "weight_mb": round(weights / 1e6, 3), "ops": dict(ops.most_common())}
+    return {
+        "macs": macs,
+        "elementwise": elementwise,
+        "activation_mb": round(moved / 1e6, 3),
+        "weight_mb": round(weights / 1e6, 3),
+        "ops": dict(ops.most_common()),
+    }
 
 
 def _weight_depth(node: Any, weight: list[int]) -> int:

@@ -28,22 +28,33 @@ from ..atomic import atomic_path
 from ..errors import ConversionFailed
 from ..quantize import QuantPlan
 from ..quantize import qnn as quantizer
-from ..quiet import first_line, quiet, quiet_native_output
-from ..runtime.qnn import session_options
+from ..quiet import first_line, quiet
 from ..stopwatch import Stopwatch
 from ..targets import SOCS, ExportOptions
 from .metadata import ModelInfo
 from .onnx import export_onnx
 from .onnx_graph import graph_stats
+from .qnn_compile import compile_in_child
 
 RESIDENCY_KEY = "effconvert.qnn.residency"
-IO_REASON = ("the float input's quantization / the output's dequantization, which ONNX Runtime's QNN EP runs on "
-             "the CPU by design (offload_graph_io_quantization)")
+IO_REASON = (
+    "the float input's quantization / the output's dequantization, which ONNX Runtime's QNN EP runs on "
+    "the CPU by design (offload_graph_io_quantization)"
+)
 GRAPH_KEY = "effconvert.qnn.graph"  # onnx_graph.graph_stats of the float graph: what the HTP computes
 
 
-def export(model: torch.nn.Module, info: ModelInfo, sample: torch.Tensor, out: Path, *, plan: QuantPlan,
-           options: ExportOptions, metadata: dict[str, str], clock: Stopwatch) -> list[str]:
+def export(
+    model: torch.nn.Module,
+    info: ModelInfo,
+    sample: torch.Tensor,
+    out: Path,
+    *,
+    plan: QuantPlan,
+    options: ExportOptions,
+    metadata: dict[str, str],
+    clock: Stopwatch,
+) -> list[str]:
     """The target table's entry point (convert/__init__.py)."""
     soc = SOCS[options.soc]
     notes = []
@@ -65,24 +76,39 @@ def export(model: torch.nn.Module, info: ModelInfo, sample: torch.Tensor, out: P
         else:
             notes += quantizer.notes(plan)
         with clock.running():
-            residency = compile_context(source, work / "ctx.onnx", soc.name, fp16=plan.quant == "fp16",
-                                        trace_dir=work / "trace")
+            residency = compile_context(
+                source, work / "ctx.onnx", soc.name, fp16=plan.quant == "fp16", trace_dir=work / "trace"
+            )
         refused = [c for c in residency["cpu_nodes"] if not c["io"]]
         if options.npu_only and refused:
             kinds = ", ".join(f"{op} x{n}" for op, n in Counter(c["type"] for c in refused).most_common())
-            raise ConversionFailed(f"--npu-only: {len(refused)} node(s) would run on the CPU, not the {soc.name} "
-                                   f"HTP: {kinds}", hint="drop --npu-only to keep them on the CPU (the report "
-                                                         "names each), or try another --quant")
+            raise ConversionFailed(
+                f"--npu-only: {len(refused)} node(s) would run on the CPU, not the {soc.name} HTP: {kinds}",
+                hint="drop --npu-only to keep them on the CPU (the report names each), or try another --quant",
+            )
         stats = graph_stats(source if plan.quant == "fp16" else work / "float.onnx", plan.quant)
-        _write(work / "ctx.onnx", out, {**metadata, "effconvert.input_layout": "nchw", "effconvert.soc": soc.name,
-                                        RESIDENCY_KEY: json.dumps(residency, sort_keys=True),
-                                        GRAPH_KEY: json.dumps(stats, sort_keys=True)})
+        _write(
+            work / "ctx.onnx",
+            out,
+            {
+                **metadata,
+                "effconvert.input_layout": "nchw",
+                "effconvert.soc": soc.name,
+                RESIDENCY_KEY: json.dumps(residency, sort_keys=True),
+                GRAPH_KEY: json.dumps(stats, sort_keys=True),
+            },
+        )
     on = residency["htp_nodes"]
     total = residency["total_nodes"]
-    notes.append(f"compiled for {soc.name} ({soc.marketing}, HTP v{soc.htp_arch}): {on} of {total} ONNX nodes "
-                 f"on the HTP in {residency['subgraphs']} context graph(s)"
-                 + (f"; on the CPU: {', '.join(f'{op} x{n}' for op, n in residency['cpu_by_type'].items())}"
-                    if residency["cpu_nodes"] else ""))
+    notes.append(
+        f"compiled for {soc.name} ({soc.marketing}, HTP v{soc.htp_arch}): {on} of {total} ONNX nodes "
+        f"on the HTP in {residency['subgraphs']} context graph(s)"
+        + (
+            f"; on the CPU: {', '.join(f'{op} x{n}' for op, n in residency['cpu_by_type'].items())}"
+            if residency["cpu_nodes"]
+            else ""
+        )
+    )
     return notes
 
 
@@ -104,20 +130,10 @@ def _preprocess(exported: Path, out: Path) -> None:
 
 
 def compile_context(source: Path, out: Path, soc: str, *, fp16: bool, trace_dir: Path) -> dict[str, Any]:
-    """Compile `source` for `soc` into `out` (the EPContext model, binary embedded); the compiler's
-    residency: which nodes the HTP took and which stay on the CPU."""
-    import onnxruntime as ort
-
-    try:
-        with quiet(), quiet_native_output():  # QNN's own logging goes straight to the file descriptors
-            options = session_options(soc, fp16=fp16, provider={"enable_framework_op_trace": "1",
-                                                                 "framework_op_trace_dir": str(trace_dir)})
-            options.add_session_config_entry("ep.context_enable", "1")
-            options.add_session_config_entry("ep.context_embed_mode", "1")
-            options.add_session_config_entry("ep.context_file_path", str(out))
-            ort.InferenceSession(str(source), options)
-    except Exception as exc:  # onnxruntime raises its own types; the message names the op
-        raise ConversionFailed(f"QNN compilation for {soc} failed: {first_line(exc)}") from exc
+    """Compile `source` for `soc` into `out` (the EPContext model, binary embedded), in a child
+    process (qnn_compile.py says why); the compiler's residency: which nodes the HTP took and which
+    stay on the CPU."""
+    compile_in_child(source, out, soc, fp16=fp16, trace_dir=trace_dir)
     if not out.exists():
         raise ConversionFailed(f"QNN compiled nothing for {soc}: no node of the model runs on the HTP")
     return residency_of(trace_dir / "qnn_op_trace.json", source)
@@ -132,25 +148,35 @@ def residency_of(trace: Path, source: Path) -> dict[str, Any]:
     types = {n.name: n.op_type for n in graph.node}
     # The model's float input is quantized, and its output dequantized, by ONNX Runtime's CPU EP: the
     # QNN EP's default (offload_graph_io_quantization=1), not a node the HTP refused.
-    io = {n.name for n in graph.node if (n.op_type == "QuantizeLinear" and n.input[0] in {i.name for i in graph.input})
-          or (n.op_type == "DequantizeLinear" and n.output[0] in {o.name for o in graph.output})}
+    io = {
+        n.name
+        for n in graph.node
+        if (n.op_type == "QuantizeLinear" and n.input[0] in {i.name for i in graph.input})
+        or (n.op_type == "DequantizeLinear" and n.output[0] in {o.name for o in graph.output})
+    }
     data = json.loads(trace.read_text(encoding="utf-8"))
     summary = data.get("summary", {})
     cpu = []
     for node in data.get("unsupported_nodes", []):
         name = node.get("name", node.get("node_name", ""))
         reason = IO_REASON if name in io else node.get("reason", "")
-        cpu.append({"node": name, "type": node.get("op_type") or types.get(name, "?"), "reason": reason,
-                    "io": name in io})
+        cpu.append(
+            {"node": name, "type": node.get("op_type") or types.get(name, "?"), "reason": reason, "io": name in io}
+        )
     qnn_ops: Counter[str] = Counter()
     for graph in data.get("subgraph_traces", []):
         qnn_ops.update(m.get("dst_qnn_op_type", "?") for m in graph.get("op_mappings", []))
     by_type = Counter(c["type"] for c in cpu)
-    return {"total_nodes": int(summary.get("total_onnx_nodes", len(types))),
-            "htp_nodes": int(summary.get("supported_nodes", len(types) - len(cpu))),
-            "subgraphs": int(summary.get("qnn_subgraphs", 0)), "cpu_nodes": cpu,
-            "cpu_by_type": dict(by_type.most_common()), "qnn_ops": dict(qnn_ops.most_common()),
-            "source_ops": dict(Counter(types.values()).most_common())}
+    return {
+        "total_nodes": int(summary.get("total_onnx_nodes", len(types))),
+        "htp_nodes": int(summary.get("supported_nodes", len(types) - len(cpu))),
+        "subgraphs": int(summary.get("qnn_subgraphs", 0)),
+        "qnn_op_total": int(summary.get("total_qnn_ops", 0)),
+        "cpu_nodes": cpu,
+        "cpu_by_type": dict(by_type.most_common()),
+        "qnn_ops": dict(qnn_ops.most_common()),
+        "source_ops": dict(Counter(types.values()).most_common()),
+    }
 
 
 def _write(compiled: Path, out: Path, metadata: dict[str, str]) -> None:

@@ -20,32 +20,44 @@ from ..quantize import tflite as quantizer
 from ..quiet import first_line, quiet, quiet_native_stderr
 from ..stopwatch import Stopwatch
 from ..targets import ExportOptions
-from .tflite_large_kernels import MAX_TILE, tile_large_depthwise
 from .metadata import ModelInfo
+from .tflite_large_kernels import MAX_TILE, tile_large_depthwise
 from .tflite_metadata import add_metadata
 from .tflite_metadata import read_metadata as read_metadata
 from .wrappers import ChannelsLast
 
 
-
-def export_tflite(model: torch.nn.Module, sample: torch.Tensor, out: Path, *, metadata: dict[str, str],
-                  plan: QuantPlan, layout: str = "nhwc", clock: Stopwatch | None = None) -> list[str]:
+def export_tflite(
+    model: torch.nn.Module,
+    sample: torch.Tensor,
+    out: Path,
+    *,
+    metadata: dict[str, str],
+    plan: QuantPlan,
+    layout: str = "nhwc",
+    clock: Stopwatch | None = None,
+) -> list[str]:
     """Write `out`; return notes for the report."""
     tiled = 0
-    if plan.quant != "int8-weights":   # dynamic range re-quantizes the input once per tile: measured slower
+    if plan.quant != "int8-weights":  # dynamic range re-quantizes the input once per tile: measured slower
         model, tiled = tile_large_depthwise(model, sample)
     module = ChannelsLast(model).eval() if layout == "nhwc" else model.eval()
     example = sample.permute(0, 2, 3, 1).contiguous() if layout == "nhwc" else sample
     clock = clock or Stopwatch()
-    with quiet(), quiet_native_stderr():             # TF/absl log to file descriptor 2
-        with clock.running():                        # importing the converter is part of its cost
+    with quiet(), quiet_native_stderr():  # TF/absl log to file descriptor 2
+        with clock.running():  # importing the converter is part of its cost
             import litert_torch
 
         litert_torch.config.show_progress = False
         try:
             module, quant_config = quantizer.quant_config(
-                module, example, plan, channels_last=layout == "nhwc",
-                module_prefix="model." if layout == "nhwc" else "", clock=clock)   # ChannelsLast wraps the model
+                module,
+                example,
+                plan,
+                channels_last=layout == "nhwc",
+                module_prefix="model." if layout == "nhwc" else "",
+                clock=clock,
+            )  # ChannelsLast wraps the model
             with clock.running():
                 edge_model = litert_torch.convert(module, (example,), quant_config=quant_config)
         except Exception as exc:  # the converter raises many types; the message names the op
@@ -53,17 +65,35 @@ def export_tflite(model: torch.nn.Module, sample: torch.Tensor, out: Path, *, me
         with atomic_path(out) as tmp:
             with clock.running():
                 edge_model.export(str(tmp))
-            data = add_metadata(tmp.read_bytes(), {**metadata, "effconvert.input_layout": layout,
-                                                   "effconvert.int8_io": str(plan.int8_io).lower()},
-                                input_name="input", output_name="logits")
+            data = add_metadata(
+                tmp.read_bytes(),
+                {**metadata, "effconvert.input_layout": layout, "effconvert.int8_io": str(plan.int8_io).lower()},
+                input_name="input",
+                output_name="logits",
+            )
             tmp.write_bytes(quantizer.finish(data, plan))
-    notes = [f"{tiled} depthwise conv(s) larger than {MAX_TILE}x{MAX_TILE} computed as {MAX_TILE}x{MAX_TILE} tiles "
-             "(XNNPACK's fast kernels)"] if tiled else []
+    notes = (
+        [
+            f"{tiled} depthwise conv(s) larger than {MAX_TILE}x{MAX_TILE} computed as {MAX_TILE}x{MAX_TILE} tiles "
+            "(XNNPACK's fast kernels)"
+        ]
+        if tiled
+        else []
+    )
     return notes + quantizer.notes(plan)
 
 
-def export(model: torch.nn.Module, info: ModelInfo, sample: torch.Tensor, out: Path, *, plan: QuantPlan,
-           options: ExportOptions, metadata: dict[str, str], clock: Stopwatch) -> list[str]:
+def export(
+    model: torch.nn.Module,
+    info: ModelInfo,
+    sample: torch.Tensor,
+    out: Path,
+    *,
+    plan: QuantPlan,
+    options: ExportOptions,
+    metadata: dict[str, str],
+    clock: Stopwatch,
+) -> list[str]:
     """The target table's entry point (convert/__init__.py)."""
     return export_tflite(model, sample, out, metadata=metadata, plan=plan, layout=options.layout, clock=clock)
 

@@ -36,7 +36,7 @@ def add_metadata(data: bytes, metadata: dict[str, str], *, input_name: str, outp
     entry = schema.MetadataT()
     entry.name = METADATA_NAME
     entry.buffer = len(model.buffers) - 1
-    model.metadata = entries + [entry]
+    model.metadata = [*entries, entry]
     _name_io(model, input_name, output_name)
     builder = flatbuffers.Builder(len(data) + 1024)
     builder.Finish(model.Pack(builder), file_identifier=_FILE_IDENTIFIER)
@@ -48,7 +48,7 @@ def _inline_offset_buffers(model, data: bytes) -> None:
     (offset, size); re-packing moves the flatbuffer, so bring them back inside it."""
     for buffer in model.buffers or []:
         if buffer.offset and buffer.offset > 1:
-            buffer.data = np.frombuffer(data[buffer.offset:buffer.offset + buffer.size], dtype=np.uint8)
+            buffer.data = np.frombuffer(data[buffer.offset : buffer.offset + buffer.size], dtype=np.uint8)
             buffer.offset, buffer.size = 0, 0
 
 

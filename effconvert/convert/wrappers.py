@@ -21,14 +21,18 @@ class Normalize(nn.Module):
     def __init__(self, preprocessing: Preprocessing) -> None:
         super().__init__()
         self.register_buffer("mean", torch.tensor(preprocessing.mean, dtype=torch.float32).view(1, 3, 1, 1))
-        self.register_buffer("inv_std", (1.0 / torch.tensor(preprocessing.std, dtype=torch.float64))
-                             .float().view(1, 3, 1, 1))
+        self.register_buffer(
+            "inv_std", (1.0 / torch.tensor(preprocessing.std, dtype=torch.float64)).float().view(1, 3, 1, 1)
+        )
+
+    mean: torch.Tensor  # buffers (register_buffer above)
+    inv_std: torch.Tensor
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return (x - self.mean) * self.inv_std
 
 
-WRAPPED_MODEL = "model"          # attribute holding the fused model: prefixes its traced parameter names
+WRAPPED_MODEL = "model"  # attribute holding the fused model: prefixes its traced parameter names
 
 
 class ImageClassifier(nn.Module):

@@ -30,8 +30,10 @@ def device_report(path: Path) -> DeviceReport:
     target = target_of(path)
     if target.device is None:
         with_device = [t for t in TARGETS.values() if t.device]
-        raise BadInput(f"{Path(path).name}: no device model for {target.name} artifacts",
-                       hint="the device report reads " + " or ".join(t.suffix for t in with_device) + " artifacts")
+        raise BadInput(
+            f"{Path(path).name}: no device model for {target.name} artifacts",
+            hint="the device report reads " + " or ".join(t.suffix for t in with_device) + " artifacts",
+        )
     module = importlib.import_module(f"{__name__}.{target.device}")
     report: DeviceReport = module.device_report(Path(path))
     return report

@@ -39,12 +39,19 @@ class Features:
     switches: int
 
     @classmethod
-    def of(cls, costs: list[OpCost]) -> "Features":
+    def of(cls, costs: list[OpCost]) -> Features:
         ane = [c for c in costs if c.off_ane is None]
         off = [c for c in costs if c.off_ane is not None]
         runs = sum(1 for i, c in enumerate(costs) if i == 0 or (c.off_ane is None) != (costs[i - 1].off_ane is None))
-        return cls(sum(c.flops for c in ane), sum(c.bytes for c in ane), len(ane),
-                   sum(c.flops for c in off), sum(c.bytes for c in off), len(off), max(runs - 1, 0))
+        return cls(
+            sum(c.flops for c in ane),
+            sum(c.bytes for c in ane),
+            len(ane),
+            sum(c.flops for c in off),
+            sum(c.bytes for c in off),
+            len(off),
+            max(runs - 1, 0),
+        )
 
     def row(self) -> list[float]:
         """The fitted parameters' coefficients (s_flop, s_op, s_fixed)."""
@@ -56,11 +63,11 @@ class Calibration:
     s_flop: float
     s_op: float
     s_fixed: float
-    band: float                      # relative half-width: the worst leave-one-variant-out error
-    loo: dict                        # the leave-one-out tables, as bench/device_calibration.py wrote them
+    band: float  # relative half-width: the worst leave-one-variant-out error
+    loo: dict  # the leave-one-out tables, as bench/device_calibration.py wrote them
 
     @classmethod
-    def load(cls, path: Path = CALIBRATION_FILE) -> "Calibration":
+    def load(cls, path: Path = CALIBRATION_FILE) -> Calibration:
         data = json.loads(Path(path).read_text(encoding="utf-8"))
         return cls(data["s_flop"], data["s_op"], data["s_fixed"], data["band"], data.get("loo", {}))
 
@@ -79,7 +86,8 @@ def fit(rows: list[tuple[Features, float]]) -> tuple[float, float, float]:
     scale = a.max(axis=0)
     scale[scale == 0] = 1.0
     solution, _ = nnls(a / scale, b)
-    return tuple(float(v) for v in solution / scale)
+    s_flop, s_op, s_fixed = (float(v) for v in solution / scale)
+    return s_flop, s_op, s_fixed
 
 
 def estimate_ms(features: Features, calibration: Calibration) -> dict[str, float]:
@@ -89,5 +97,8 @@ def estimate_ms(features: Features, calibration: Calibration) -> dict[str, float
     total = features.ane_ops + features.off_ops
     widen = 1 + (features.off_ops / total if total else 0.0)
     ms = seconds * 1e3
-    return {"estimate": round(ms, 3), "low": round(ms * (1 - calibration.band) / widen, 3),
-            "high": round(ms * (1 + calibration.band) * widen, 3)}
+    return {
+        "estimate": round(ms, 3),
+        "low": round(ms * (1 - calibration.band) / widen, 3),
+        "high": round(ms * (1 + calibration.band) * widen, 3),
+    }

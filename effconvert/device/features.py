@@ -22,18 +22,19 @@ class OpCost:
     name: str
     type: str
     flops: float
-    bytes: float              # moved, with last-axis padding
+    bytes: float  # moved, with last-axis padding
     unpadded_bytes: float
     off_ane: Rule | None
 
 
 def tensor_bytes(spec: TensorSpec, *, padded: bool = True) -> float:
-    if spec.shape is None or any(d is None for d in spec.shape):
+    shape = spec.static_shape
+    if shape is None:
         return 0.0
     size = DTYPE_BYTES.get(spec.dtype, 2)
-    if not spec.shape:
+    if not shape:
         return float(size)
-    *rest, last = spec.shape
+    *rest, last = shape
     row = last * size
     if padded:
         row = math.ceil(row / ROW_BYTES) * ROW_BYTES
@@ -57,8 +58,11 @@ def op_costs(program: Program) -> list[OpCost]:
         weight_bytes = sum(tensor_bytes(s, padded=False) for s in weights)
         moved = sum(tensor_bytes(s) for s in activations) + weight_bytes
         plain = sum(tensor_bytes(s, padded=False) for s in activations) + weight_bytes
-        costs.append(OpCost(op.outputs[0][0], op.type, _flops(op, program, outs, specs), moved, plain,
-                            placement(op, program, specs)))
+        costs.append(
+            OpCost(
+                op.outputs[0][0], op.type, _flops(op, program, outs, specs), moved, plain, placement(op, program, specs)
+            )
+        )
     return costs
 
 
@@ -66,7 +70,7 @@ def _flops(op: Operation, program: Program, outs: list[TensorSpec], specs: dict[
     out_elements = sum(math.prod(d or 1 for d in (s.shape or ())) for s in outs)
     weight = argument(op, "weight", program)
     if op.type == "conv" and weight is not None:
-        return 2.0 * out_elements * math.prod(weight.shape[1:])             # per output: Cin/groups x kh x kw
+        return 2.0 * out_elements * math.prod(weight.shape[1:])  # per output: Cin/groups x kh x kw
     if op.type == "linear" and weight is not None:
         return 2.0 * out_elements * weight.shape[-1]
     if op.type == "matmul":
@@ -84,4 +88,4 @@ def _depth(op: Operation, program: Program, specs: dict[str, TensorSpec]) -> int
     return shape[-2] if transpose is not None and bool(transpose) else shape[-1]
 
 
-__all__ = ["OpCost", "PADDING_RULE", "op_costs", "tensor_bytes"]
+__all__ = ["PADDING_RULE", "OpCost", "op_costs", "tensor_bytes"]

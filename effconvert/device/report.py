@@ -71,22 +71,38 @@ class DeviceReport:
 
     def to_json(self) -> dict[str, Any]:
         key = self.residency.accelerator
-        ops = {"total": self.residency.total, key: self.residency.on,
-               f"off_{key}": [o.to_json() for o in self.residency.off]}
+        ops = {
+            "total": self.residency.total,
+            key: self.residency.on,
+            f"off_{key}": [o.to_json() for o in self.residency.off],
+        }
         body: dict[str, Any] = {"device": self.device}
         if self.latency_ms is not None:
             body["latency_ms"] = vars(self.latency_ms)
-        return {**body, "what": self.what, "ops": ops, **self.details, "summary": self.summary,
-                "notes": list(self.notes)}
+        return {
+            **body,
+            "what": self.what,
+            "ops": ops,
+            **self.details,
+            "summary": self.summary,
+            "notes": list(self.notes),
+        }
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> DeviceReport:
         ops = data["ops"]
         key = next(k for k in ops if k != "total" and not k.startswith("off_"))
-        off = tuple(OffAccelerator(o["op"], o["type"], o["reason"], o["source"], o.get("rule"))
-                    for o in ops[f"off_{key}"])
+        off = tuple(
+            OffAccelerator(o["op"], o["type"], o["reason"], o["source"], o.get("rule")) for o in ops[f"off_{key}"]
+        )
         latency = data.get("latency_ms")
         reserved = {"device", "latency_ms", "what", "ops", "summary", "notes"}
-        return cls(data["device"], data["what"], Residency(key, ops["total"], ops[key], off),
-                   Estimate(**latency) if latency else None, data.get("summary", ""), tuple(data.get("notes", ())),
-                   {k: v for k, v in data.items() if k not in reserved})
+        return cls(
+            data["device"],
+            data["what"],
+            Residency(key, ops["total"], ops[key], off),
+            Estimate(**latency) if latency else None,
+            data.get("summary", ""),
+            tuple(data.get("notes", ())),
+            {k: v for k, v in data.items() if k not in reserved},
+        )

@@ -27,27 +27,44 @@ def device_report(path: Path) -> DeviceReport:
     soc = SOCS[soc_name]
     trace = json.loads(meta[RESIDENCY_KEY])
     graph = json.loads(meta[GRAPH_KEY])
-    off = tuple(OffAccelerator(c["node"], c["type"], c["reason"] or "the QNN HTP backend does not take this node",
-                               COMPILER) for c in trace["cpu_nodes"])
+    off = tuple(
+        OffAccelerator(c["node"], c["type"], c["reason"] or "the QNN HTP backend does not take this node", COMPILER)
+        for c in trace["cpu_nodes"]
+    )
     residency = Residency("htp", trace["total_nodes"], trace["htp_nodes"], off)
     calibration = SnapdragonCalibration.load()
     estimate = estimate_ms(graph, trace, soc.name, str(quant), calibration)
     latency = Estimate(**estimate["latency_ms"]) if estimate is not None else None
-    what = (f"an estimate for the {soc.phone} ({soc.name}, {soc.marketing}) from a cost model calibrated on "
-            "Qualcomm AI Hub's published ONNX Runtime + QNN latencies (effconvert/device/data/"
-            "published_snapdragon.csv), not a measurement" if latency is not None else
-            f"no latency estimate for {quant} on {soc.name}: " + calibration.missing(soc.name, str(quant)))
-    where = (f"{residency.on}/{residency.total} ONNX nodes on the {soc.name} HTP"
-             + (f", {len(off)} on the CPU ({', '.join(f'{t} x{n}' for t, n in residency.by_type().items())})"
-                if off else ""))
-    summary = (f"{soc.phone} ({soc.name}) {quant} estimate {latency.estimate:.2f} ms ({latency.low:.2f}–"
-               f"{latency.high:.2f}, a calibrated model, not a measurement); " if latency is not None else
-               "no latency estimate; ") + where
-    notes = ((f"{soc.phone} ({soc.name}) estimate: {latency.estimate:.2f} ms, band {latency.low:.2f}–"
-              f"{latency.high:.2f} ms — {what}",) if latency is not None else (what,)) + (
-        f"Hexagon HTP: {where}; HTP ops: " + ", ".join(f"{k} {v}" for k, v in trace["qnn_ops"].items()),)
-    details = {"soc": {"name": soc.name, "marketing": soc.marketing, "phone": soc.phone, "htp_arch": soc.htp_arch},
-               "precision": quant, "graph": graph, "qnn_ops": trace["qnn_ops"]}
+    what = (
+        f"an estimate for the {soc.phone} ({soc.name}, {soc.marketing}) from a cost model calibrated on "
+        "Qualcomm AI Hub's published ONNX Runtime + QNN latencies (effconvert/device/data/"
+        "published_snapdragon.csv), not a measurement"
+        if latency is not None
+        else f"no latency estimate for {quant} on {soc.name}: " + calibration.missing(soc.name, str(quant))
+    )
+    where = f"{residency.on}/{residency.total} ONNX nodes on the {soc.name} HTP" + (
+        f", {len(off)} on the CPU ({', '.join(f'{t} x{n}' for t, n in residency.by_type().items())})" if off else ""
+    )
+    summary = (
+        f"{soc.phone} ({soc.name}) {quant} estimate {latency.estimate:.2f} ms ({latency.low:.2f}–"
+        f"{latency.high:.2f}, a calibrated model, not a measurement); "
+        if latency is not None
+        else "no latency estimate; "
+    ) + where
+    notes = (
+        (
+            f"{soc.phone} ({soc.name}) estimate: {latency.estimate:.2f} ms, band {latency.low:.2f}–"
+            f"{latency.high:.2f} ms — {what}",
+        )
+        if latency is not None
+        else (what,)
+    ) + (f"Hexagon HTP: {where}; HTP ops: " + ", ".join(f"{k} {v}" for k, v in trace["qnn_ops"].items()),)
+    details = {
+        "soc": {"name": soc.name, "marketing": soc.marketing, "phone": soc.phone, "htp_arch": soc.htp_arch},
+        "precision": quant,
+        "graph": graph,
+        "qnn_ops": trace["qnn_ops"],
+    }
     if estimate is not None:
         details["calibration"] = estimate["calibration"]
     return DeviceReport(f"snapdragon-{soc.name.lower()}-htp", what, residency, latency, summary, notes, details)

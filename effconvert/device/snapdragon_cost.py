@@ -59,8 +59,10 @@ class SnapdragonCalibration:
         if not Path(path).exists():
             return cls({})
         data = json.loads(Path(path).read_text(encoding="utf-8"))
-        fits = {key: Fit(tuple(f["features"]), tuple(f["weights"]), f["band"], f.get("loo", {}))
-                for key, f in data["fits"].items()}
+        fits = {
+            key: Fit(tuple(f["features"]), tuple(f["weights"]), f["band"], f.get("loo", {}))
+            for key, f in data["fits"].items()
+        }
         return cls(fits, data.get("source", ""))
 
     def missing(self, soc: str, quant: str) -> str:
@@ -89,15 +91,25 @@ def fit(rows: list[tuple[dict[str, float], float]], features: tuple[str, ...]) -
     return tuple(float(v) for v in solution / scale)
 
 
-def estimate_ms(graph: Mapping[str, Any], trace: Mapping[str, Any], soc: str, quant: str,
-                calibration: SnapdragonCalibration) -> dict[str, Any] | None:
+def estimate_ms(
+    graph: Mapping[str, Any], trace: Mapping[str, Any], soc: str, quant: str, calibration: SnapdragonCalibration
+) -> dict[str, Any] | None:
     """The estimate and its band, or None when no published rows calibrate (soc, quant)."""
     chosen = calibration.fits.get(key(soc, quant))
     if chosen is None:
         return None
     ms = chosen.predict_ms(features_of(graph, trace))
-    return {"latency_ms": {"estimate": round(ms, 3), "low": round(ms * (1 - chosen.band), 3),
-                           "high": round(ms * (1 + chosen.band), 3)},
-            "calibration": {"fit": key(soc, quant), "features": list(chosen.features), "band": chosen.band,
-                            "leave_one_model_out": {k: v for k, v in chosen.loo.items() if k != "rows"},
-                            "source": calibration.source}}
+    return {
+        "latency_ms": {
+            "estimate": round(ms, 3),
+            "low": round(ms * (1 - chosen.band), 3),
+            "high": round(ms * (1 + chosen.band), 3),
+        },
+        "calibration": {
+            "fit": key(soc, quant),
+            "features": list(chosen.features),
+            "band": chosen.band,
+            "leave_one_model_out": {k: v for k, v in chosen.loo.items() if k != "rows"},
+            "source": calibration.source,
+        },
+    }

@@ -22,16 +22,27 @@ import torch
 from torch import nn
 
 from ..errors import ParityFailed
+
+# Reparameterization lives with the loader, which also needs it to build the deploy form that a
+# reparameterized checkpoint loads into; fusion applies it first.
+from ..load.reparameterize import reparameterize, reparameterize_counted
 from .conv_bn import fold_batchnorms
 from .layer_scale import fold_layer_scales
 from .noops import strip_inference_noops
 from .proof import EXACT_TOLERANCE, FUSION_TOLERANCE, FusionProof, prove
-# Reparameterization lives with the loader, which also needs it to build the deploy form that a
-# reparameterized checkpoint loads into; fusion applies it first.
-from ..load.reparameterize import reparameterize, reparameterize_counted
 
-__all__ = ["FusedModel", "FusionProof", "Unproven", "fuse_model", "fuse_unproven", "prove_fusion", "proof_failure",
-           "skipped_proof", "reparameterize", "FUSION_TOLERANCE"]
+__all__ = [
+    "FUSION_TOLERANCE",
+    "FusedModel",
+    "FusionProof",
+    "Unproven",
+    "fuse_model",
+    "fuse_unproven",
+    "proof_failure",
+    "prove_fusion",
+    "reparameterize",
+    "skipped_proof",
+]
 
 MIN_PROOF_SAMPLES = 8
 
@@ -40,7 +51,7 @@ MIN_PROOF_SAMPLES = 8
 class FusedModel:
     model: nn.Module
     proof: FusionProof
-    steps: dict[str, int] = field(default_factory=dict)     # step -> modules changed
+    steps: dict[str, int] = field(default_factory=dict)  # step -> modules changed
 
 
 @dataclass
@@ -49,15 +60,16 @@ class Unproven:
 
     model64: nn.Module
     steps: dict[str, int]
-    altered: frozenset[str]            # modules whose own output changed by design (absorbed a BN)
+    altered: frozenset[str]  # modules whose own output changed by design (absorbed a BN)
 
     @property
     def modules_fused(self) -> int:
         return self.steps["reparameterize"] + self.steps["fold_bn"] + self.steps["fold_layer_scale"]
 
 
-def fuse_model(reference: nn.Module, *, inputs: torch.Tensor, enabled: bool = True,
-               tolerance: float = FUSION_TOLERANCE) -> FusedModel:
+def fuse_model(
+    reference: nn.Module, *, inputs: torch.Tensor, enabled: bool = True, tolerance: float = FUSION_TOLERANCE
+) -> FusedModel:
     """Fuse a copy of `reference`; raise ParityFailed if the proof fails."""
     if not enabled:
         return FusedModel(reference, skipped_proof(tolerance), {})
@@ -74,21 +86,38 @@ def fuse_unproven(reference: nn.Module) -> Unproven:
     with torch.no_grad():
         reparameterized = reparameterize_counted(fused)
         absorbed_bn = fold_batchnorms(fused)
-        absorbed_scale = fold_layer_scales(fused)         # after BN folding: ConvMlpWithNorm's norm2
+        absorbed_scale = fold_layer_scales(fused)  # after BN folding: ConvMlpWithNorm's norm2
         stripped = strip_inference_noops(fused)
-    steps = {"reparameterize": reparameterized, "fold_bn": len(absorbed_bn),
-             "fold_layer_scale": len(absorbed_scale), "strip_noops": stripped}
+    steps = {
+        "reparameterize": reparameterized,
+        "fold_bn": len(absorbed_bn),
+        "fold_layer_scale": len(absorbed_scale),
+        "strip_noops": stripped,
+    }
     return Unproven(fused, steps, frozenset(absorbed_bn + absorbed_scale))
 
 
-def prove_fusion(reference: nn.Module, unproven: Unproven, inputs: torch.Tensor, *,
-                 tolerance: float = FUSION_TOLERANCE, ref32: torch.Tensor | None = None) -> FusionProof:
+def prove_fusion(
+    reference: nn.Module,
+    unproven: Unproven,
+    inputs: torch.Tensor,
+    *,
+    tolerance: float = FUSION_TOLERANCE,
+    ref32: torch.Tensor | None = None,
+) -> FusionProof:
     """Step 3. May run in another process than the fusion (pipeline/checks.py): it needs only the
     two models and the inputs."""
     if len(inputs) < MIN_PROOF_SAMPLES:
         raise ValueError(f"the fusion proof needs at least {MIN_PROOF_SAMPLES} inputs")
-    return prove(reference.eval(), unproven.model64, inputs, modules_fused=unproven.modules_fused,
-                 altered=unproven.altered, tolerance=tolerance, ref32=ref32)
+    return prove(
+        reference.eval(),
+        unproven.model64,
+        inputs,
+        modules_fused=unproven.modules_fused,
+        altered=unproven.altered,
+        tolerance=tolerance,
+        ref32=ref32,
+    )
 
 
 def skipped_proof(tolerance: float = FUSION_TOLERANCE) -> FusionProof:
@@ -100,4 +129,5 @@ def proof_failure(proof: FusionProof) -> ParityFailed:
     return ParityFailed(
         f"fusion proof failed: float64 rel err {proof.exact_rel_err:.1e} (limit {EXACT_TOLERANCE:.0e}), "
         f"fp32 rel err {proof.fp32_rel_err:.2e} (limit {proof.tolerance:.1e}){where}",
-        hint="run with --no-fuse to convert the unfused model, and report this as a bug")
+        hint="run with --no-fuse to convert the unfused model, and report this as a bug",
+    )

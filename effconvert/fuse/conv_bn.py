@@ -11,6 +11,8 @@ feeds a Linear (EfficientViT-M's classifier). timm's `BatchNormAct2d` keeps its 
 
 from __future__ import annotations
 
+import itertools
+
 import torch
 from torch import nn
 
@@ -21,10 +23,10 @@ _LINEAR_LIKE = (nn.Conv1d, nn.Conv2d, nn.Linear)
 # by class (generic timm layers) or module-qualified class (family-specific ones, whose bare
 # names such as `Downsample` mean different things elsewhere in timm).
 _LAYER_THEN_BN: dict[str, tuple[tuple[str, str], ...]] = {
-    "ConvNormAct": (("conv", "bn"), ("conv", "norm")),          # timm layers; MIT EfficientViT
+    "ConvNormAct": (("conv", "bn"), ("conv", "norm")),  # timm layers; MIT EfficientViT
     "ConvBnAct": (("conv", "bn"),),
-    "ConvNorm": (("conv", "bn"),),                              # EfficientFormerV2, EfficientViT-M
-    "Sequential": (("conv", "bn"),),                            # Apple's conv_bn
+    "ConvNorm": (("conv", "bn"),),  # EfficientFormerV2, EfficientViT-M
+    "Sequential": (("conv", "bn"),),  # Apple's conv_bn
     "timm.models.efficientformer.Stem4": (("conv1", "norm1"), ("conv2", "norm2")),
     "timm.models.efficientformer.Downsample": (("conv", "norm"),),
     "timm.models.efficientformer.ConvMlpWithNorm": (("fc1", "norm1"), ("fc2", "norm2")),
@@ -35,10 +37,9 @@ _BN_THEN_LINEAR: dict[str, tuple[tuple[str, str], ...]] = {
 }
 
 
-def fold_bn_params(weight: torch.Tensor, bias: torch.Tensor | None,
-                   bn: _BN) -> tuple[torch.Tensor, torch.Tensor]:
+def fold_bn_params(weight: torch.Tensor, bias: torch.Tensor | None, bn: _BN) -> tuple[torch.Tensor, torch.Tensor]:
     """(W, b) of a layer followed by `bn` -> (W', b') of the single equivalent layer."""
-    mean, var = bn.running_mean, bn.running_var
+    mean, var = _statistics(bn)
     gamma = bn.weight if bn.affine else torch.ones_like(mean)
     beta = bn.bias if bn.affine else torch.zeros_like(mean)
     scale = gamma / torch.sqrt(var + bn.eps)
@@ -47,7 +48,14 @@ def fold_bn_params(weight: torch.Tensor, bias: torch.Tensor | None,
     return new_weight, (bias - mean) * scale + beta
 
 
-def fold_into(layer: nn.Module, bn: _BN) -> None:
+def _statistics(bn: _BN) -> tuple[torch.Tensor, torch.Tensor]:
+    """(running mean, running var): what an eval-mode BN normalises with."""
+    if bn.running_mean is None or bn.running_var is None:
+        raise ValueError(f"{bn} tracks no running statistics: it cannot be folded")
+    return bn.running_mean, bn.running_var
+
+
+def fold_into(layer: nn.Conv1d | nn.Conv2d | nn.Linear, bn: _BN) -> None:
     if bn.training:
         raise RuntimeError("BN folding needs eval mode (running statistics)")
     if bn.running_mean is None or bn.num_features != layer.weight.shape[0]:
@@ -59,8 +67,11 @@ def fold_into(layer: nn.Module, bn: _BN) -> None:
 
 def _after_bn(bn: _BN) -> nn.Module:
     """What must still run after a folded BN: timm's BatchNormAct2d carries dropout + activation."""
-    rest = [m for m in (getattr(bn, "drop", None), getattr(bn, "act", None))
-            if m is not None and not isinstance(m, nn.Identity)]
+    rest = [
+        m
+        for m in (getattr(bn, "drop", None), getattr(bn, "act", None))
+        if m is not None and not isinstance(m, nn.Identity)
+    ]
     return nn.Sequential(*rest) if rest else nn.Identity()
 
 
@@ -69,10 +80,11 @@ def fold_bn_into_following(layer: nn.Linear, bn: _BN) -> None:
     t = beta - mean * s (s scales the Linear's input columns)."""
     if bn.training or bn.running_mean is None or bn.num_features != layer.in_features:
         raise ValueError(f"cannot fold {bn} into the following {layer}")
-    gamma = bn.weight if bn.affine else torch.ones_like(bn.running_mean)
-    beta = bn.bias if bn.affine else torch.zeros_like(bn.running_mean)
-    scale = gamma / torch.sqrt(bn.running_var + bn.eps)
-    shift = beta - bn.running_mean * scale
+    mean, var = _statistics(bn)
+    gamma = bn.weight if bn.affine else torch.ones_like(mean)
+    beta = bn.bias if bn.affine else torch.zeros_like(mean)
+    scale = gamma / torch.sqrt(var + bn.eps)
+    shift = beta - mean * scale
     weight = layer.weight.detach()
     bias = torch.zeros(layer.out_features, dtype=weight.dtype) if layer.bias is None else layer.bias.detach()
     layer.weight = nn.Parameter(weight * scale)
@@ -91,7 +103,11 @@ def fold_batchnorms(model: nn.Module) -> list[str]:
         kinds = _kind(module)
         for layer_name, bn_name in next((_LAYER_THEN_BN[k] for k in kinds if k in _LAYER_THEN_BN), ()):
             layer, bn = getattr(module, layer_name, None), getattr(module, bn_name, None)
-            if isinstance(layer, _LINEAR_LIKE) and isinstance(bn, _BN) and _applies_in_order(module, layer_name, bn_name):
+            if (
+                isinstance(layer, _LINEAR_LIKE)
+                and isinstance(bn, _BN)
+                and _applies_in_order(module, layer_name, bn_name)
+            ):
                 fold_into(layer, bn)
                 setattr(module, bn_name, _after_bn(bn))
                 folded.append(_join(prefix, layer_name))
@@ -114,14 +130,14 @@ def _applies_in_order(module: nn.Module, layer_name: str, bn_name: str) -> bool:
     if isinstance(module, nn.Sequential):
         names = list(module._modules)
         return names.index(bn_name) == names.index(layer_name) + 1
-    aa = getattr(module, "aa", None)              # timm ConvNormAct: anti-aliasing after bn
+    aa = getattr(module, "aa", None)  # timm ConvNormAct: anti-aliasing after bn
     return aa is None or isinstance(aa, nn.Identity)
 
 
 def _fold_sequential_pairs(seq: nn.Sequential) -> list[str]:
     folded = []
     names = list(seq._modules)
-    for first, second in zip(names, names[1:]):
+    for first, second in itertools.pairwise(names):
         layer, bn = seq._modules[first], seq._modules[second]
         if isinstance(layer, _LINEAR_LIKE) and isinstance(bn, _BN):
             fold_into(layer, bn)

@@ -51,12 +51,15 @@ def fold_layer_scales(model: nn.Module) -> list[str]:
 def _passes_through(parent: nn.Module, producer_name: str) -> bool:
     """Nothing but identities (dropout at inference, folded norms) after the producer."""
     names = list(parent._modules)
-    after = names[names.index(producer_name) + 1:]
-    return all(isinstance(parent._modules[n], (nn.Identity, nn.Dropout)) for n in after
-               if n in _MUST_BE_IDENTITY or n.startswith("drop"))
+    after = names[names.index(producer_name) + 1 :]
+    return all(
+        isinstance(parent._modules[n], (nn.Identity, nn.Dropout))
+        for n in after
+        if n in _MUST_BE_IDENTITY or n.startswith("drop")
+    )
 
 
-def _scale_rows(layer: nn.Module, gamma: torch.Tensor) -> None:
+def _scale_rows(layer: nn.Conv2d | nn.Linear, gamma: torch.Tensor) -> None:
     if gamma.numel() != layer.weight.shape[0]:
         raise ValueError(f"layer scale of {gamma.numel()} channels cannot fold into {layer}")
     weight = layer.weight.detach()

@@ -11,7 +11,7 @@ from __future__ import annotations
 from torch import nn
 
 _NOOP_TYPES: tuple[type[nn.Module], ...] = (nn.Dropout, nn.Dropout1d, nn.Dropout2d, nn.Dropout3d, nn.AlphaDropout)
-_NOOP_NAMES = ("DropPath", "DropBlock2d")           # timm's stochastic depth / DropBlock: identities in eval
+_NOOP_NAMES = ("DropPath", "DropBlock2d")  # timm's stochastic depth / DropBlock: identities in eval
 
 
 def strip_inference_noops(model: nn.Module) -> int:

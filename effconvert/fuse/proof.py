@@ -27,31 +27,38 @@ FUSION_TOLERANCE = 1e-5
 # linear attention divides by sums that can be ~0 (ReLU'd q.k, eps 1e-15) and reaches ~2e-8.
 # A wrong fold (BN eps, a missed shift) shows up at >= 1e-4.
 EXACT_TOLERANCE = 1e-7
-NOISE_FACTOR = 4.0           # fp32 fused may be this many times the reference's own fp32 error
+NOISE_FACTOR = 4.0  # fp32 fused may be this many times the reference's own fp32 error
 
 
 @dataclass(frozen=True)
 class FusionProof:
     passed: bool
-    max_abs_err: float                     # fp32 fused vs fp32 reference
+    max_abs_err: float  # fp32 fused vs fp32 reference
     max_rel_err: float
     samples: int
-    tolerance: float                       # what fp32 was held to (see module docstring)
+    tolerance: float  # what fp32 was held to (see module docstring)
     modules_fused: int
-    first_divergent: str | None = None     # module name, only when the proof fails
+    first_divergent: str | None = None  # module name, only when the proof fails
     skipped: bool = False
-    exact_rel_err: float = 0.0             # float64 fused vs float64 reference
-    fp32_rel_err: float = 0.0              # fp32 fused vs float64 reference
-    fp32_noise_floor: float = 0.0          # fp32 reference vs float64 reference
+    exact_rel_err: float = 0.0  # float64 fused vs float64 reference
+    fp32_rel_err: float = 0.0  # fp32 fused vs float64 reference
+    fp32_noise_floor: float = 0.0  # fp32 reference vs float64 reference
 
     def report_dict(self) -> dict:
         return asdict(self)
 
 
 @torch.no_grad()
-def prove(reference: nn.Module, fused64: nn.Module, inputs: torch.Tensor, *, modules_fused: int,
-          altered: frozenset[str] = frozenset(), tolerance: float = FUSION_TOLERANCE,
-          ref32: torch.Tensor | None = None) -> FusionProof:
+def prove(
+    reference: nn.Module,
+    fused64: nn.Module,
+    inputs: torch.Tensor,
+    *,
+    modules_fused: int,
+    altered: frozenset[str] = frozenset(),
+    tolerance: float = FUSION_TOLERANCE,
+    ref32: torch.Tensor | None = None,
+) -> FusionProof:
     """`fused64`: the fused model in float64. `altered`: modules whose own output changed by
     design (a conv that absorbed its BN). `ref32`: `reference(inputs)` when already computed."""
     inputs = inputs.float()
@@ -71,13 +78,28 @@ def prove(reference: nn.Module, fused64: nn.Module, inputs: torch.Tensor, *, mod
     elif fp32_err > allowed:
         first = first_divergent_module(reference, fused32, inputs, allowed, altered)
     passed = exact <= EXACT_TOLERANCE and fp32_err <= allowed
-    return FusionProof(passed, abs_err, rel_err, len(inputs), allowed, modules_fused, first,
-                       exact_rel_err=exact, fp32_rel_err=fp32_err, fp32_noise_floor=noise_floor)
+    return FusionProof(
+        passed,
+        abs_err,
+        rel_err,
+        len(inputs),
+        allowed,
+        modules_fused,
+        first,
+        exact_rel_err=exact,
+        fp32_rel_err=fp32_err,
+        fp32_noise_floor=noise_floor,
+    )
 
 
 @torch.no_grad()
-def first_divergent_module(reference: nn.Module, fused: nn.Module, inputs: torch.Tensor,
-                           tolerance: float, altered: frozenset[str] = frozenset()) -> str | None:
+def first_divergent_module(
+    reference: nn.Module,
+    fused: nn.Module,
+    inputs: torch.Tensor,
+    tolerance: float,
+    altered: frozenset[str] = frozenset(),
+) -> str | None:
     shared = dict(reference.named_modules()).keys() & dict(fused.named_modules()).keys()
     shared -= {""} | set(altered)
     ref_outputs = _record(reference, shared, inputs)
@@ -85,11 +107,11 @@ def first_divergent_module(reference: nn.Module, fused: nn.Module, inputs: torch
     for name, out in _record(fused, shared, inputs):
         fused_calls.setdefault(name, []).append(out)
     seen: dict[str, int] = {}
-    for name, ref in ref_outputs:                  # post-forward order: innermost-earliest first
+    for name, ref in ref_outputs:  # post-forward order: innermost-earliest first
         call = seen[name] = seen.get(name, -1) + 1  # a module may run more than once (LiteMLA's ReLU)
         outs = fused_calls.get(name, [])
-        out = outs[call] if call < len(outs) else None
-        if out is not None and out.shape == ref.shape and max_errors(out, ref)[1] > tolerance:
+        found = outs[call] if call < len(outs) else None
+        if found is not None and found.shape == ref.shape and max_errors(found, ref)[1] > tolerance:
             return name
     return None
 
@@ -99,8 +121,11 @@ def _record(model: nn.Module, names: set[str], inputs: torch.Tensor) -> list[tup
     handles = []
     for name, module in model.named_modules():
         if name in names:
-            handles.append(module.register_forward_hook(
-                lambda _m, _i, out, name=name: outputs.append((name, out)) if torch.is_tensor(out) else None))
+            handles.append(
+                module.register_forward_hook(
+                    lambda _m, _i, out, name=name: outputs.append((name, out)) if torch.is_tensor(out) else None
+                )
+            )
     try:
         model(inputs)
     finally:

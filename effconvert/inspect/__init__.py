@@ -69,5 +69,3 @@ def metadata_rows(meta: dict[str, str]) -> list[tuple[str, str]]:
             value = f"{len(labels)} labels: {', '.join(labels[:3])}, ..."
         rows.append((key, value))
     return rows
-
-

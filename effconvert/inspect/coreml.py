@@ -33,7 +33,7 @@ def rows(path: Path) -> tuple[list[tuple[str, str]], dict[str, str]]:
     function = spec.mlProgram.functions["main"]
     block = function.block_specializations[function.opset]
     ops = Counter(op.type for op in block.operations)
-    dtypes = Counter()
+    dtypes: Counter[str] = Counter()
     for op in block.operations:
         if op.type == "const":
             value_type = op.attributes["val"].type.tensorType

@@ -8,8 +8,8 @@ from ..errors import BadInput
 
 
 def rows(path: Path) -> tuple[list[tuple[str, str]], dict[str, str]]:
-    from ..runtime.executorch import program_summary
     from ..convert.metadata import read_provenance
+    from ..runtime.executorch import program_summary
 
     try:
         summary = program_summary(path)
@@ -21,8 +21,11 @@ def rows(path: Path) -> tuple[list[tuple[str, str]], dict[str, str]]:
         ("inputs", ", ".join(f"input {shape} float32" for shape in summary.inputs)),
         ("outputs", ", ".join(f"logits {shape} float32" for shape in summary.outputs)),
         ("delegates", ", ".join(f"{name} x{n}" for name, n in summary.backends.items()) or "none"),
-        ("coverage", f"{summary.delegate_calls} delegate call(s), {portable} portable-kernel call(s)"
-                     + (": " + ", ".join(f"{op} {n}" for op, n in summary.portable_calls.items()) if portable else "")),
+        (
+            "coverage",
+            f"{summary.delegate_calls} delegate call(s), {portable} portable-kernel call(s)"
+            + (": " + ", ".join(f"{op} {n}" for op, n in summary.portable_calls.items()) if portable else ""),
+        ),
         ("methods", ", ".join(summary.methods)),
         ("size", f"{path.stat().st_size / 1e6:.2f} MB"),
     ], meta

@@ -15,7 +15,7 @@ def rows(path: Path) -> tuple[list[tuple[str, str]], dict[str, str]]:
         model = onnx.load(str(path))
     except Exception as exc:  # onnx raises DecodeError and others for a damaged file
         raise BadInput(f"not a readable ONNX model: {path.name}") from exc
-    if not model.graph.node or not model.graph.input:       # protobuf parses many byte strings as empty
+    if not model.graph.node or not model.graph.input:  # protobuf parses many byte strings as empty
         raise BadInput(f"not an ONNX model: {path.name} has no graph")
 
     def shape(value_info) -> str:

@@ -39,8 +39,13 @@ def rows(path: Path) -> tuple[list[tuple[str, str]], dict[str, str]]:
         ("context binary", f"{len(contexts)} EPContext node(s), {binary / 1e6:.2f} MB embedded"),
     ]
     if residency:
-        rows.append(("HTP residency", f"{residency['htp_nodes']} of {residency['total_nodes']} ONNX nodes on the "
-                                      f"HTP, {len(residency['cpu_nodes'])} on the CPU"))
+        rows.append(
+            (
+                "HTP residency",
+                f"{residency['htp_nodes']} of {residency['total_nodes']} ONNX nodes on the "
+                f"HTP, {len(residency['cpu_nodes'])} on the CPU",
+            )
+        )
         rows.append(("HTP ops", ", ".join(f"{k} {v}" for k, v in residency["qnn_ops"].items())))
     rows.append(("CPU nodes", ", ".join(f"{k} {v}" for k, v in cpu.most_common()) or "none"))
     rows.append(("size", f"{path.stat().st_size / 1e6:.2f} MB"))

@@ -11,8 +11,8 @@ from ..errors import BadInput
 def rows(path: Path) -> tuple[list[tuple[str, str]], dict[str, str]]:
     from ai_edge_litert.interpreter import Interpreter
 
-    from ..quiet import quiet_native_stderr
     from ..convert.tflite_metadata import read_metadata
+    from ..quiet import quiet_native_stderr
 
     try:
         with quiet_native_stderr():

@@ -6,8 +6,9 @@ this table, so adding a family never touches the loading logic.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Callable, Mapping
+from typing import Any
 
 import torch
 
@@ -18,9 +19,9 @@ StateDict = dict[str, torch.Tensor]
 class Layout:
     """One way a family's checkpoints are written (timm's, or the original authors')."""
 
-    name: str                                        # CLI name: timm, apple, apple-fused, ...
-    label: str                                       # reported as model.source_layout
-    fused: bool | None                               # None: either form (decided by the keys)
+    name: str  # CLI name: timm, apple, apple-fused, ...
+    label: str  # reported as model.source_layout
+    fused: bool | None  # None: either form (decided by the keys)
     matches: Callable[[Mapping[str, torch.Tensor]], bool]
     to_timm: Callable[[StateDict], StateDict]
     from_timm: Callable[[StateDict], StateDict]
@@ -29,29 +30,34 @@ class Layout:
     needs_buffers: bool = False
 
 
-@dataclass(frozen=True, eq=False)            # identity-hashed: a registry row, cached by identity
+@dataclass(frozen=True, eq=False)  # identity-hashed: a registry row, cached by identity
 class Family:
     name: str
-    variants: tuple[str, ...]                        # timm model names
-    layouts: tuple[Layout, ...]                      # tried in order; the first that matches wins
+    variants: tuple[str, ...]  # timm model names
+    layouts: tuple[Layout, ...]  # tried in order; the first that matches wins
     is_fused: Callable[[Mapping[str, torch.Tensor]], bool]  # on timm keys
     fused_build_kwargs: Mapping[str, object] = field(default_factory=dict)
     # No deploy-form constructor (timm's ByobNet): build the training form, then reparameterize.
     reparameterize_to_build: bool = False
     # Prefixes under which the image model sits inside a larger checkpoint (e.g. MobileCLIP).
     embedded_prefixes: tuple[str, ...] = ()
-    classifier: str = "head.fc"                      # timm name of the final Linear
+    classifier: str = "head.fc"  # timm name of the final Linear
     # MIL op types a Core ML fp16 program must keep in fp32 for this family (fp32 islands).
     coreml_fp32_ops: tuple[str, ...] = ()
     # timm sizes some parameters by the input (EfficientFormerV2's attention biases, via
     # `img_size`): such a model must be built for the checkpoint's image size, not the default.
     input_sized: bool = False
 
+    @property
+    def original(self) -> Layout:
+        """The original authors' released layout (unfused): what `--layout original` names."""
+        return next(layout for layout in self.layouts if layout.name != "timm" and not layout.fused)
+
     def layout(self, name: str) -> Layout:
         for layout in self.layouts:
             if layout.name == name:
                 return layout
-        names = ", ".join(l.name for l in self.layouts)
+        names = ", ".join(known.name for known in self.layouts)
         raise KeyError(f"{self.name} has no layout {name!r} (choose from: {names})")
 
 
@@ -89,13 +95,14 @@ def all_variants() -> list[str]:
     return [v for f in FAMILIES.values() for v in f.variants]
 
 
-def build_timm(family: Family, arch: str, *, num_classes: int = 1000, fused: bool = False,
-               image_size: int | None = None) -> "torch.nn.Module":
+def build_timm(
+    family: Family, arch: str, *, num_classes: int = 1000, fused: bool = False, image_size: int | None = None
+) -> torch.nn.Module:
     """timm's model for `arch`, in deploy form when `fused` (works on the meta device too).
     `image_size` matters only to input-sized families; None means timm's default."""
     import timm
 
-    kwargs = dict(family.fused_build_kwargs) if fused else {}
+    kwargs: dict[str, Any] = dict(family.fused_build_kwargs) if fused else {}
     if family.input_sized and image_size is not None:
         kwargs["img_size"] = image_size
     model = timm.create_model(arch, pretrained=False, num_classes=num_classes, **kwargs)

@@ -9,8 +9,8 @@ attention-stage or MLP-ratio difference can never be mistaken for another varian
 from __future__ import annotations
 
 import functools
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Mapping, Sequence
 
 import torch
 from torch.overrides import TorchFunctionMode
@@ -23,9 +23,9 @@ Signature = dict[str, tuple[int, ...]]
 @dataclass(frozen=True)
 class Mismatch:
     arch: str
-    missing: tuple[str, ...]       # in the model, not in the checkpoint
-    unexpected: tuple[str, ...]    # in the checkpoint, not in the model
-    wrong_shape: tuple[str, ...]   # "key: checkpoint (a, b) vs model (c, d)"
+    missing: tuple[str, ...]  # in the model, not in the checkpoint
+    unexpected: tuple[str, ...]  # in the checkpoint, not in the model
+    wrong_shape: tuple[str, ...]  # "key: checkpoint (a, b) vs model (c, d)"
 
     @property
     def count(self) -> int:
@@ -33,8 +33,11 @@ class Mismatch:
 
     def describe(self, examples: int = 3) -> str:
         parts = []
-        for label, keys in (("missing", self.missing), ("unexpected", self.unexpected),
-                            ("wrong shape", self.wrong_shape)):
+        for label, keys in (
+            ("missing", self.missing),
+            ("unexpected", self.unexpected),
+            ("wrong shape", self.wrong_shape),
+        ):
             if keys:
                 shown = ", ".join(keys[:examples]) + (", ..." if len(keys) > examples else "")
                 parts.append(f"{len(keys)} {label} (e.g. {shown})")
@@ -49,15 +52,19 @@ class _SkipInitOnMeta(TorchFunctionMode):
 
     def __torch_function__(self, func, types, args=(), kwargs=None):
         name = getattr(func, "__name__", "")
-        if name.endswith("_") and not name.endswith("__") and args and isinstance(args[0], torch.Tensor) \
-                and args[0].is_meta:
+        if (
+            name.endswith("_")
+            and not name.endswith("__")
+            and args
+            and isinstance(args[0], torch.Tensor)
+            and args[0].is_meta
+        ):
             return args[0]
         return func(*args, **(kwargs or {}))
 
 
-@functools.lru_cache(maxsize=None)
-def signature(family: Family, arch: str, num_classes: int, fused: bool,
-              image_size: int | None = None) -> Signature:
+@functools.cache
+def signature(family: Family, arch: str, num_classes: int, fused: bool, image_size: int | None = None) -> Signature:
     with torch.device("meta"), _SkipInitOnMeta():
         model = build_timm(family, arch, num_classes=num_classes, fused=fused, image_size=image_size)
     return {k: tuple(v.shape) for k, v in model.state_dict().items()}
@@ -66,18 +73,29 @@ def signature(family: Family, arch: str, num_classes: int, fused: bool,
 def compare(arch: str, expected: Signature, state: Mapping[str, torch.Tensor]) -> Mismatch:
     missing = tuple(k for k in expected if k not in state)
     unexpected = tuple(k for k in state if k not in expected)
-    wrong = tuple(f"{k}: checkpoint {tuple(state[k].shape)} vs model {expected[k]}"
-                  for k in expected if k in state and tuple(state[k].shape) != expected[k])
+    wrong = tuple(
+        f"{k}: checkpoint {tuple(state[k].shape)} vs model {expected[k]}"
+        for k in expected
+        if k in state and tuple(state[k].shape) != expected[k]
+    )
     return Mismatch(arch, missing, unexpected, wrong)
 
 
-def rank_candidates(family: Family, state: Mapping[str, torch.Tensor], *, num_classes: int,
-                    fused: bool, candidates: Sequence[str] | None = None,
-                    image_size: int | None = None) -> list[Mismatch]:
+def rank_candidates(
+    family: Family,
+    state: Mapping[str, torch.Tensor],
+    *,
+    num_classes: int,
+    fused: bool,
+    candidates: Sequence[str] | None = None,
+    image_size: int | None = None,
+) -> list[Mismatch]:
     """Every candidate with its mismatch against the checkpoint, best first."""
-    size = image_size if family.input_sized else None          # keeps one cache entry otherwise
-    results = [compare(arch, signature(family, arch, num_classes, fused, size), state)
-               for arch in (candidates or family.variants)]
+    size = image_size if family.input_sized else None  # keeps one cache entry otherwise
+    results = [
+        compare(arch, signature(family, arch, num_classes, fused, size), state)
+        for arch in (candidates or family.variants)
+    ]
     return sorted(results, key=lambda m: m.count)
 
 

@@ -7,23 +7,24 @@ is refused with one line naming it (exit 2), never a crash deeper in the pipelin
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any
 
 from ..errors import BadInput
 from ..limits import MAX_IMAGE_SIZE, MIN_IMAGE_SIZE
 
 SAFETENSORS_PREFIX = "effconvert."
-_TEXT_LIMIT = 200                      # a longer string is shortened before it reaches a report
+_TEXT_LIMIT = 200  # a longer string is shortened before it reaches a report
 
 
 @dataclass(frozen=True)
 class CheckpointMetadata:
-    image_size: int | None = None      # the resolution the weights were trained at
-    synthetic: bool = False            # make-checkpoint weights, not a trained model
+    image_size: int | None = None  # the resolution the weights were trained at
+    synthetic: bool = False  # make-checkpoint weights, not a trained model
     seed: int | None = None
     arch: str | None = None
-    layout: str | None = None          # the layout make-checkpoint wrote
+    layout: str | None = None  # the layout make-checkpoint wrote
 
     def as_dict(self) -> dict[str, Any]:
         return {"synthetic": self.synthetic, "seed": self.seed, "arch": self.arch, "layout": self.layout}
@@ -39,7 +40,7 @@ def from_pickle(value: object) -> CheckpointMetadata:
 
 
 def from_safetensors(header: Mapping[str, str]) -> CheckpointMetadata:
-    return _parse({k[len(SAFETENSORS_PREFIX):]: v for k, v in header.items() if k.startswith(SAFETENSORS_PREFIX)})
+    return _parse({k[len(SAFETENSORS_PREFIX) :]: v for k, v in header.items() if k.startswith(SAFETENSORS_PREFIX)})
 
 
 def _parse(fields: Mapping[Any, Any]) -> CheckpointMetadata:
@@ -62,9 +63,11 @@ def image_size_value(value: object, what: str = "--image-size") -> int | None:
         shown = repr(value) if isinstance(value, str) else _text_or_none(value)
         raise BadInput(f"{what} {shown} is not {allowed}", hint="e.g. 224 or 256")
     if not MIN_IMAGE_SIZE <= number <= MAX_IMAGE_SIZE:
-        raise BadInput(f"{what} {number} is out of range: {allowed}",
-                       hint=f"below {MIN_IMAGE_SIZE} the models' total stride leaves no image; the upper "
-                            "bound keeps memory predictable")
+        raise BadInput(
+            f"{what} {number} is out of range: {allowed}",
+            hint=f"below {MIN_IMAGE_SIZE} the models' total stride leaves no image; the upper "
+            "bound keeps memory predictable",
+        )
     return number
 
 
@@ -73,8 +76,12 @@ def _int_or_none(value: object) -> int | None:
         return None
     if isinstance(value, int):
         return value
-    if isinstance(value, str) and value.strip().isascii() and value.strip().lstrip("-").isdigit() \
-            and len(value.strip()) <= 12:
+    if (
+        isinstance(value, str)
+        and value.strip().isascii()
+        and value.strip().lstrip("-").isdigit()
+        and len(value.strip()) <= 12
+    ):
         return int(value.strip())
     return None
 

@@ -9,7 +9,7 @@ release) hold one `reparam_conv` per block under the same names in both layouts.
 
 from __future__ import annotations
 
-from typing import Mapping
+from collections.abc import Mapping
 
 import torch
 
@@ -18,16 +18,18 @@ from .rename import Pair, remaps, shift
 
 VARIANTS = tuple(f"mobileone_s{i}" for i in range(5))
 
-apple_to_timm, timm_to_apple = remaps([
-    Pair("^stage0.", "^stem."),
-    Pair("^stage{i}.", "^stages.{i}.", **shift("i", -1)),
-    Pair(".rbr_conv.", ".conv_kxk."),
-    Pair(".rbr_scale.", ".conv_scale."),
-    Pair(".rbr_skip.", ".identity."),
-    Pair(".se.reduce.", ".attn.fc1."),
-    Pair(".se.expand.", ".attn.fc2."),
-    Pair("^linear.", "^head.fc."),
-])
+apple_to_timm, timm_to_apple = remaps(
+    [
+        Pair("^stage0.", "^stem."),
+        Pair("^stage{i}.", "^stages.{i}.", **shift("i", -1)),
+        Pair(".rbr_conv.", ".conv_kxk."),
+        Pair(".rbr_scale.", ".conv_scale."),
+        Pair(".rbr_skip.", ".identity."),
+        Pair(".se.reduce.", ".attn.fc1."),
+        Pair(".se.expand.", ".attn.fc2."),
+        Pair("^linear.", "^head.fc."),
+    ]
+)
 
 
 def _is_apple(state: Mapping[str, torch.Tensor]) -> bool:
@@ -39,23 +41,23 @@ def _is_apple_fused(state: Mapping[str, torch.Tensor]) -> bool:
 
 
 def _is_timm(state: Mapping[str, torch.Tensor]) -> bool:
-    return (any(k.startswith(("stem.conv_kxk.", "stem.reparam_conv.")) for k in state)
-            and "head.fc.weight" in state)
+    return any(k.startswith(("stem.conv_kxk.", "stem.reparam_conv.")) for k in state) and "head.fc.weight" in state
 
 
 def is_fused(state: Mapping[str, torch.Tensor]) -> bool:
     return "stem.reparam_conv.weight" in state
 
 
-
-MOBILEONE = register_family(Family(
-    name="mobileone",
-    variants=VARIANTS,
-    layouts=(
-        Layout("timm", "timm", None, _is_timm, identity, identity),
-        Layout("apple-fused", "apple-ml-mobileone-reparam", True, _is_apple_fused, apple_to_timm, timm_to_apple),
-        Layout("apple", "apple-ml-mobileone", False, _is_apple, apple_to_timm, timm_to_apple),
-    ),
-    is_fused=is_fused,
-    reparameterize_to_build=True,
-))
+MOBILEONE = register_family(
+    Family(
+        name="mobileone",
+        variants=VARIANTS,
+        layouts=(
+            Layout("timm", "timm", None, _is_timm, identity, identity),
+            Layout("apple-fused", "apple-ml-mobileone-reparam", True, _is_apple_fused, apple_to_timm, timm_to_apple),
+            Layout("apple", "apple-ml-mobileone", False, _is_apple, apple_to_timm, timm_to_apple),
+        ),
+        is_fused=is_fused,
+        reparameterize_to_build=True,
+    )
+)

@@ -11,6 +11,8 @@ from dataclasses import asdict, dataclass, replace
 import numpy as np
 from PIL import Image
 
+from ..numeric import rgb
+
 _PIL_INTERPOLATION = {
     "bicubic": Image.Resampling.BICUBIC,
     "bilinear": Image.Resampling.BILINEAR,
@@ -20,15 +22,15 @@ _PIL_INTERPOLATION = {
 
 @dataclass(frozen=True)
 class Preprocessing:
-    input_size: tuple[int, int, int]     # C, H, W
-    mean: tuple[float, float, float]     # on 0..1 pixels
+    input_size: tuple[int, int, int]  # C, H, W
+    mean: tuple[float, float, float]  # on 0..1 pixels
     std: tuple[float, float, float]
     crop_pct: float
-    crop_mode: str                       # "center" (timm's eval default)
+    crop_mode: str  # "center" (timm's eval default)
     interpolation: str
 
     @classmethod
-    def from_timm(cls, arch: str, *, image_size: int | None = None) -> "Preprocessing":
+    def from_timm(cls, arch: str, *, image_size: int | None = None) -> Preprocessing:
         import timm
 
         cfg = timm.models.get_pretrained_cfg(arch)
@@ -37,15 +39,24 @@ class Preprocessing:
         c, h, w = cfg.input_size
         if image_size is not None:
             h = w = image_size
-        return cls((c, h, w), tuple(cfg.mean), tuple(cfg.std), float(cfg.crop_pct or 1.0),
-                   cfg.crop_mode or "center", cfg.interpolation or "bicubic")
+        return cls(
+            (c, h, w),
+            rgb(cfg.mean),
+            rgb(cfg.std),
+            float(cfg.crop_pct or 1.0),
+            cfg.crop_mode or "center",
+            cfg.interpolation or "bicubic",
+        )
 
-    def with_overrides(self, *, mean=None, std=None, crop_pct=None, interpolation=None) -> "Preprocessing":
+    def with_overrides(self, *, mean=None, std=None, crop_pct=None, interpolation=None) -> Preprocessing:
         """The same transform with the values given replaced (a fine-tuned model's own statistics)."""
-        return replace(self, mean=tuple(mean) if mean is not None else self.mean,
-                       std=tuple(std) if std is not None else self.std,
-                       crop_pct=float(crop_pct) if crop_pct is not None else self.crop_pct,
-                       interpolation=interpolation or self.interpolation)
+        return replace(
+            self,
+            mean=tuple(mean) if mean is not None else self.mean,
+            std=tuple(std) if std is not None else self.std,
+            crop_pct=float(crop_pct) if crop_pct is not None else self.crop_pct,
+            interpolation=interpolation or self.interpolation,
+        )
 
     @property
     def size(self) -> tuple[int, int]:
@@ -64,7 +75,7 @@ class Preprocessing:
         else:
             new_w, new_h = int(scale_h * iw / ih), scale_h
         image = image.convert("RGB").resize((new_w, new_h), _PIL_INTERPOLATION[self.interpolation])
-        left, top = int(round((new_w - w) / 2.0)), int(round((new_h - h) / 2.0))
+        left, top = round((new_w - w) / 2.0), round((new_h - h) / 2.0)
         return image.crop((left, top, left + w, top + h))
 
     def pixels(self, image: Image.Image) -> np.ndarray:
@@ -73,6 +84,6 @@ class Preprocessing:
 
     def normalize(self, pixels: np.ndarray) -> np.ndarray:
         """NHWC (or HWC) uint8 pixels -> NCHW (or CHW) float32 model input."""
-        x = pixels.astype(np.float32) / 255.0
+        x: np.ndarray = pixels.astype(np.float32) / 255.0
         x = (x - np.asarray(self.mean, np.float32)) / np.asarray(self.std, np.float32)
         return np.ascontiguousarray(np.moveaxis(x, -1, -3))

@@ -27,7 +27,7 @@ SAFETENSORS_SUFFIX = ".safetensors"
 # Inert classes that training scripts routinely put in checkpoints next to the weights (timm's
 # CheckpointSaver stores the argparse Namespace under 'args'). Rebuilding them sets attributes only;
 # nothing else outside torch's weights-only set is ever constructed.
-_SAFE_EXTRA_GLOBALS = [argparse.Namespace]
+_SAFE_EXTRA_GLOBALS: list[Any] = [argparse.Namespace]
 
 
 @dataclass(frozen=True)
@@ -36,7 +36,7 @@ class RawCheckpoint:
 
     path: Path
     sha256: str
-    content: Any                      # dict of tensors, or a wrapper dict around one
+    content: Any  # dict of tensors, or a wrapper dict around one
     file_metadata: dict[str, str] = field(default_factory=dict)  # safetensors header metadata
 
 
@@ -47,7 +47,7 @@ def check_checkpoint_path(path: Path) -> None:
         if path.is_symlink():
             try:
                 path.resolve(strict=True)
-            except RuntimeError:                                 # Python 3.11 names the loop so
+            except RuntimeError:  # Python 3.11 names the loop so
                 raise BadInput(f"checkpoint {path} is a symbolic link loop") from None
             except OSError as exc:
                 if exc.errno == errno.ELOOP:
@@ -61,8 +61,9 @@ def check_checkpoint_path(path: Path) -> None:
     if path.stat().st_size == 0:
         raise BadInput(f"checkpoint is empty (0 bytes): {path}")
     if not (path.name.endswith(SAFETENSORS_SUFFIX) or path.name.endswith(PICKLE_SUFFIXES)):
-        raise BadInput(f"unsupported checkpoint format: {path.name}",
-                       hint="use .pth, .pth.tar, .pt, .bin, .ckpt or .safetensors")
+        raise BadInput(
+            f"unsupported checkpoint format: {path.name}", hint="use .pth, .pth.tar, .pt, .bin, .ckpt or .safetensors"
+        )
     if not os.access(path, os.R_OK):
         raise BadInput(f"checkpoint {path} is not readable (permission denied)")
 
@@ -86,15 +87,17 @@ def _read_safetensors(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, st
     try:
         with safe_open(str(path), framework="pt") as f:
             meta = dict(f.metadata() or {})
-            return {k: f.get_tensor(k) for k in f.keys()}, meta
+            return {k: f.get_tensor(k) for k in f}, meta
     except Exception as exc:  # safetensors raises several types for a damaged header
         raise BadInput(f"not a readable safetensors file: {path.name} ({first_line(exc)})") from exc
 
 
 def _read_pickle(path: Path) -> Any:
     if _is_torchscript(path):
-        raise BadInput(f"{path.name} is a TorchScript program, not a checkpoint of weights",
-                       hint="save the weights instead: torch.save(torch.jit.load(f).state_dict(), 'weights.pth')")
+        raise BadInput(
+            f"{path.name} is a TorchScript program, not a checkpoint of weights",
+            hint="save the weights instead: torch.save(torch.jit.load(f).state_dict(), 'weights.pth')",
+        )
     try:
         with torch.serialization.safe_globals(_SAFE_EXTRA_GLOBALS):
             return torch.load(path, map_location="cpu", weights_only=True, mmap=False)
@@ -111,8 +114,18 @@ def _read_pickle(path: Path) -> Any:
             f"not a readable PyTorch checkpoint: {path.name} (invalid pickle data)",
             hint="the file may be corrupt, truncated or not a checkpoint at all",
         ) from exc
-    except (RuntimeError, EOFError, ValueError, zipfile.BadZipFile, OSError, KeyError,
-            IndexError, TypeError, AttributeError, UnicodeDecodeError) as exc:
+    except (
+        RuntimeError,
+        EOFError,
+        ValueError,
+        zipfile.BadZipFile,
+        OSError,
+        KeyError,
+        IndexError,
+        TypeError,
+        AttributeError,
+        UnicodeDecodeError,
+    ) as exc:
         raise BadInput(
             f"not a readable PyTorch checkpoint: {path.name} ({_shorten(first_line(exc))})",
             hint="the file may be corrupt, truncated or not a checkpoint at all",

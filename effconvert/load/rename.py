@@ -10,14 +10,14 @@ rest of the checkpoint), written once per direction.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Callable, Iterable, Sequence, Union
 
 import torch
 
 from .family import StateDict
 
-Replacement = Union[str, Callable[[re.Match], str]]
+Replacement = str | Callable[[re.Match], str]
 Rule = tuple[re.Pattern, Replacement]
 
 
@@ -31,8 +31,13 @@ def rename_key(key: str, rule_list: Sequence[Rule]) -> str:
     return key
 
 
-def rename_state(state: StateDict, rule_list: Sequence[Rule], *, drop: Callable[[str], bool] = lambda k: False,
-                 reshape: Callable[[str, torch.Tensor], torch.Tensor] = lambda k, v: v) -> StateDict:
+def rename_state(
+    state: StateDict,
+    rule_list: Sequence[Rule],
+    *,
+    drop: Callable[[str], bool] = lambda k: False,
+    reshape: Callable[[str, torch.Tensor], torch.Tensor] = lambda k, v: v,
+) -> StateDict:
     """Rename every key; `drop` removes keys (on the source names), `reshape` adapts values (on the new names)."""
     out: StateDict = {}
     for key, value in state.items():
@@ -64,11 +69,14 @@ class Pair:
 
 
 def _compile(fragment: str) -> re.Pattern:
-    head, body, tail = ("^" if fragment.startswith("^") else ""), fragment.strip("^$"), \
-        ("$" if fragment.endswith("$") else "")
+    head, body, tail = (
+        ("^" if fragment.startswith("^") else ""),
+        fragment.strip("^$"),
+        ("$" if fragment.endswith("$") else ""),
+    )
     parts, last = [], 0
     for m in _PLACEHOLDER.finditer(body):
-        parts += [re.escape(body[last:m.start()]), rf"(?P<{m[1]}>\d+)"]
+        parts += [re.escape(body[last : m.start()]), rf"(?P<{m[1]}>\d+)"]
         last = m.end()
     parts.append(re.escape(body[last:]))
     return re.compile(head + "".join(parts) + tail)
@@ -83,6 +91,7 @@ def _direction(pairs: Sequence[Pair], *, to_timm: bool) -> tuple[Rule, ...]:
         def replace(m: re.Match) -> str:
             values = {k: int(v) for k, v in m.groupdict().items()}
             return template.format(**(mapping(values) if mapping else values))
+
         return _compile(source), replace
 
     return tuple(rule(p) for p in pairs)

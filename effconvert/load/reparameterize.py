@@ -20,8 +20,11 @@ def is_reparameterized(module: nn.Module) -> bool:
 
 def pending(model: nn.Module) -> list[str]:
     """Names of live modules that still have training-time branches to fuse."""
-    return [name for name, m in model.named_modules()
-            if callable(getattr(m, "reparameterize", None)) and not is_reparameterized(m)]
+    return [
+        name
+        for name, m in model.named_modules()
+        if callable(getattr(m, "reparameterize", None)) and not is_reparameterized(m)
+    ]
 
 
 def reparameterize(model: nn.Module, *, inplace: bool = False) -> nn.Module:
@@ -38,7 +41,7 @@ def reparameterize_counted(model: nn.Module) -> int:
         todo = [m for m in (model.get_submodule(n) for n in pending(model)) if id(m) not in done]
         if not todo:
             return count
-        module = todo[0]                 # outermost first: a parent fuses its own children
-        module.reparameterize()
+        module = todo[0]  # outermost first: a parent fuses its own children
+        module.reparameterize()  # type: ignore[operator]  # pending() found it callable on this module
         done.add(id(module))
         count += 1

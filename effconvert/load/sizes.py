@@ -20,14 +20,21 @@ from .family import Family, build_timm
 def check_input_size(family: Family, arch: str, size: int) -> None:
     if runs_at(family, arch, size):
         return
-    near = sorted((s for s in range(max(MIN_IMAGE_SIZE, size - 64 - size % 8), min(MAX_IMAGE_SIZE, size + 64) + 1, 8)
-                   if runs_at(family, arch, s)), key=lambda s: (abs(s - size), s))[:3]
-    raise BadInput(f"{arch} cannot run at --image-size {size}: its layers do not fit that input",
-                   hint=f"sizes near it that work: {', '.join(map(str, sorted(near)))}" if near
-                   else f"use {arch}'s native size")
+    near = sorted(
+        (
+            s
+            for s in range(max(MIN_IMAGE_SIZE, size - 64 - size % 8), min(MAX_IMAGE_SIZE, size + 64) + 1, 8)
+            if runs_at(family, arch, s)
+        ),
+        key=lambda s: (abs(s - size), s),
+    )[:3]
+    raise BadInput(
+        f"{arch} cannot run at --image-size {size}: its layers do not fit that input",
+        hint=f"sizes near it that work: {', '.join(map(str, sorted(near)))}" if near else f"use {arch}'s native size",
+    )
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def runs_at(family: Family, arch: str, size: int) -> bool:
     try:
         with quiet(), torch.device("meta"), torch.no_grad():

@@ -17,6 +17,7 @@ from typing import Any
 from ..errors import BadInput
 from ..files import HUB_PREFIX
 from ..limits import MAX_IMAGE_SIZE, MIN_IMAGE_SIZE
+from ..numeric import rgb
 
 WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
 CONFIG_FILE = "config.json"
@@ -28,7 +29,7 @@ INTERPOLATIONS = ("bicubic", "bilinear", "nearest")
 class SnapshotConfig:
     """What a timm hub config.json says about the weights beside it."""
 
-    source: str                                   # the folder or hf-hub id, for the report
+    source: str  # the folder or hf-hub id, for the report
     architecture: str | None = None
     num_classes: int | None = None
     input_size: tuple[int, int, int] | None = None
@@ -46,12 +47,13 @@ def is_snapshot(path: str | Path) -> bool:
 def resolve(path: str | Path) -> tuple[Path, SnapshotConfig]:
     """(weights file, config) of a snapshot folder or an hf-hub id."""
     text = str(path)
-    folder = _from_cache(text[len(HUB_PREFIX):]) if text.startswith(HUB_PREFIX) else Path(path)
+    folder = _from_cache(text[len(HUB_PREFIX) :]) if text.startswith(HUB_PREFIX) else Path(path)
     weights = next((folder / name for name in WEIGHT_FILES if (folder / name).is_file()), None)
     if weights is None:
-        raise BadInput(f"expected a checkpoint file, got a folder: {folder}",
-                       hint=f"a Hugging Face / timm snapshot folder holds {CONFIG_FILE} and one of "
-                            f"{', '.join(WEIGHT_FILES)}")
+        raise BadInput(
+            f"expected a checkpoint file, got a folder: {folder}",
+            hint=f"a Hugging Face / timm snapshot folder holds {CONFIG_FILE} and one of {', '.join(WEIGHT_FILES)}",
+        )
     config_path = folder / CONFIG_FILE
     if not config_path.is_file():
         return weights, SnapshotConfig(source=text)
@@ -69,9 +71,10 @@ def _from_cache(repo_id: str) -> Path:
         # HF_HUB_CACHE read here, not at huggingface_hub's import, so a caller's setting always holds.
         return Path(snapshot_download(repo_id, local_files_only=True, cache_dir=os.environ.get("HF_HUB_CACHE")))
     except (LocalEntryNotFoundError, FileNotFoundError, OSError, ValueError):
-        raise BadInput(f"{HUB_PREFIX}{repo_id} is not in the local Hugging Face cache, and effconvert never "
-                       "downloads", hint=f"on a machine with internet: hf download {repo_id}; "
-                                         "or pass the snapshot folder") from None
+        raise BadInput(
+            f"{HUB_PREFIX}{repo_id} is not in the local Hugging Face cache, and effconvert never downloads",
+            hint=f"on a machine with internet: hf download {repo_id}; or pass the snapshot folder",
+        ) from None
 
 
 def read_config(path: Path, *, source: str) -> SnapshotConfig:
@@ -86,18 +89,22 @@ def read_config(path: Path, *, source: str) -> SnapshotConfig:
     pre = data.get("pretrained_cfg", {})
     if not isinstance(pre, dict):
         raise BadInput(f"{path}: pretrained_cfg must be an object")
-    field = lambda name: f"{path.name} {name}"           # noqa: E731 - names the field in messages
+    field = lambda name: f"{path.name} {name}"  # noqa: E731 - names the field in messages
     input_size = _ints(pre.get("input_size"), 3, field("pretrained_cfg.input_size"))
-    if input_size is not None and not (input_size[0] == 3 and all(MIN_IMAGE_SIZE <= s <= MAX_IMAGE_SIZE
-                                                                  for s in input_size[1:])):
-        raise BadInput(f"{field('pretrained_cfg.input_size')} {list(input_size)} is out of range: "
-                       f"[3, H, W] with H, W from {MIN_IMAGE_SIZE} to {MAX_IMAGE_SIZE}")
+    if input_size is not None and not (
+        input_size[0] == 3 and all(MIN_IMAGE_SIZE <= s <= MAX_IMAGE_SIZE for s in input_size[1:])
+    ):
+        raise BadInput(
+            f"{field('pretrained_cfg.input_size')} {list(input_size)} is out of range: "
+            f"[3, H, W] with H, W from {MIN_IMAGE_SIZE} to {MAX_IMAGE_SIZE}"
+        )
     num_classes = data.get("num_classes")
-    if num_classes is not None and (not isinstance(num_classes, int) or isinstance(num_classes, bool)
-                                    or not 1 <= num_classes <= 1_000_000):
+    if num_classes is not None and (
+        not isinstance(num_classes, int) or isinstance(num_classes, bool) or not 1 <= num_classes <= 1_000_000
+    ):
         raise BadInput(f"{field('num_classes')} {num_classes!r} is not a class count")
     labels = data.get("label_names")
-    if isinstance(labels, dict):                        # timm allows {index: name}
+    if isinstance(labels, dict):  # timm allows {index: name}
         labels = [labels[k] for k in sorted(labels, key=lambda k: int(k) if str(k).isdigit() else 0)]
     if labels is not None and not (isinstance(labels, list) and all(isinstance(x, str) for x in labels)):
         raise BadInput(f"{field('label_names')} must be a list of strings")
@@ -106,14 +113,20 @@ def read_config(path: Path, *, source: str) -> SnapshotConfig:
         raise BadInput(f"{field('architecture')} must be a string")
     interpolation = pre.get("interpolation")
     if interpolation is not None and interpolation not in INTERPOLATIONS:
-        raise BadInput(f"{field('pretrained_cfg.interpolation')} {interpolation!r} is not one of "
-                       f"{', '.join(INTERPOLATIONS)}")
+        raise BadInput(
+            f"{field('pretrained_cfg.interpolation')} {interpolation!r} is not one of {', '.join(INTERPOLATIONS)}"
+        )
     return SnapshotConfig(
-        source=source, architecture=arch, num_classes=num_classes, input_size=input_size,
+        source=source,
+        architecture=arch,
+        num_classes=num_classes,
+        input_size=(input_size[0], input_size[1], input_size[2]) if input_size is not None else None,
         mean=_floats(pre.get("mean"), field("pretrained_cfg.mean")),
         std=_floats(pre.get("std"), field("pretrained_cfg.std"), positive=True),
         crop_pct=crop_pct_value(pre.get("crop_pct"), field("pretrained_cfg.crop_pct")),
-        interpolation=interpolation, label_names=tuple(labels) if labels else None)
+        interpolation=interpolation,
+        label_names=tuple(labels) if labels else None,
+    )
 
 
 def crop_pct_value(value: Any, what: str = "--crop-pct") -> float | None:
@@ -127,8 +140,11 @@ def crop_pct_value(value: Any, what: str = "--crop-pct") -> float | None:
 def _ints(value: Any, n: int, what: str) -> tuple[int, ...] | None:
     if value is None:
         return None
-    if not (isinstance(value, list) and len(value) == n and all(isinstance(v, int) and not isinstance(v, bool)
-                                                               for v in value)):
+    if not (
+        isinstance(value, list)
+        and len(value) == n
+        and all(isinstance(v, int) and not isinstance(v, bool) for v in value)
+    ):
         raise BadInput(f"{what} must be a list of {n} whole numbers, got {str(value)[:80]}")
     return tuple(value)
 
@@ -136,9 +152,13 @@ def _ints(value: Any, n: int, what: str) -> tuple[int, ...] | None:
 def _floats(value: Any, what: str, *, positive: bool = False) -> tuple[float, float, float] | None:
     if value is None:
         return None
-    ok = isinstance(value, list) and len(value) == 3 and all(
-        isinstance(v, (int, float)) and not isinstance(v, bool) and abs(v) < 1e3 and v == v for v in value)
+    ok = (
+        isinstance(value, list)
+        and len(value) == 3
+        and all(isinstance(v, (int, float)) and not isinstance(v, bool) and abs(v) < 1e3 and v == v for v in value)
+    )
     if not ok or (positive and min(value) <= 0):
-        raise BadInput(f"{what} must be 3 {'positive ' if positive else ''}numbers (one per RGB channel), "
-                       f"got {str(value)[:80]}")
-    return tuple(float(v) for v in value)
+        raise BadInput(
+            f"{what} must be 3 {'positive ' if positive else ''}numbers (one per RGB channel), got {str(value)[:80]}"
+        )
+    return rgb(value)

@@ -7,8 +7,9 @@ their authors evaluate, so they are preferred when present.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 import torch
 
@@ -23,7 +24,7 @@ STRIP_PREFIXES = ("module.", "_orig_mod.")
 @dataclass(frozen=True)
 class Unwrapped:
     state: StateDict
-    wrapper: str            # e.g. "state_dict_ema", "model", "" when the file is a bare state dict
+    wrapper: str  # e.g. "state_dict_ema", "model", "" when the file is a bare state dict
     extras: dict[str, Any]  # non-tensor entries beside the weights (epoch, arch, effconvert info)
 
 
@@ -44,9 +45,9 @@ def unwrap(content: Any, *, embedded_prefixes: Sequence[str] = ()) -> Unwrapped:
         raise BadInput("checkpoint holds no tensors", hint="is this a checkpoint of a model?")
     for prefix in STRIP_PREFIXES:
         if all(k.startswith(prefix) for k in tensors):
-            tensors = {k[len(prefix):]: v for k, v in tensors.items()}
+            tensors = {k[len(prefix) :]: v for k, v in tensors.items()}
     for prefix in embedded_prefixes:
-        inner = {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
+        inner = {k[len(prefix) :]: v for k, v in tensors.items() if k.startswith(prefix)}
         if inner:
             tensors = inner
             wrapper = f"{wrapper}/{prefix}".lstrip("/")

@@ -8,4 +8,13 @@ from .artifacts import ArtifactBench, bench_artifact, check_bench_options, mil_f
 from .floor import model_flops, sgemm_gflops
 from .timing import Timing, time_calls
 
-__all__ = ["ArtifactBench", "Timing", "bench_artifact", "check_bench_options", "mil_fixed_cost", "model_flops", "sgemm_gflops", "time_calls"]
+__all__ = [
+    "ArtifactBench",
+    "Timing",
+    "bench_artifact",
+    "check_bench_options",
+    "mil_fixed_cost",
+    "model_flops",
+    "sgemm_gflops",
+    "time_calls",
+]

@@ -28,8 +28,8 @@ class ArtifactBench:
     size_bytes: int
     threads: int
     timing: Timing
-    peak_rss_mb: float          # the child process's high-water mark
-    added_rss_mb: float         # of which loading and running the artifact added
+    peak_rss_mb: float  # the child process's high-water mark
+    added_rss_mb: float  # of which loading and running the artifact added
     # Of the added memory, shared-library pages (.so code and read-only data) the run paged in:
     # file-backed, shared with every process using those libraries, the same for any model that
     # runs the same kernels. Linux only (0 elsewhere).
@@ -49,8 +49,11 @@ class ArtifactBench:
         probe's. Library code its ops page in beyond the probe's is torch's, reported apart."""
         if self.fixed_rss_mb is None:
             return None
-        return max((self.added_rss_mb - self.library_rss_mb - self.input_mb)
-                   - (self.fixed_rss_mb - (self.fixed_library_rss_mb or 0.0)), 0.0)
+        return max(
+            (self.added_rss_mb - self.library_rss_mb - self.input_mb)
+            - (self.fixed_rss_mb - (self.fixed_library_rss_mb or 0.0)),
+            0.0,
+        )
 
     @property
     def package_rss_ratio(self) -> float | None:
@@ -74,11 +77,21 @@ class ArtifactBench:
         return RUNTIMES[self.runtime].device_speed
 
     def as_dict(self) -> dict:
-        return {**asdict(self), "timing": self.timing.as_dict(), "device_speed": self.device_speed,
-                **({} if self.fixed_rss_mb is None else {"package_rss_mb": self.package_rss_mb,
-                                                          "package_rss_ratio": self.package_rss_ratio,
-                                                          "library_beyond_fixed_mb": self.library_beyond_fixed_mb}),
-                **({} if self.device_speed else {"note": f"{self.runtime}: not device speed"})}
+        return {
+            **asdict(self),
+            "timing": self.timing.as_dict(),
+            "device_speed": self.device_speed,
+            **(
+                {}
+                if self.fixed_rss_mb is None
+                else {
+                    "package_rss_mb": self.package_rss_mb,
+                    "package_rss_ratio": self.package_rss_ratio,
+                    "library_beyond_fixed_mb": self.library_beyond_fixed_mb,
+                }
+            ),
+            **({} if self.device_speed else {"note": f"{self.runtime}: not device speed"}),
+        }
 
 
 def check_bench_options(paths: list[Path], *, threads: int, runs: int) -> None:
@@ -105,9 +118,18 @@ def bench_artifact(path: Path, *, threads: int = 2, runs: int = 20, warmup: int 
         result = pool.submit(_measure_in_child, str(path), threads, runs, warmup).result()
     if "error" in result:
         raise (ArtifactFailed if result.get("fails_at_run") else BadInput)(result["error"])
-    return ArtifactBench(str(path), result["target"], result["runtime"], size_on_disk(path), threads,
-                         Timing(**result["timing"]), result["peak_rss_mb"], result["added_rss_mb"],
-                         result["library_rss_mb"], input_mb=result["input_mb"])
+    return ArtifactBench(
+        str(path),
+        result["target"],
+        result["runtime"],
+        size_on_disk(path),
+        threads,
+        Timing(**result["timing"]),
+        result["peak_rss_mb"],
+        result["added_rss_mb"],
+        result["library_rss_mb"],
+        input_mb=result["input_mb"],
+    )
 
 
 def mil_fixed_cost(*, threads: int = 2) -> ArtifactBench:
@@ -138,8 +160,13 @@ def one_conv_package(path: Path) -> Path:
         def program(x):
             return mb.conv(x=x, weight=weight, pad_type="same", name="y")
 
-        ct.convert(program, convert_to="mlprogram", minimum_deployment_target=ct.target.iOS16,
-                   compute_precision=ct.precision.FLOAT16, skip_model_load=True).save(str(path))
+        ct.convert(
+            program,
+            convert_to="mlprogram",
+            minimum_deployment_target=ct.target.iOS16,
+            compute_precision=ct.precision.FLOAT16,
+            skip_model_load=True,
+        ).save(str(path))
     return path
 
 
@@ -154,20 +181,27 @@ def _measure_in_child(path: str, threads: int, runs: int, warmup: int) -> dict:
         target = target_of(Path(path))
         runtime = open_runtime(Path(path), threads=threads)
         batch = noise_batch((1, *runtime.input_shape[1:]))
-    except EffconvertError as exc:               # sent back as text: exceptions pickle badly
+    except EffconvertError as exc:  # sent back as text: exceptions pickle badly
         return {"error": exc.message}
     try:
         timing = time_calls(lambda: runtime.run(batch), runs=runs, warmup=warmup)
     except EffconvertError as exc:
         return {"error": exc.message, "fails_at_run": exc.exit_code == ArtifactFailed.exit_code}
     except Exception as exc:  # noqa: BLE001 - the runtime's own error, for an artifact it loaded
-        return {"error": f"{Path(path).name} loads but fails when {runtime.name} runs it: {first_line(exc)}",
-                "fails_at_run": True}
+        return {
+            "error": f"{Path(path).name} loads but fails when {runtime.name} runs it: {first_line(exc)}",
+            "fails_at_run": True,
+        }
     peak = _rss_mb("VmHWM")
-    return {"target": target.name, "runtime": runtime.name, "timing": timing.as_dict(),
-            "peak_rss_mb": peak, "added_rss_mb": max(peak - before, 0.0),
-            "input_mb": (batch.inputs.nbytes + batch.pixels.nbytes) / 2**20,
-            "library_rss_mb": max(_library_rss_mb() - library_before, 0.0)}
+    return {
+        "target": target.name,
+        "runtime": runtime.name,
+        "timing": timing.as_dict(),
+        "peak_rss_mb": peak,
+        "added_rss_mb": max(peak - before, 0.0),
+        "input_mb": (batch.inputs.nbytes + (batch.pixels.nbytes if batch.pixels is not None else 0)) / 2**20,
+        "library_rss_mb": max(_library_rss_mb() - library_before, 0.0),
+    }
 
 
 def _library_rss_mb() -> float:
@@ -179,7 +213,7 @@ def _library_rss_mb() -> float:
         return 0.0
     total_kb, library = 0, False
     for line in smaps.read_text().splitlines():
-        if line[:1] in "0123456789abcdef" and "-" in line.split(" ", 1)[0]:      # a mapping's header
+        if line[:1] in "0123456789abcdef" and "-" in line.split(" ", 1)[0]:  # a mapping's header
             fields = line.split()
             library = len(fields) > 5 and ".so" in Path(fields[5]).name
         elif library and line.startswith("Rss:"):

@@ -28,8 +28,17 @@ from .events import Done, Event, EventCallback, Started, ignore
 from .executor import Executor, SecondProcessFailed, keep_second_process
 from .fallback import float_fallback
 
-__all__ = ["Done", "Event", "EventCallback", "Outcome", "Request", "SecondProcessFailed", "Started",
-           "keep_second_process", "run"]
+__all__ = [
+    "Done",
+    "Event",
+    "EventCallback",
+    "Outcome",
+    "Request",
+    "SecondProcessFailed",
+    "Started",
+    "keep_second_process",
+    "run",
+]
 
 
 @dataclass(frozen=True)
@@ -59,11 +68,32 @@ def run(request: Request, on_event: EventCallback = ignore, *, second_process: b
         with steps.writing(request.output_dir, executor, paths) as out_dir:
             sensitivity = steps.rank_layers(fused.model, calibration, on_event)
             context = Context(
-                fused.model, loaded.info, out_dir, fused.sample, request.export_options(), request.gate,
-                request.validate, request.fallback, request.int8_io, steps.family_fp32_ops(loaded), calibration,
-                Reference(fused.prepared, on_event), on_event)
+                fused.model,
+                loaded.info,
+                out_dir,
+                fused.sample,
+                request.export_options(),
+                request.gate,
+                request.validate,
+                request.fallback,
+                request.int8_io,
+                steps.family_fp32_ops(loaded),
+                calibration,
+                Reference(fused.prepared, on_event),
+                on_event,
+            )
             built = build_pairs(pairs.pairs, context, executor, sensitivity, float_fallback)
-            report = steps.assemble_report(loaded, request, pairs, inputs, fused, context.prepared.result(),
-                                           calibration, sensitivity, built, started)
+            report = steps.assemble_report(
+                loaded,
+                request,
+                pairs,
+                inputs,
+                fused,
+                context.prepared.result(),
+                calibration,
+                sensitivity,
+                built,
+                started,
+            )
             report_path = steps.write_outputs(report, built, out_dir)
     return Outcome(report, report_path, out_dir, tuple(b.artifact for b in built if b.artifact is not None))

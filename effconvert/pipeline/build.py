@@ -46,9 +46,12 @@ class Context:
     on_event: EventCallback
 
     def plan(self, target: str, quant: str) -> QuantPlan:
-        return QuantPlan(quant, calibration=self.calibration if quant in CALIBRATED else None,
-                         fp32_ops=self.family_fp32_ops if TARGETS[target].keeps_fp32_ops else (),
-                         int8_io=self.int8_io)
+        return QuantPlan(
+            quant,
+            calibration=self.calibration if quant in CALIBRATED else None,
+            fp32_ops=self.family_fp32_ops if TARGETS[target].keeps_fp32_ops else (),
+            int8_io=self.int8_io,
+        )
 
     def gate(self, quant: str) -> Gate:
         return gate_for(quant, self.gate_override, fp32_noise_floor=self.prepared.result().noise_floor)
@@ -98,8 +101,15 @@ class Built:
 class _Slot:
     """A pair under way: its conversion or validation may still be running in the executor."""
 
-    def __init__(self, target: str, quant: str, *, converted: Future[Converted] | None = None,
-                 built: Built | None = None, checked: Future[Checked] | None = None) -> None:
+    def __init__(
+        self,
+        target: str,
+        quant: str,
+        *,
+        converted: Future[Converted] | None = None,
+        built: Built | None = None,
+        checked: Future[Checked] | None = None,
+    ) -> None:
         self.target, self.quant = target, quant
         self.converted, self.built, self.checked = converted, built, checked
 
@@ -130,8 +140,13 @@ class _Slot:
 FallbackStep = Callable[[Context, Executor, Built, "list[LayerSensitivity]"], Built]
 
 
-def build_pairs(pairs: tuple[tuple[str, str], ...], context: Context, executor: Executor,
-                sensitivity: list[LayerSensitivity] | None, fallback: FallbackStep) -> list[Built]:
+def build_pairs(
+    pairs: tuple[tuple[str, str], ...],
+    context: Context,
+    executor: Executor,
+    sensitivity: list[LayerSensitivity] | None,
+    fallback: FallbackStep,
+) -> list[Built]:
     """Every pair, in the order asked for (see the module docstring for where each runs)."""
     todo = list(enumerate(pairs))
     slots: dict[int, _Slot] = {}
@@ -145,8 +160,11 @@ def build_pairs(pairs: tuple[tuple[str, str], ...], context: Context, executor: 
         slot = convert_here(context, executor, target, context.plan(target, quant))
         if quant == FALLBACK_QUANT and context.fallback and sensitivity:
             built = slot.finish(context)
-            done[index] = fallback(context, executor, built, sensitivity) if not built.verdict or \
-                not built.verdict.passed else built
+            done[index] = (
+                fallback(context, executor, built, sensitivity)
+                if not built.verdict or not built.verdict.passed
+                else built
+            )
         else:
             slots[index] = slot
         _collect(slots, done, context, block=False)
@@ -161,8 +179,15 @@ def convert_here(context: Context, executor: Executor, target: str, plan: QuantP
     floats = f" ({len(plan.float_layers)} layers float)" if plan.float_layers else ""
     context.on_event(Started(f"converting {target} {plan.quant}{floats}"))
     try:
-        artifact = convert(context.model, context.info, target=target, plan=plan, out_dir=context.out_dir,
-                           sample=context.sample, options=context.options)
+        artifact = convert(
+            context.model,
+            context.info,
+            target=target,
+            plan=plan,
+            out_dir=context.out_dir,
+            sample=context.sample,
+            options=context.options,
+        )
     except ConversionFailed as exc:
         return _Slot(target, plan.quant, built=_refused(context, target, plan.quant, exc.message))
     built = _converted(context, artifact)
@@ -170,8 +195,9 @@ def convert_here(context: Context, executor: Executor, target: str, plan: QuantP
     return _Slot(target, plan.quant, built=built, checked=checked)
 
 
-def _hand_over(todo: list[tuple[int, tuple[str, str]]], slots: dict[int, _Slot], context: Context,
-               executor: Executor) -> tuple[int, tuple[str, str]] | None:
+def _hand_over(
+    todo: list[tuple[int, tuple[str, str]]], slots: dict[int, _Slot], context: Context, executor: Executor
+) -> tuple[int, tuple[str, str]] | None:
     """The last pair still to do that is not calibrated goes to the second process, unless it has a
     conversion queued already (see the module docstring)."""
     busy = any(s.converted is not None and not s.converted.done() for s in slots.values())
@@ -179,8 +205,15 @@ def _hand_over(todo: list[tuple[int, tuple[str, str]]], slots: dict[int, _Slot],
         return None
     for index, (target, quant) in reversed(todo[1:]):
         if quant not in CALIBRATED:
-            future = executor.convert(target, context.plan(target, quant), context.info, context.out_dir,
-                                      context.options, context.gate_override, context.validate)
+            future = executor.convert(
+                target,
+                context.plan(target, quant),
+                context.info,
+                context.out_dir,
+                context.options,
+                context.gate_override,
+                context.validate,
+            )
             slots[index] = _Slot(target, quant, converted=future)
             return index, (target, quant)
     return None
@@ -196,8 +229,14 @@ def _collect(slots: dict[int, _Slot], done: dict[int, Built], context: Context, 
 
 
 def _converted(context: Context, artifact: Artifact) -> Built:
-    context.on_event(Done("convert", f"{artifact.path.name} ({artifact.size_bytes / 1e6:.1f} MB)",
-                          artifact.convert_s, artifact=artifact.path.name))
+    context.on_event(
+        Done(
+            "convert",
+            f"{artifact.path.name} ({artifact.size_bytes / 1e6:.1f} MB)",
+            artifact.convert_s,
+            artifact=artifact.path.name,
+        )
+    )
     return Built(artifact.target, artifact.quant, artifact=artifact)
 
 
@@ -212,9 +251,21 @@ def _judged(context: Context, built: Built, checked: Checked) -> None:
     verdict = validation.verdict
     name = artifact_name(context.info.arch, built.target, built.quant)
     if validation.runtime == "unvalidated":
-        context.on_event(Done("validate", f"{name} not validated: {'; '.join(verdict.failures)}",
-                              validation.validate_s, status="warning"))
+        context.on_event(
+            Done(
+                "validate",
+                f"{name} not validated: {'; '.join(verdict.failures)}",
+                validation.validate_s,
+                status="warning",
+            )
+        )
         return
     judged = "passed" if verdict.passed else "missed its gate: " + "; ".join(verdict.failures)
-    context.on_event(Done("validate", f"{name} on {validation.runtime}: {judged}", validation.validate_s,
-                          status="ok" if verdict.passed else "failed"))
+    context.on_event(
+        Done(
+            "validate",
+            f"{name} on {validation.runtime}: {judged}",
+            validation.validate_s,
+            status="ok" if verdict.passed else "failed",
+        )
+    )

@@ -91,14 +91,23 @@ class Executor:
     def beside(self) -> bool:
         return self._process is not None
 
-    def prepare(self, models_file: Path, inputs: InputSet, proof_inputs: np.ndarray,
-                tolerance: float = FUSION_TOLERANCE) -> Future[Prepared]:
+    def prepare(
+        self, models_file: Path, inputs: InputSet, proof_inputs: np.ndarray, tolerance: float = FUSION_TOLERANCE
+    ) -> Future[Prepared]:
         """`models_file`: torch.save((unfused, Unproven | None)) — the loaded model and the fused
         one in float64 exactly as the conversions will use it (None for --no-fuse)."""
         return self._submit(_prepare, self._token, str(models_file), inputs, proof_inputs, tolerance)
 
-    def convert(self, target: str, plan: QuantPlan, info: ModelInfo, out_dir: Path, options: ExportOptions,
-                gate_override: str | None, validate: bool) -> Future[Converted]:
+    def convert(
+        self,
+        target: str,
+        plan: QuantPlan,
+        info: ModelInfo,
+        out_dir: Path,
+        options: ExportOptions,
+        gate_override: str | None,
+        validate: bool,
+    ) -> Future[Converted]:
         """Convert one (target, plan) of the model `prepare` was given, fused exactly as the run's
         own conversions use it (float64 folds cast to float32 once), then validate it."""
         return self._submit(_convert, self._token, target, plan, info, str(out_dir), options, gate_override, validate)
@@ -192,7 +201,7 @@ class _Worker:
     def __init__(self, threads: int) -> None:
         # What it prints (warnings, a crash's traceback) goes to an unnamed file: its last line
         # is the message when it dies.
-        self._stderr = tempfile.TemporaryFile()
+        self._stderr = tempfile.TemporaryFile()  # noqa: SIM115 - lives as long as the process; closed in stop()
         # Its temporary files (converters leave some: apple/coremltools#2670) go to a folder removed
         # once it has stopped, however it stopped.
         self._tmp = tempfile.mkdtemp(prefix="effconvert-second-")
@@ -201,8 +210,12 @@ class _Worker:
         env = {**os.environ, "OMP_WAIT_POLICY": "PASSIVE", "TMPDIR": self._tmp}
         self._popen = subprocess.Popen(
             [sys.executable, "-c", f"from effconvert.pipeline.executor import _serve; _serve({int(threads)})"],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._stderr, env=env,
-            start_new_session=True)  # ^C in a terminal is the run's to handle, not this process's
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=self._stderr,
+            env=env,
+            start_new_session=True,
+        )  # ^C in a terminal is the run's to handle, not this process's
         self._futures: dict[int, Future[Any]] = {}
         self._lock = threading.Lock()
         self._next = 0
@@ -278,8 +291,10 @@ class _Worker:
 def _died(code: int | None, last_words: str = "") -> SecondProcessFailed:
     how = f"signal {-code}" if code is not None and code < 0 else f"exit code {code}"
     said = f": {last_words}" if last_words else ""
-    return SecondProcessFailed(f"the second process died ({how}) before finishing its checks{said}",
-                               hint="run again; with little memory, convert fewer targets at a time")
+    return SecondProcessFailed(
+        f"the second process died ({how}) before finishing its checks{said}",
+        hint="run again; with little memory, convert fewer targets at a time",
+    )
 
 
 def _serve(threads: int) -> None:
@@ -311,11 +326,10 @@ def _serve(threads: int) -> None:
         results.flush()
 
 
-def _prepare(token: str, models_file: str, inputs: InputSet, proof_inputs: np.ndarray,
-             tolerance: float) -> Prepared:
+def _prepare(token: str, models_file: str, inputs: InputSet, proof_inputs: np.ndarray, tolerance: float) -> Prepared:
     # Written a moment ago by this run, into its private folder: not user data.
-    unfused, unproven = torch.load(models_file, weights_only=False)
-    unproven: Unproven | None
+    loaded: tuple[torch.nn.Module, Unproven | None] = torch.load(models_file, weights_only=False)
+    unfused, unproven = loaded
     reference = logits_of(unfused, inputs.inputs)
     if unproven is not None:
         n = len(proof_inputs)
@@ -335,19 +349,29 @@ def _prepare(token: str, models_file: str, inputs: InputSet, proof_inputs: np.nd
 def _validate(token: str, artifact: Artifact, gate_override: str | None) -> Checked:
     state = _STATE[token]
     gate = gate_for(artifact.quant, gate_override, fp32_noise_floor=state.noise_floor)
-    validation = validate_artifact(artifact, state.inputs, state.reference, gate=gate,
-                                   budget=TARGETS[artifact.target].validation_budget)
+    validation = validate_artifact(
+        artifact, state.inputs, state.reference, gate=gate, budget=TARGETS[artifact.target].validation_budget
+    )
     outputs = validation.outputs
     plot = plot_png(state.reference[: len(outputs)], outputs) if outputs is not None else None
     return Checked(validation, plot)
 
 
-def _convert(token: str, target: str, plan: QuantPlan, info: ModelInfo, out_dir: str,
-             options: ExportOptions, gate_override: str | None, validate: bool) -> Converted:
+def _convert(
+    token: str,
+    target: str,
+    plan: QuantPlan,
+    info: ModelInfo,
+    out_dir: str,
+    options: ExportOptions,
+    gate_override: str | None,
+    validate: bool,
+) -> Converted:
     state = _STATE[token]
     try:
-        artifact = convert(state.model, info, target=target, plan=plan, out_dir=Path(out_dir),
-                           sample=state.sample, options=options)
+        artifact = convert(
+            state.model, info, target=target, plan=plan, out_dir=Path(out_dir), sample=state.sample, options=options
+        )
     except ConversionFailed as exc:
         return Converted(None, exc.message, None)
     return Converted(artifact, None, _validate(token, artifact, gate_override) if validate else None)
@@ -359,8 +383,9 @@ def _forget(token: str) -> None:
 
 @torch.no_grad()
 def logits_of(model: torch.nn.Module, inputs: np.ndarray) -> np.ndarray:
-    batches = [model(torch.from_numpy(inputs[i:i + REFERENCE_BATCH])).numpy()
-               for i in range(0, len(inputs), REFERENCE_BATCH)]
+    batches = [
+        model(torch.from_numpy(inputs[i : i + REFERENCE_BATCH])).numpy() for i in range(0, len(inputs), REFERENCE_BATCH)
+    ]
     return np.concatenate(batches)
 
 

@@ -25,8 +25,7 @@ from .executor import Executor
 LATENCY_ELSEWHERE = "not measured: this runtime's time is not the device's (see the runtime's description)"
 
 
-def float_fallback(context: Context, executor: Executor, first: Built,
-                   sensitivity: list[LayerSensitivity]) -> Built:
+def float_fallback(context: Context, executor: Executor, first: Built, sensitivity: list[LayerSensitivity]) -> Built:
     """`first`: the all-int8 artifact, validated, that missed its gate."""
     verdict = first.verdict
     if first.artifact is None or verdict is None or verdict.parity is None or first.validation is None:
@@ -50,20 +49,34 @@ def float_fallback(context: Context, executor: Executor, first: Built,
                 break
             count = chosen
             predicted = next(p for p in predictions if p.float_layers == count)
-            context.on_event(Done("fallback", f"{first.artifact.path.name}: missed its gate; {count} layer(s) in "
-                                              f"float (predicted {predicted.predicted(offset):.1f} dB)",
-                                  status="warning"))
+            context.on_event(
+                Done(
+                    "fallback",
+                    f"{first.artifact.path.name}: missed its gate; {count} layer(s) in "
+                    f"float (predicted {predicted.predicted(offset):.1f} dB)",
+                    status="warning",
+                )
+            )
             plan = context.plan(first.target, first.quant).keeping_float(tuple(s.name for s in sensitivity[:count]))
             attempt = last = convert_here(context, executor, first.target, plan).finish(context)
             verdict_of = attempt.verdict
             if attempt.artifact is None or verdict_of is None or verdict_of.parity is None:
                 why = attempt.error or "; ".join(verdict_of.failures if verdict_of else ())
-                attempts.append(FallbackAttempt(
-                    count, round(predicted.predicted(offset), 2), None, False,
-                    error=f"could not {'build' if attempt.artifact is None else 'run'}: {why}"[:300]))
+                attempts.append(
+                    FallbackAttempt(
+                        count,
+                        round(predicted.predicted(offset), 2),
+                        None,
+                        False,
+                        error=f"could not {'build' if attempt.artifact is None else 'run'}: {why}"[:300],
+                    )
+                )
                 break
-            attempts.append(FallbackAttempt(count, round(predicted.predicted(offset), 2), verdict_of.parity.psnr_db,
-                                            verdict_of.passed))
+            attempts.append(
+                FallbackAttempt(
+                    count, round(predicted.predicted(offset), 2), verdict_of.parity.psnr_db, verdict_of.passed
+                )
+            )
             if _better(attempt, best):
                 best, best_count = attempt, count
                 best_copy = _copy(attempt.artifact.path, Path(keep) / f"float-{count}")
@@ -74,8 +87,9 @@ def float_fallback(context: Context, executor: Executor, first: Built,
             return first
         if best is not last:
             _restore(best_copy, first.artifact.path)
-        best.fallback = _record(context, first, best, attempts, best_count, sensitivity, predictions,
-                                measured_offset, all_int8)
+        best.fallback = _record(
+            context, first, best, attempts, best_count, sensitivity, predictions, measured_offset, all_int8
+        )
         return best
 
 
@@ -88,24 +102,40 @@ def _better(attempt: Built, best: Built) -> bool:
 
 
 def _worst_margin(verdict: Verdict) -> float:
-    margins = [((c.threshold - c.value) if c.rule == "at most" else (c.value - c.threshold)) / (abs(c.threshold) or 1.0)
-               for c in verdict.checks]
+    margins = [
+        ((c.threshold - c.value) if c.rule == "at most" else (c.value - c.threshold)) / (abs(c.threshold) or 1.0)
+        for c in verdict.checks
+    ]
     return min(margins, default=0.0)
 
 
-def _record(context: Context, first: Built, kept: Built, attempts: list[FallbackAttempt], count: int,
-            sensitivity: list[LayerSensitivity], predictions: list[policy.Prediction], offset: float,
-            all_int8: Path) -> Fallback:
+def _record(
+    context: Context,
+    first: Built,
+    kept: Built,
+    attempts: list[FallbackAttempt],
+    count: int,
+    sensitivity: list[LayerSensitivity],
+    predictions: list[policy.Prediction],
+    offset: float,
+    all_int8: Path,
+) -> Fallback:
     assert first.artifact is not None and kept.artifact is not None and first.verdict is not None
     first_parity = first.verdict.parity
     assert first_parity is not None
-    before = {"size_bytes": first.artifact.size_bytes, "psnr_db": first_parity.psnr_db,
-              "failed": [c.text for c in first.verdict.checks if not c.passed]}
-    prediction = {"method": "PSNR of the logits with every other conv/linear in simulated W8A8, plus the runtime's "
-                            "measured offset from the simulation",
-                  "offset_db": round(offset, 2),
-                  "simulated": [{"float_layers": p.float_layers, "simulated_psnr_db": round(p.simulated_psnr_db, 2)}
-                                for p in predictions]}
+    before = {
+        "size_bytes": first.artifact.size_bytes,
+        "psnr_db": first_parity.psnr_db,
+        "failed": [c.text for c in first.verdict.checks if not c.passed],
+    }
+    prediction = {
+        "method": "PSNR of the logits with every other conv/linear in simulated W8A8, plus the runtime's "
+        "measured offset from the simulation",
+        "offset_db": round(offset, 2),
+        "simulated": [
+            {"float_layers": p.float_layers, "simulated_psnr_db": round(p.simulated_psnr_db, 2)} for p in predictions
+        ],
+    }
     size_ratio = kept.artifact.size_bytes / first.artifact.size_bytes
     runtime = kept.validation.runtime if kept.validation is not None else "unvalidated"
     latency_ms = latency_ratio = None
@@ -117,8 +147,16 @@ def _record(context: Context, first: Built, kept: Built, attempts: list[Fallback
         latency_ratio = latency_ms / before_ms
     else:
         latency = LATENCY_ELSEWHERE
-    return Fallback(tuple(s.name for s in sensitivity[:count]), tuple(attempts), before, prediction, size_ratio,
-                    latency_ms, latency_ratio, latency)
+    return Fallback(
+        tuple(s.name for s in sensitivity[:count]),
+        tuple(attempts),
+        before,
+        prediction,
+        size_ratio,
+        latency_ms,
+        latency_ratio,
+        latency,
+    )
 
 
 def _copy(path: Path, to: Path) -> Path:

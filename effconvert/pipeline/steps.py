@@ -67,9 +67,17 @@ class Loaded:
     @property
     def info(self) -> ModelInfo:
         loaded = self.model
-        return ModelInfo(loaded.arch, loaded.checkpoint.name, loaded.sha256, loaded.source_layout,
-                         loaded.num_classes, loaded.preprocessing, self.labels, self.labels_source,
-                         loaded.summary().weights)
+        return ModelInfo(
+            loaded.arch,
+            loaded.checkpoint.name,
+            loaded.sha256,
+            loaded.source_layout,
+            loaded.num_classes,
+            loaded.preprocessing,
+            self.labels,
+            self.labels_source,
+            loaded.summary().weights,
+        )
 
 
 def load(request: Request, pairs: Pairs, on_event: EventCallback) -> Loaded:
@@ -78,13 +86,19 @@ def load(request: Request, pairs: Pairs, on_event: EventCallback) -> Loaded:
     clock = time.perf_counter()
     loaded = load_checkpoint(request.checkpoint, arch=request.arch, image_size=request.image_size)
     if any(v is not None for v in (request.mean, request.std, request.crop_pct)):
-        loaded.preprocessing = loaded.preprocessing.with_overrides(mean=request.mean, std=request.std,
-                                                                   crop_pct=request.crop_pct)
+        loaded.preprocessing = loaded.preprocessing.with_overrides(
+            mean=request.mean, std=request.std, crop_pct=request.crop_pct
+        )
         loaded.preprocessing_from += " with --mean/--std/--crop-pct overrides"
     labels, source = labels_for(loaded.num_classes, request.labels, known=loaded.labels)
     check_memory(request, *loaded.preprocessing.size, pairs.calibrated)
-    on_event(Done("load", f"{loaded.arch} from {loaded.source_layout} layout ({loaded.params / 1e6:.1f}M params)",
-                  time.perf_counter() - clock))
+    on_event(
+        Done(
+            "load",
+            f"{loaded.arch} from {loaded.source_layout} layout ({loaded.params / 1e6:.1f}M params)",
+            time.perf_counter() - clock,
+        )
+    )
     for note in pairs.skipped:
         on_event(Done("skip", note, status="warning"))
     return Loaded(loaded, tuple(labels), source)
@@ -108,8 +122,9 @@ class Fused:
     sample: torch.Tensor  # one input: what exporters trace with
 
 
-def fuse(loaded: Loaded, request: Request, inputs: InputSet, executor: Executor, tmp: Path,
-         on_event: EventCallback) -> Fused:
+def fuse(
+    loaded: Loaded, request: Request, inputs: InputSet, executor: Executor, tmp: Path, on_event: EventCallback
+) -> Fused:
     """Fuse here; the executor proves the fusion and computes the reference on these very models
     while the conversions run (its `prepare` task)."""
     on_event(Started("fusing"))
@@ -131,32 +146,58 @@ def calibrate(loaded: Loaded, request: Request, pairs: Pairs, on_event: EventCal
     if not pairs.calibrated:
         return None
     clock = time.perf_counter()
-    images = input_set(loaded.model.preprocessing, samples=request.calib_samples, folder=request.calib,
-                       seed=CALIBRATION_SEED, flag="--calib")
+    images = input_set(
+        loaded.model.preprocessing,
+        samples=request.calib_samples,
+        folder=request.calib,
+        seed=CALIBRATION_SEED,
+        flag="--calib",
+    )
     calibration = Calibration(images.inputs, images.pixels, images.source, builtin=request.calib is None)
-    on_event(Done("calibrate", f"{len(calibration)} calibration images: {calibration.source}"
-                  + ("" if request.calib else " (no --calib given: built-in set)"), time.perf_counter() - clock))
+    on_event(
+        Done(
+            "calibrate",
+            f"{len(calibration)} calibration images: {calibration.source}"
+            + ("" if request.calib else " (no --calib given: built-in set)"),
+            time.perf_counter() - clock,
+        )
+    )
     return calibration
 
 
-def rank_layers(model: torch.nn.Module, calibration: Calibration | None,
-                on_event: EventCallback) -> list[LayerSensitivity] | None:
+def rank_layers(
+    model: torch.nn.Module, calibration: Calibration | None, on_event: EventCallback
+) -> list[LayerSensitivity] | None:
     """Every conv/linear by its int8 sensitivity, most sensitive first (the fallback's order)."""
     if calibration is None:
         return None
     on_event(Started("ranking layers by int8 sensitivity"))
     clock = time.perf_counter()
     ranking = layer_sensitivity(model, calibration.inputs)
-    on_event(Done("sensitivity", "most int8-sensitive layers: " + ", ".join(
-        f"{s.name} {s.psnr_db:.1f} dB" for s in ranking[:3]), time.perf_counter() - clock))
+    on_event(
+        Done(
+            "sensitivity",
+            "most int8-sensitive layers: " + ", ".join(f"{s.name} {s.psnr_db:.1f} dB" for s in ranking[:3]),
+            time.perf_counter() - clock,
+        )
+    )
     return ranking
 
 
 def report_proof(prepared: Prepared, on_event: EventCallback) -> None:
     proof = prepared.proof
     accuracy = "" if prepared.reference_accuracy is None else f"; reference accuracy {prepared.reference_accuracy:.3f}"
-    on_event(Done("fuse", ("skipped (--no-fuse)" if proof.skipped else
-                           f"{proof.modules_fused} modules fused, max rel err {proof.max_rel_err:.1e}") + accuracy))
+    on_event(
+        Done(
+            "fuse",
+            (
+                "skipped (--no-fuse)"
+                if proof.skipped
+                else f"{proof.modules_fused} modules fused, max rel err {proof.max_rel_err:.1e}"
+            )
+            + accuracy,
+        )
+    )
 
 
 @contextlib.contextmanager
@@ -189,36 +230,70 @@ def artifact_report(built: Built) -> ArtifactReport:
         except Exception as exc:  # noqa: BLE001 - an estimate that cannot be made is reported, never fatal
             device_error = f"no device estimate: {type(exc).__name__}: {exc}"[:300]
     return ArtifactReport(
-        artifact.target, artifact.quant, artifact.path.name, size_bytes=artifact.size_bytes, sha256=artifact.sha256,
+        artifact.target,
+        artifact.quant,
+        artifact.path.name,
+        size_bytes=artifact.size_bytes,
+        sha256=artifact.sha256,
         input_layout=artifact.input_layout,
-        timings=Timings(artifact.convert_s, artifact.toolchain_s,
-                        validation.validate_s if validation is not None and not validation.verdict.skipped else None),
-        notes=tuple(artifact.notes), runtime=validation.runtime if validation is not None else None,
-        verdict=validation.verdict if validation is not None else None, device=device, device_error=device_error,
-        fallback=built.fallback)
+        timings=Timings(
+            artifact.convert_s,
+            artifact.toolchain_s,
+            validation.validate_s if validation is not None and not validation.verdict.skipped else None,
+        ),
+        notes=tuple(artifact.notes),
+        runtime=validation.runtime if validation is not None else None,
+        verdict=validation.verdict if validation is not None else None,
+        device=device,
+        device_error=device_error,
+        fallback=built.fallback,
+    )
 
 
-def assemble_report(loaded: Loaded, request: Request, pairs: Pairs, inputs: InputSet, fused: Fused,
-                    prepared: Prepared, calibration: Calibration | None,
-                    sensitivity: list[LayerSensitivity] | None, built: list[Built], started: float) -> Report:
+def assemble_report(
+    loaded: Loaded,
+    request: Request,
+    pairs: Pairs,
+    inputs: InputSet,
+    fused: Fused,
+    prepared: Prepared,
+    calibration: Calibration | None,
+    sensitivity: list[LayerSensitivity] | None,
+    built: list[Built],
+    started: float,
+) -> Report:
     artifacts = tuple(artifact_report(b) for b in built)
     passed = prepared.proof.passed and all(a.passed for a in artifacts)
     return Report(
-        passed=passed, model=loaded.model.summary(), options=request.options(),
+        passed=passed,
+        model=loaded.model.summary(),
+        options=request.options(),
         fusion=Fusion(prepared.proof, fused.unproven.steps if fused.unproven is not None else {}),
-        inputs=Inputs(inputs.source, int(len(inputs.inputs)),
-                      len(inputs.class_folders) if prepared.reference_accuracy is not None else None,
-                      prepared.reference_accuracy),
-        reference=Reference(prepared.noise_floor, fused.proof_inputs,
-                            f"max_rel_err <= max({DEFAULT_GATES['fp32'].max_rel:g}, "
-                            f"{FP32_NOISE_FACTOR:g} x fp32_noise_floor)"),
-        artifacts=artifacts, labels={"source": loaded.labels_source, "count": len(loaded.labels)},
-        versions=versions(), timings_s={"total": round(time.perf_counter() - started, 3)},
+        inputs=Inputs(
+            inputs.source,
+            len(inputs.inputs),
+            len(inputs.class_folders) if prepared.reference_accuracy is not None else None,
+            prepared.reference_accuracy,
+        ),
+        reference=Reference(
+            prepared.noise_floor,
+            fused.proof_inputs,
+            f"max_rel_err <= max({DEFAULT_GATES['fp32'].max_rel:g}, {FP32_NOISE_FACTOR:g} x fp32_noise_floor)",
+        ),
+        artifacts=artifacts,
+        labels={"source": loaded.labels_source, "count": len(loaded.labels)},
+        versions=versions(),
+        timings_s={"total": round(time.perf_counter() - started, 3)},
         calibration=CalibrationInfo(calibration.source, len(calibration), calibration.builtin) if calibration else None,
-        sensitivity=Sensitivity("one layer at a time in simulated W8A8, PSNR of the logits vs float on "
-                                f"{min(len(calibration.inputs), SIMULATION_BATCH)} calibration images",
-                                tuple(sensitivity)) if sensitivity and calibration else None,
-        skipped=pairs.skipped)
+        sensitivity=Sensitivity(
+            "one layer at a time in simulated W8A8, PSNR of the logits vs float on "
+            f"{min(len(calibration.inputs), SIMULATION_BATCH)} calibration images",
+            tuple(sensitivity),
+        )
+        if sensitivity and calibration
+        else None,
+        skipped=pairs.skipped,
+    )
 
 
 def write_outputs(report: Report, built: list[Built], out_dir: Path) -> Path:
@@ -231,4 +306,3 @@ def write_outputs(report: Report, built: list[Built], out_dir: Path) -> Path:
 
 def family_fp32_ops(loaded: Loaded) -> tuple[str, ...]:
     return tuple(FAMILIES[loaded.model.family].coreml_fp32_ops)
-

@@ -18,4 +18,4 @@ from .calibration import Calibration
 from .plan import QuantPlan
 from .sensitivity import SIMULATION_BATCH, LayerSensitivity, layer_sensitivity, simulated_psnr
 
-__all__ = ["Calibration", "QuantPlan", "LayerSensitivity", "layer_sensitivity", "simulated_psnr", "SIMULATION_BATCH"]
+__all__ = ["SIMULATION_BATCH", "Calibration", "LayerSensitivity", "QuantPlan", "layer_sensitivity", "simulated_psnr"]

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Iterator
 
 import numpy as np
 
@@ -12,10 +12,10 @@ from ..runtime.coreml import program_input
 
 @dataclass(frozen=True)
 class Calibration:
-    inputs: np.ndarray        # N, 3, H, W float32, normalised: what a tensor input receives
-    pixels: np.ndarray        # N, H, W, 3 uint8: what an image input receives
-    source: str               # the --calib folder, or the built-in set
-    builtin: bool             # True when no --calib was given
+    inputs: np.ndarray  # N, 3, H, W float32, normalised: what a tensor input receives
+    pixels: np.ndarray  # N, H, W, 3 uint8: what an image input receives
+    source: str  # the --calib folder, or the built-in set
+    builtin: bool  # True when no --calib was given
 
     def __len__(self) -> int:
         return len(self.inputs)

@@ -29,14 +29,14 @@ from __future__ import annotations
 
 import re
 import tempfile
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Iterable, Mapping, Sequence
 
 import numpy as np
 
 from .plan import QuantPlan
 
-INT8_WEIGHT_THRESHOLD = 2048      # coremltools' default: smaller tensors (biases, norms) stay fp16
+INT8_WEIGHT_THRESHOLD = 2048  # coremltools' default: smaller tensors (biases, norms) stay fp16
 PALETTES = {"pal6": 6, "pal4": 4}  # `--palettize N`: weights as 2^N-entry lookup tables
 
 
@@ -49,8 +49,9 @@ def compress(mlmodel, plan: QuantPlan, *, input_kind: str, module_prefix: str):
         if plan.calibration is None or len(plan.calibration) == 0:
             raise ValueError("Core ML int8 needs calibration images")
         kept = layer_ops(mlmodel._mil_program.functions["main"], plan.float_layers, module_prefix)
-        mlmodel = quantize_activations(mlmodel, plan.calibration.feeds(input_kind),
-                                       float_ops=[op for op, _ in kept.values()])
+        mlmodel = quantize_activations(
+            mlmodel, plan.calibration.feeds(input_kind), float_ops=[op for op, _ in kept.values()]
+        )
     if plan.quant in ("int8", "int8-weights"):
         mlmodel = int8_weights(mlmodel, float_weights=[weight for _, weight in kept.values()])
     if plan.quant in PALETTES:
@@ -62,16 +63,21 @@ def notes(plan: QuantPlan) -> list[str]:
     """What the report says this quantizer did."""
     found = []
     if plan.quant == "int8":
-        found.append(f"W8A8: int8 activations (per-tensor symmetric, ranges measured by the MIL executor on "
-                     f"{len(plan.calibration)} calibration images; the classifier's linear stays float)")
+        found.append(
+            f"W8A8: int8 activations (per-tensor symmetric, ranges measured by the MIL executor on "
+            f"{len(plan.calibration or ())} calibration images; the classifier's linear stays float)"
+        )
         if plan.float_layers:
             found.append(f"kept in float: {', '.join(plan.float_layers)}")
     if plan.quant in ("int8", "int8-weights"):
-        found.append(f"int8 weights (per-channel symmetric, tensors of >= {INT8_WEIGHT_THRESHOLD} elements), "
-                     "fp16 compute")
+        found.append(
+            f"int8 weights (per-channel symmetric, tensors of >= {INT8_WEIGHT_THRESHOLD} elements), fp16 compute"
+        )
     if plan.quant in PALETTES:
-        found.append(f"{PALETTES[plan.quant]}-bit palettized weights (k-means lookup table per tensor, tensors "
-                     f"of >= {INT8_WEIGHT_THRESHOLD} elements), fp16 compute")
+        found.append(
+            f"{PALETTES[plan.quant]}-bit palettized weights (k-means lookup table per tensor, tensors "
+            f"of >= {INT8_WEIGHT_THRESHOLD} elements), fp16 compute"
+        )
     return found
 
 
@@ -81,9 +87,12 @@ def int8_weights(mlmodel, float_weights: Sequence[str] = ()):
     in `float_weights` stay as they are."""
     from coremltools.optimize.coreml import OpLinearQuantizerConfig, OptimizationConfig, linear_quantize_weights
 
-    config = OptimizationConfig(global_config=OpLinearQuantizerConfig(
-        mode="linear_symmetric", dtype="int8", granularity="per_channel", weight_threshold=INT8_WEIGHT_THRESHOLD),
-        op_name_configs={name: None for name in float_weights})
+    config = OptimizationConfig(
+        global_config=OpLinearQuantizerConfig(
+            mode="linear_symmetric", dtype="int8", granularity="per_channel", weight_threshold=INT8_WEIGHT_THRESHOLD
+        ),
+        op_name_configs={name: None for name in float_weights},
+    )
     return linear_quantize_weights(mlmodel, config=config)
 
 
@@ -92,8 +101,11 @@ def palettize(mlmodel, nbits: int):
     constexpr_lut_to_dense, so every deployment target can load it."""
     from coremltools.optimize.coreml import OpPalettizerConfig, OptimizationConfig, palettize_weights
 
-    config = OptimizationConfig(global_config=OpPalettizerConfig(
-        mode="kmeans", nbits=nbits, granularity="per_tensor", weight_threshold=INT8_WEIGHT_THRESHOLD))
+    config = OptimizationConfig(
+        global_config=OpPalettizerConfig(
+            mode="kmeans", nbits=nbits, granularity="per_tensor", weight_threshold=INT8_WEIGHT_THRESHOLD
+        )
+    )
     return palettize_weights(mlmodel, config=config)
 
 
@@ -105,11 +117,10 @@ def layer_ops(function, layers: Iterable[str], module_prefix: str) -> dict[str, 
         weight = op.inputs.get("weight") if op.op_type in ("conv", "linear") else None
         if weight is not None and weight.op is not None:
             by_weight[_sanitized(weight.name.removesuffix("_to_fp16"))] = (op.name, weight.op.name)
-    found = {name: by_weight.get(_sanitized(f"{module_prefix}.{name}.weight")) for name in layers}
-    missing = [name for name, ops in found.items() if ops is None]
+    missing = [name for name in layers if _sanitized(f"{module_prefix}.{name}.weight") not in by_weight]
     if missing:
         raise ValueError(f"no Core ML op for layer(s) {', '.join(missing)}")
-    return found
+    return {name: by_weight[_sanitized(f"{module_prefix}.{name}.weight")] for name in layers}
 
 
 def _sanitized(name: str) -> str:
@@ -134,18 +145,26 @@ def quantize_activations(mlmodel, feeds: Iterable[Mapping[str, np.ndarray]], flo
     kept = {op.name: None for op in main.operations if _stays_float(op, outputs)}
     kept.update(dict.fromkeys(float_ops))
     _share_concat_ranges(main, stats)
-    config = OptimizationConfig(global_config=OpLinearQuantizerConfig(mode="linear_symmetric", dtype="int8"),
-                                op_name_configs=kept)
+    config = OptimizationConfig(
+        global_config=OpLinearQuantizerConfig(mode="linear_symmetric", dtype="int8"), op_name_configs=kept
+    )
     passes = []
-    for name in ("compression::insert_prefix_quantize_dequantize_pair",
-                 "compression::insert_suffix_quantize_dequantize_pair"):
+    for name in (
+        "compression::insert_prefix_quantize_dequantize_pair",
+        "compression::insert_suffix_quantize_dequantize_pair",
+    ):
         graph_pass = PASS_REGISTRY[name]
         graph_pass.set_options([PassOption("config", config)])
         graph_pass.set_options([PassOption("activation_stats", stats)])
         passes.append(graph_pass)
     passes.append(PASS_REGISTRY["common::dequantize_quantize_pair_elimination"])
-    return model_utils._apply_graph_pass(mlmodel, passes, spec_version=_SPECIFICATION_VERSION_IOS_17,
-                                         pymil_load_func=milproto_load.load, skip_model_load=True)
+    return model_utils._apply_graph_pass(
+        mlmodel,
+        passes,
+        spec_version=_SPECIFICATION_VERSION_IOS_17,
+        pymil_load_func=milproto_load.load,
+        skip_model_load=True,
+    )
 
 
 def _stays_float(op, outputs: set[str]) -> bool:

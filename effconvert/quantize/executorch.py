@@ -17,12 +17,15 @@ from ..stopwatch import Stopwatch
 from .plan import QuantPlan
 from .pt2e import calibrated_int8, keeps_float
 
-FP16_REFUSED = ("XNNPACK leaves GELU in fp16 on ExecuTorch's portable kernels (99 of 146 nodes delegated "
-                "on FastViT-T8) and the .pte is no smaller than fp32")
+FP16_REFUSED = (
+    "XNNPACK leaves GELU in fp16 on ExecuTorch's portable kernels (99 of 146 nodes delegated "
+    "on FastViT-T8) and the .pte is no smaller than fp32"
+)
 
 
-def quantized_module(module: torch.nn.Module, example: torch.Tensor, plan: QuantPlan,
-                     clock: Stopwatch | None = None) -> torch.nn.Module:
+def quantized_module(
+    module: torch.nn.Module, example: torch.Tensor, plan: QuantPlan, clock: Stopwatch | None = None
+) -> torch.nn.Module:
     if plan.quant == "fp32":
         return module
     if plan.quant != "int8":
@@ -30,7 +33,9 @@ def quantized_module(module: torch.nn.Module, example: torch.Tensor, plan: Quant
     if plan.calibration is None or len(plan.calibration) == 0:
         raise ValueError("int8 needs calibration images")
     from executorch.backends.xnnpack.quantizer.xnnpack_quantizer import (
-        XNNPACKQuantizer, get_symmetric_quantization_config)
+        XNNPACKQuantizer,
+        get_symmetric_quantization_config,
+    )
 
     quantizer = XNNPACKQuantizer().set_global(get_symmetric_quantization_config(is_per_channel=True))
     quantizer.set_filter_function(keeps_float(frozenset(plan.float_layers)))
@@ -41,8 +46,10 @@ def quantized_module(module: torch.nn.Module, example: torch.Tensor, plan: Quant
 def notes(plan: QuantPlan) -> list[str]:
     if plan.quant != "int8":
         return []
-    found = [f"W8A8 (per-channel weights, XNNPACKQuantizer), calibrated on {len(plan.calibration)} images; "
-             "float input/output"]
+    found = [
+        f"W8A8 (per-channel weights, XNNPACKQuantizer), calibrated on {len(plan.calibration or ())} images; "
+        "float input/output"
+    ]
     if plan.float_layers:
         found.append(f"kept in float: {', '.join(plan.float_layers)}")
     return found

@@ -14,14 +14,14 @@ is converted — at most two fallback conversions. The pipeline runs them; this 
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import Iterator, Sequence
 
 from .sensitivity import LayerSensitivity
 
 MAX_FRACTION = 0.25
-MARGIN_DB = 1.0                  # predicted PSNR must clear the gate by this much
-MAX_CONVERSIONS = 2              # fallback conversions at most
+MARGIN_DB = 1.0  # predicted PSNR must clear the gate by this much
+MAX_CONVERSIONS = 2  # fallback conversions at most
 
 
 @dataclass(frozen=True)
@@ -38,8 +38,7 @@ def candidates(ranking: Sequence[LayerSensitivity]) -> list[tuple[str, ...]]:
     return [(), *attempts(ranking)]
 
 
-def choose(predictions: Sequence[Prediction], offset_db: float, gate_psnr: float | None,
-           above: int = 0) -> int:
+def choose(predictions: Sequence[Prediction], offset_db: float, gate_psnr: float | None, above: int = 0) -> int:
     """The fewest float layers (more than `above`) predicted to clear the gate; the most the
     policy allows when none is."""
     allowed = [p for p in predictions if p.float_layers > above]

@@ -14,13 +14,13 @@ from .calibration import Calibration
 
 @dataclass(frozen=True)
 class QuantPlan:
-    quant: str                                  # a key of targets.QUANTS
-    calibration: Calibration | None = None      # int8: never the validation images
-    float_layers: tuple[str, ...] = ()          # int8: module paths kept float (the fallback)
-    fp32_ops: tuple[str, ...] = ()              # Core ML compressed programs: op types kept fp32
-    int8_io: bool = False                       # TFLite int8: integer input/output tensors
+    quant: str  # a key of targets.QUANTS
+    calibration: Calibration | None = None  # int8: never the validation images
+    float_layers: tuple[str, ...] = ()  # int8: module paths kept float (the fallback)
+    fp32_ops: tuple[str, ...] = ()  # Core ML compressed programs: op types kept fp32
+    int8_io: bool = False  # TFLite int8: integer input/output tensors
 
-    def keeping_float(self, layers: tuple[str, ...] | list[str]) -> "QuantPlan":
+    def keeping_float(self, layers: tuple[str, ...] | list[str]) -> QuantPlan:
         """The same plan with `layers` kept in float (the fallback's next attempt)."""
         return replace(self, float_layers=tuple(layers))
 

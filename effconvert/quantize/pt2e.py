@@ -6,7 +6,7 @@ fallback's layers are left unannotated, hence float, by `keeps_float`.
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 
@@ -14,19 +14,22 @@ import torch
 def keeps_float(float_layers: frozenset[str]) -> Callable[[torch.fx.Node], bool]:
     """A node filter: True for nodes to quantize, False for nodes inside a layer kept float.
     (Module names are matched on torch.export's nn_module_stack paths, not mangled names.)"""
+
     def quantized(node: torch.fx.Node) -> bool:
         stack = node.meta.get("nn_module_stack", {})
         return not any(path in float_layers for path, _ in stack.values())
+
     return quantized
 
 
-def calibrated_int8(module: torch.nn.Module, example: torch.Tensor, calibration: torch.Tensor, quantizer,
-                    *, fold_quantize: bool = True) -> torch.fx.GraphModule:
+def calibrated_int8(
+    module: torch.nn.Module, example: torch.Tensor, calibration: torch.Tensor, quantizer, *, fold_quantize: bool = True
+) -> torch.fx.GraphModule:
     from torchao.quantization.pt2e import quantize_pt2e
 
     graph = torch.export.export(module, (example,)).module()
     graph = quantize_pt2e.prepare_pt2e(graph, quantizer)
     with torch.no_grad():
-        for i in range(len(calibration)):                  # batch 1: the exported shape
-            graph(calibration[i:i + 1])
+        for i in range(len(calibration)):  # batch 1: the exported shape
+            graph(calibration[i : i + 1])
     return quantize_pt2e.convert_pt2e(graph, fold_quantize=fold_quantize)

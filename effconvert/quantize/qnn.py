@@ -37,13 +37,13 @@ def quantize_qdq(model_path: Path, out: Path, plan: QuantPlan) -> list[str]:
         raise ValueError(f"{plan.quant} needs calibration images")
     calibration = plan.calibration
 
-    class Images(CalibrationDataReader):  # type: ignore[misc]  # onnxruntime's base class is untyped
+    class Images(CalibrationDataReader):
         def __init__(self, name: str) -> None:
             self.name = name
             self.rewind()
 
         def rewind(self) -> None:
-            self.images: Iterator[np.ndarray] = iter(calibration.inputs[i:i + 1] for i in range(len(calibration)))
+            self.images: Iterator[np.ndarray] = iter(calibration.inputs[i : i + 1] for i in range(len(calibration)))
 
         def get_next(self) -> dict[str, np.ndarray] | None:
             image = next(self.images, None)
@@ -53,8 +53,13 @@ def quantize_qdq(model_path: Path, out: Path, plan: QuantPlan) -> list[str]:
     overrides = _sixteen_bit(model, plan.float_layers) if plan.quant == "int8" else {}
     with quiet():
         config = get_qnn_qdq_config(
-            model, Images(model.graph.input[0].name), activation_type=getattr(QuantType, ACTIVATIONS[plan.quant]),
-            weight_type=QuantType.QUInt8, per_channel=True, init_overrides=overrides or None)
+            model,
+            Images(model.graph.input[0].name),
+            activation_type=getattr(QuantType, ACTIVATIONS[plan.quant]),
+            weight_type=QuantType.QUInt8,
+            per_channel=True,
+            init_overrides=overrides or None,
+        )
         quantize(model, out, config)
     return notes(plan)
 
@@ -82,8 +87,10 @@ def notes(plan: QuantPlan) -> list[str]:
         return ["fp32 graph compiled with the HTP's fp16 precision (enable_htp_fp16_precision)"]
     activations = {"int8": "uint8", "w8a16": "uint16"}[plan.quant]
     assert plan.calibration is not None
-    found = [f"QDQ (ONNX Runtime's QNN recipe): per-channel uint8 weights, {activations} activations, "
-             f"calibrated on {len(plan.calibration)} images; float input/output"]
+    found = [
+        f"QDQ (ONNX Runtime's QNN recipe): per-channel uint8 weights, {activations} activations, "
+        f"calibrated on {len(plan.calibration)} images; float input/output"
+    ]
     if plan.float_layers:
         found.append(f"activations kept in 16 bits around: {', '.join(plan.float_layers)}")
     return found

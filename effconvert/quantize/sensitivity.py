@@ -11,6 +11,7 @@ own runtime judges.
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -26,17 +27,18 @@ QUANTIZABLE = (nn.Conv2d, nn.Linear)
 @dataclass(frozen=True)
 class LayerSensitivity:
     name: str
-    kind: str              # "conv" | "linear"
+    kind: str  # "conv" | "linear"
     params: int
-    psnr_db: float         # logits with only this layer in int8 vs the float model
+    psnr_db: float  # logits with only this layer in int8 vs the float model
 
     def report_dict(self) -> dict:
         return {"layer": self.name, "kind": self.kind, "params": self.params, "psnr_db": round(self.psnr_db, 2)}
 
 
 @torch.no_grad()
-def layer_sensitivity(model: nn.Module, calibration: np.ndarray,
-                      batch: int = SIMULATION_BATCH) -> list[LayerSensitivity]:
+def layer_sensitivity(
+    model: nn.Module, calibration: np.ndarray, batch: int = SIMULATION_BATCH
+) -> list[LayerSensitivity]:
     """Every conv/linear of `model`, most sensitive first, simulated on `batch` calibration images
     (bench/sensitivity_stability.py measures how the ranking moves with it)."""
     images, layers, ranges, reference = _simulation(model, calibration, batch)
@@ -44,8 +46,14 @@ def layer_sensitivity(model: nn.Module, calibration: np.ndarray,
     for name, layer in layers:
         with _quantized(layer, *ranges[name]):
             out = model(images)
-        result.append(LayerSensitivity(name, "conv" if isinstance(layer, nn.Conv2d) else "linear",
-                                       layer.weight.numel(), psnr_db(out.numpy(), reference)))
+        result.append(
+            LayerSensitivity(
+                name,
+                "conv" if isinstance(layer, nn.Conv2d) else "linear",
+                layer.weight.numel(),
+                psnr_db(out.numpy(), reference),
+            )
+        )
     return sorted(result, key=lambda s: s.psnr_db)
 
 
@@ -75,9 +83,12 @@ def _simulation(model: nn.Module, calibration: np.ndarray, batch: int = SIMULATI
 
 def _input_ranges(model, layers, images) -> dict[str, tuple[float, float]]:
     ranges: dict[str, tuple[float, float]] = {}
-    hooks = [layer.register_forward_pre_hook(
-        lambda m, args, name=name: ranges.__setitem__(name, (float(args[0].min()), float(args[0].max()))))
-        for name, layer in layers]
+    hooks = [
+        layer.register_forward_pre_hook(
+            lambda m, args, name=name: ranges.__setitem__(name, (float(args[0].min()), float(args[0].max())))
+        )
+        for name, layer in layers
+    ]
     try:
         model(images)
     finally:
@@ -87,7 +98,7 @@ def _input_ranges(model, layers, images) -> dict[str, tuple[float, float]]:
 
 
 @contextlib.contextmanager
-def _quantized(layer: nn.Module, low: float, high: float):
+def _quantized(layer: nn.Conv2d | nn.Linear, low: float, high: float) -> Iterator[None]:
     original = layer.weight.data.clone()
     layer.weight.data.copy_(_fake_quant_weight(original))
     hook = layer.register_forward_pre_hook(lambda m, args: (_fake_quant_activation(args[0], low, high),))

@@ -1,11 +1,11 @@
 """TFLite quantizers, around litert-torch's conversion:
 
-    fp16          litert-torch's fp16 recipe (float16 weights)
-    int8-weights  litert-torch's dynamic-range recipe (int8 per-channel weights, float activations)
-    int8          PT2E static W8A8 (per-channel symmetric weights, int8 activations calibrated on
-                  the calibration images); after conversion the flatbuffer's GELUs run in float
-                  (tflite_float_gelu.py) and float input/output is added unless `int8_io`
-                  (tflite_float_io.py)
+fp16          litert-torch's fp16 recipe (float16 weights)
+int8-weights  litert-torch's dynamic-range recipe (int8 per-channel weights, float activations)
+int8          PT2E static W8A8 (per-channel symmetric weights, int8 activations calibrated on
+              the calibration images); after conversion the flatbuffer's GELUs run in float
+              (tflite_float_gelu.py) and float input/output is added unless `int8_io`
+              (tflite_float_io.py)
 """
 
 from __future__ import annotations
@@ -18,8 +18,15 @@ from .pt2e import calibrated_int8, keeps_float
 from .tflite_float_io import rewrite_int8_model
 
 
-def quant_config(module: torch.nn.Module, example: torch.Tensor, plan: QuantPlan, *, channels_last: bool,
-                 module_prefix: str = "", clock: Stopwatch | None = None):
+def quant_config(
+    module: torch.nn.Module,
+    example: torch.Tensor,
+    plan: QuantPlan,
+    *,
+    channels_last: bool,
+    module_prefix: str = "",
+    clock: Stopwatch | None = None,
+):
     """(module to convert, litert-torch quant_config) for the plan; fp32 is (module, None)."""
     from litert_torch.generative.quantize import quant_recipes
 
@@ -35,14 +42,19 @@ def quant_config(module: torch.nn.Module, example: torch.Tensor, plan: QuantPlan
         calibration = torch.as_tensor(plan.calibration.inputs)
         if channels_last:
             calibration = calibration.permute(0, 2, 3, 1).contiguous()
-        with (clock or Stopwatch()).running():                 # a raw PT2E user does the same steps
-            return pt2e_int8(module, example, calibration,
-                             frozenset(module_prefix + name for name in plan.float_layers))
+        with (clock or Stopwatch()).running():  # a raw PT2E user does the same steps
+            return pt2e_int8(
+                module, example, calibration, frozenset(module_prefix + name for name in plan.float_layers)
+            )
     return module, None
 
 
-def pt2e_int8(module: torch.nn.Module, example: torch.Tensor, calibration: torch.Tensor,
-              float_layers: frozenset[str] = frozenset()):
+def pt2e_int8(
+    module: torch.nn.Module,
+    example: torch.Tensor,
+    calibration: torch.Tensor,
+    float_layers: frozenset[str] = frozenset(),
+):
     """PT2E static with litert-torch's quantizer. Returns (module, config)."""
     from litert_torch.quantize import pt2e_quantizer
     from litert_torch.quantize.quant_config import QuantConfig
@@ -57,7 +69,8 @@ def pt2e_int8(module: torch.nn.Module, example: torch.Tensor, calibration: torch
             return self._annotate_all_static_patterns(model, self.global_config, quantized)
 
     quantizer = Quantizer().set_global(
-        pt2e_quantizer.get_symmetric_quantization_config(is_per_channel=True, is_dynamic=False))
+        pt2e_quantizer.get_symmetric_quantization_config(is_per_channel=True, is_dynamic=False)
+    )
     graph = calibrated_int8(module, example, calibration, quantizer, fold_quantize=False)
     return graph, QuantConfig(pt2e_quantizer=quantizer)
 
@@ -73,7 +86,7 @@ def notes(plan: QuantPlan) -> list[str]:
     found = []
     if plan.quant == "int8":
         io = "int8 input/output" if plan.int8_io else "float input/output around the int8 graph"
-        found.append(f"W8A8 (per-channel weights), calibrated on {len(plan.calibration)} images; {io}")
+        found.append(f"W8A8 (per-channel weights), calibrated on {len(plan.calibration or ())} images; {io}")
         if plan.float_layers:
             found.append(f"kept in float: {', '.join(plan.float_layers)}")
     if plan.quant == "int8-weights":

@@ -23,15 +23,20 @@ def float_gelus(model, schema) -> int:
         for op in subgraph.operators:
             code = model.operatorCodes[op.opcodeIndex]
             source, result = int(op.inputs[0]), int(op.outputs[0])
-            if (max(code.builtinCode, code.deprecatedBuiltinCode) != schema.BuiltinOperator.GELU
-                    or subgraph.tensors[source].type != schema.TensorType.INT8):
+            if (
+                max(code.builtinCode, code.deprecatedBuiltinCode) != schema.BuiltinOperator.GELU
+                or subgraph.tensors[source].type != schema.TensorType.INT8
+            ):
                 operators.append(op)
                 continue
             float_in = _float_twin(model, schema, subgraph, source, f"{_name(subgraph, source)}_float")
             float_out = _float_twin(model, schema, subgraph, result, f"{_name(subgraph, result)}_float")
             op.inputs, op.outputs = np.array([float_in]), np.array([float_out])
-            operators += [_op(model, schema, schema.BuiltinOperator.DEQUANTIZE, source, float_in), op,
-                          _op(model, schema, schema.BuiltinOperator.QUANTIZE, float_out, result)]
+            operators += [
+                _op(model, schema, schema.BuiltinOperator.DEQUANTIZE, source, float_in),
+                op,
+                _op(model, schema, schema.BuiltinOperator.QUANTIZE, float_out, result),
+            ]
             rewritten += 1
         subgraph.operators = operators
     return rewritten

@@ -14,8 +14,19 @@ from .schema import SCHEMA, Report
 
 __all__ = ["SCHEMA", "Report", "versions", "write_report"]
 
-_VERSIONED = ("torch", "timm", "numpy", "onnx", "onnxruntime", "onnxsim", "coremltools",
-              "litert-torch", "ai-edge-litert", "executorch", "onnxruntime-qnn")
+_VERSIONED = (
+    "torch",
+    "timm",
+    "numpy",
+    "onnx",
+    "onnxruntime",
+    "onnxsim",
+    "coremltools",
+    "litert-torch",
+    "ai-edge-litert",
+    "executorch",
+    "onnxruntime-qnn",
+)
 
 
 def versions() -> dict[str, str]:

@@ -21,28 +21,39 @@ def render_console(err: Console, report: Report, report_path: Path) -> None:
     """The results table, task accuracy, sensitivity and notes, on `err` (stderr)."""
     table = Table(title=escape(f"{report.model.arch} — {report.model.weights}"), title_justify="left")
     for col in ("target", "quant", "size", "runtime", "max rel", "PSNR dB", "top-1", "verdict"):
-        table.add_column(col, justify="right" if col in ("size", "max rel", "PSNR dB", "top-1") else "left",
-                         overflow="fold")
+        table.add_column(
+            col, justify="right" if col in ("size", "max rel", "PSNR dB", "top-1") else "left", overflow="fold"
+        )
     notes, gates = [], []
     for a in report.artifacts:
         table.add_row(*_row(a))
         notes += _notes(a)
         if a.validated:
-            gates.append(f"{'[green]✓[/]' if a.passed else '[red]✗[/]'} {a.target} {a.quant}: "
-                         + escape(checks_text(a) or "; ".join(a.verdict.failures if a.verdict else ())))
+            gates.append(
+                f"{'[green]✓[/]' if a.passed else '[red]✗[/]'} {a.target} {a.quant}: "
+                + escape(checks_text(a) or "; ".join(a.verdict.failures if a.verdict else ()))
+            )
     err.print(table)
     for line in gates:
         err.print(line, soft_wrap=True)
     inputs = report.inputs
     if inputs.reference_accuracy is not None:
-        per = ", ".join(f"{a.target} {a.quant} {a.verdict.accuracy.accuracy:.3f}" for a in report.artifacts
-                        if a.verdict is not None and a.verdict.accuracy is not None)
-        err.print(f"task accuracy on {inputs.samples} labelled images ({inputs.classes} classes): "
-                  f"PyTorch {inputs.reference_accuracy:.3f}" + (f"; {per}" if per else ""))
+        per = ", ".join(
+            f"{a.target} {a.quant} {a.verdict.accuracy.accuracy:.3f}"
+            for a in report.artifacts
+            if a.verdict is not None and a.verdict.accuracy is not None
+        )
+        err.print(
+            f"task accuracy on {inputs.samples} labelled images ({inputs.classes} classes): "
+            f"PyTorch {inputs.reference_accuracy:.3f}" + (f"; {per}" if per else "")
+        )
     if report.sensitivity is not None:
         worst = report.sensitivity.layers[:3]
-        err.print("int8 sensitivity (logits PSNR with only that layer int8): "
-                  + ", ".join(f"{escape(w.name)} {w.psnr_db:.1f} dB" for w in worst) + " ... (report.json)")
+        err.print(
+            "int8 sensitivity (logits PSNR with only that layer int8): "
+            + ", ".join(f"{escape(w.name)} {w.psnr_db:.1f} dB" for w in worst)
+            + " ... (report.json)"
+        )
     for note in dict.fromkeys(report.skipped + tuple(notes)):
         err.print(f"[yellow]note:[/] {escape(note)}", soft_wrap=True)
     for name in dict.fromkeys(a.runtime for a in report.artifacts if a.runtime):
@@ -52,11 +63,15 @@ def render_console(err: Console, report: Report, report_path: Path) -> None:
     for step in next_steps(report):
         err.print(f"[bold]next:[/] {escape(step)}", soft_wrap=True)
     proof = report.fusion.proof
-    fused = "skipped" if proof.skipped else \
-        f"max rel err {proof.max_rel_err:.1e} ({'passed' if proof.passed else 'FAILED'})"
+    fused = (
+        "skipped"
+        if proof.skipped
+        else f"max rel err {proof.max_rel_err:.1e} ({'passed' if proof.passed else 'FAILED'})"
+    )
     err.print(f"fusion proof: {fused}")
-    err.print(f"report: {escape(str(report_path.with_name('report.html')))} (and report.json beside it)",
-              soft_wrap=True)
+    err.print(
+        f"report: {escape(str(report_path.with_name('report.html')))} (and report.json beside it)", soft_wrap=True
+    )
 
 
 def _row(a: ArtifactReport) -> tuple[str, ...]:
@@ -71,10 +86,22 @@ def _row(a: ArtifactReport) -> tuple[str, ...]:
     else:
         judged = "[green]passed[/]" if a.passed else "[red]FAILED[/]"
     # The top-1 the gate judged (over decided inputs), with the ties it left out counted here.
-    top1 = "-" if p is None else f"{p.top1_agreement_decided:.3f}" + (
-        f" ({p.top1_ties} tie{'s' if p.top1_ties > 1 else ''})" if p.top1_ties else "")
-    return (a.target, a.quant, f"{a.size_bytes / 1e6:.1f} MB" if a.size_bytes else "-", escape(a.runtime or "-"),
-            "-" if p is None else f"{p.max_rel_err:.1e}", "-" if p is None else f"{p.psnr_db:.1f}", top1, judged)
+    top1 = (
+        "-"
+        if p is None
+        else f"{p.top1_agreement_decided:.3f}"
+        + (f" ({p.top1_ties} tie{'s' if p.top1_ties > 1 else ''})" if p.top1_ties else "")
+    )
+    return (
+        a.target,
+        a.quant,
+        f"{a.size_bytes / 1e6:.1f} MB" if a.size_bytes else "-",
+        escape(a.runtime or "-"),
+        "-" if p is None else f"{p.max_rel_err:.1e}",
+        "-" if p is None else f"{p.psnr_db:.1f}",
+        top1,
+        judged,
+    )
 
 
 def _notes(a: ArtifactReport) -> list[str]:
@@ -89,8 +116,10 @@ def _notes(a: ArtifactReport) -> list[str]:
         notes.append(f"{a.target} {a.quant}: validated on {verdict.budget}")
     if verdict is not None and verdict.first_divergent_op is not None:
         d = verdict.first_divergent_op
-        notes.append(f"{a.target} {a.quant}: first op below {d.threshold_db:g} dB in the compressed program: "
-                     f"{d.op} {d.output} ({d.psnr_db:.1f} dB)")
+        notes.append(
+            f"{a.target} {a.quant}: first op below {d.threshold_db:g} dB in the compressed program: "
+            f"{d.op} {d.output} ({d.psnr_db:.1f} dB)"
+        )
     if a.device is not None:
         notes.append(f"{a.target} {a.quant}: {a.device.summary}")
     elif a.device_error:
@@ -98,10 +127,15 @@ def _notes(a: ArtifactReport) -> list[str]:
     if a.fallback is not None:
         f = a.fallback
         missed = "; ".join(f.all_int8.get("failed", [])) or f"{f.all_int8['psnr_db']:.1f} dB"
-        tried = ", ".join(f"{t.float_layers} float: " + (f"{t.psnr_db:.1f} dB" if t.psnr_db is not None
-                                                          else str(t.error)) for t in f.attempts)
-        notes.append(f"{a.target} {a.quant}: all-int8 missed its gate ({missed}); tried {tried}; kept "
-                     f"{len(f.float_layers)} layer(s) in float" + (f": {', '.join(f.float_layers)}" if f.float_layers
-                                                                    else "") + f" (size x{f.size_ratio:.2f}"
-                     + (f", latency x{f.latency_ratio:.2f})" if f.latency_ratio is not None else ")"))
+        tried = ", ".join(
+            f"{t.float_layers} float: " + (f"{t.psnr_db:.1f} dB" if t.psnr_db is not None else str(t.error))
+            for t in f.attempts
+        )
+        notes.append(
+            f"{a.target} {a.quant}: all-int8 missed its gate ({missed}); tried {tried}; kept "
+            f"{len(f.float_layers)} layer(s) in float"
+            + (f": {', '.join(f.float_layers)}" if f.float_layers else "")
+            + f" (size x{f.size_ratio:.2f}"
+            + (f", latency x{f.latency_ratio:.2f})" if f.latency_ratio is not None else ")")
+        )
     return notes

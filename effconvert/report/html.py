@@ -31,8 +31,7 @@ def render_html(report: Report, plots: dict[str, str]) -> str:
     """`plots`: artifact file name -> `plot_png` of its logits vs the reference (absent when not
     validated). Drawn where the artifact was validated, beside the next conversion."""
     model = report.model
-    unvalidated = [a for a in report.artifacts if a.verdict is not None and not a.verdict.ran
-                   and not a.verdict.skipped]
+    unvalidated = [a for a in report.artifacts if a.verdict is not None and not a.verdict.ran and not a.verdict.skipped]
     if report.passed:
         banner = ("ok", "PASSED — every artifact ran on its runtime and met its gate")
     elif unvalidated and all(a.passed or a in unvalidated for a in report.artifacts):
@@ -50,9 +49,13 @@ def render_html(report: Report, plots: dict[str, str]) -> str:
         _fusion_line(report.fusion.proof),
         _table(report.artifacts),
         f"<p class='small'>Inputs: {inputs.samples} × {_e(inputs.source)}."
-        + (f" Labelled images ({inputs.classes} classes): PyTorch accuracy "
-           f"{inputs.reference_accuracy:.3f}; accuracy column = each artifact's."
-           if inputs.reference_accuracy is not None else "") + "</p>",
+        + (
+            f" Labelled images ({inputs.classes} classes): PyTorch accuracy "
+            f"{inputs.reference_accuracy:.3f}; accuracy column = each artifact's."
+            if inputs.reference_accuracy is not None
+            else ""
+        )
+        + "</p>",
         "".join(f"<p class='small'>Skipped: {_e(note)}</p>" for note in report.skipped),
         _next_steps(report),
         _explanations(report),
@@ -69,13 +72,17 @@ def render_html(report: Report, plots: dict[str, str]) -> str:
 def _sensitivity(table: Sensitivity, artifacts: tuple[ArtifactReport, ...]) -> str:
     """Ranked per-layer int8 sensitivity; layers an artifact kept in float are marked."""
     kept = {name: a.name for a in artifacts if a.fallback for name in a.fallback.float_layers}
-    rows = "".join(f"<tr><td>{i + 1}</td><td>{_e(r.name)}</td><td>{_e(r.kind)}</td>"
-                   f"<td>{r.params:,}</td><td>{r.psnr_db:.1f}</td>"
-                   f"<td>{_e('float in ' + kept[r.name]) if r.name in kept else ''}</td></tr>"
-                   for i, r in enumerate(table.layers))
-    return (f"<h2>int8 sensitivity</h2><p class='small'>{_e(table.method)}; most sensitive first.</p>"
-            "<table><tr><th>#</th><th>layer</th><th>kind</th><th>params</th><th>PSNR dB</th><th></th></tr>"
-            f"{rows}</table>")
+    rows = "".join(
+        f"<tr><td>{i + 1}</td><td>{_e(r.name)}</td><td>{_e(r.kind)}</td>"
+        f"<td>{r.params:,}</td><td>{r.psnr_db:.1f}</td>"
+        f"<td>{_e('float in ' + kept[r.name]) if r.name in kept else ''}</td></tr>"
+        for i, r in enumerate(table.layers)
+    )
+    return (
+        f"<h2>int8 sensitivity</h2><p class='small'>{_e(table.method)}; most sensitive first.</p>"
+        "<table><tr><th>#</th><th>layer</th><th>kind</th><th>params</th><th>PSNR dB</th><th></th></tr>"
+        f"{rows}</table>"
+    )
 
 
 def _next_steps(report: Report) -> str:
@@ -88,48 +95,73 @@ def _explanations(report: Report) -> str:
     terms = "".join(f"<dt>{_e(term)}</dt><dd>{_e(meaning)}</dd>" for term, meaning in GLOSSARY)
     runtimes = dict.fromkeys(a.runtime for a in report.artifacts if a.runtime)
     ran = "".join(f"<dt>{_e(name)}</dt><dd>{_e(runtime_text(name))}</dd>" for name in runtimes)
-    gates = "".join(f"<li>{_e(a.target)} {_e(a.quant)}: "
-                    + _e(", ".join(f"{k.replace('_', ' ')} {'at most' if k == 'max_rel_err' else 'at least'} {v:g}"
-                                   for k, v in a.verdict.gate.as_dict().items())) + "</li>"
-                    for a in report.artifacts if a.verdict is not None)
+    gates = "".join(
+        f"<li>{_e(a.target)} {_e(a.quant)}: "
+        + _e(
+            ", ".join(
+                f"{k.replace('_', ' ')} {'at most' if k == 'max_rel_err' else 'at least'} {v:g}"
+                for k, v in a.verdict.gate.as_dict().items()
+            )
+        )
+        + "</li>"
+        for a in report.artifacts
+        if a.verdict is not None
+    )
     rule = report.reference.fp32_gate_rule
-    return (f"<details class='small'><summary>How to read these numbers</summary><dl>{terms}</dl>"
-            f"<p>Gates in force (override with <code>--gate psnr=40,top1=0.995</code>):</p><ul>{gates}</ul>"
-            + (f"<p>fp32 rule: {_e(rule)}</p>" if rule else "")
-            + f"<p>Runtimes:</p><dl>{ran}</dl></details>")
+    return (
+        f"<details class='small'><summary>How to read these numbers</summary><dl>{terms}</dl>"
+        f"<p>Gates in force (override with <code>--gate psnr=40,top1=0.995</code>):</p><ul>{gates}</ul>"
+        + (f"<p>fp32 rule: {_e(rule)}</p>" if rule else "")
+        + f"<p>Runtimes:</p><dl>{ran}</dl></details>"
+    )
 
 
 def _fusion_line(proof: FusionProof) -> str:
     if proof.skipped:
         return "<p>Fusion: skipped (--no-fuse).</p>"
     verdict = "passed" if proof.passed else "FAILED"
-    return (f"<p>Fusion proof: {proof.modules_fused} modules fused; on {proof.samples} inputs "
-            f"float64 fused vs unfused {proof.exact_rel_err:.1e} (exact), fp32 max rel err "
-            f"{proof.fp32_rel_err:.1e} vs the float64 model "
-            f"(gate {proof.tolerance:.1e}; the unfused model's own fp32 error is "
-            f"{proof.fp32_noise_floor:.1e}) — {verdict}.</p>")
+    return (
+        f"<p>Fusion proof: {proof.modules_fused} modules fused; on {proof.samples} inputs "
+        f"float64 fused vs unfused {proof.exact_rel_err:.1e} (exact), fp32 max rel err "
+        f"{proof.fp32_rel_err:.1e} vs the float64 model "
+        f"(gate {proof.tolerance:.1e}; the unfused model's own fp32 error is "
+        f"{proof.fp32_noise_floor:.1e}) — {verdict}.</p>"
+    )
 
 
 def _table(artifacts: tuple[ArtifactReport, ...]) -> str:
     with_accuracy = any(a.verdict and a.verdict.accuracy for a in artifacts)
-    rows = ["<table><tr><th>target</th><th>quant</th><th>file</th><th>size</th><th>runtime</th>"
-            "<th>max rel</th><th>PSNR dB</th><th>top-1</th>" + ("<th>accuracy</th>" if with_accuracy else "")
-            + "<th>verdict: each gate beside its value</th></tr>"]
+    rows = [
+        "<table><tr><th>target</th><th>quant</th><th>file</th><th>size</th><th>runtime</th>"
+        "<th>max rel</th><th>PSNR dB</th><th>top-1</th>"
+        + ("<th>accuracy</th>" if with_accuracy else "")
+        + "<th>verdict: each gate beside its value</th></tr>"
+    ]
     for a in artifacts:
         p = a.verdict.parity if a.verdict is not None else None
         accuracy = a.verdict.accuracy if a.verdict is not None else None
         # The top-1 the gate judged (over decided inputs), with the ties it left out and the raw figure.
-        ties = (f"<br><span class='small'>{p.top1_ties} tie{'s' if p.top1_ties != 1 else ''} left out; "
-                f"{p.top1_agreement:.3f} over all</span>") if p is not None and p.top1_ties else ""
+        ties = (
+            (
+                f"<br><span class='small'>{p.top1_ties} tie{'s' if p.top1_ties != 1 else ''} left out; "
+                f"{p.top1_agreement:.3f} over all</span>"
+            )
+            if p is not None and p.top1_ties
+            else ""
+        )
         rows.append(
             f"<tr><td>{_e(a.target)}</td><td>{_e(a.quant)}</td><td>{_e(a.path or '-')}</td>"
             f"<td class='num'>{_mb(a.size_bytes)}</td><td>{_e(a.runtime or '-')}</td>"
             f"<td class='num'>{_fmt(p.max_rel_err if p else None, '{:.1e}')}</td>"
             f"<td class='num'>{_fmt(p.psnr_db if p else None, '{:.1f}')}</td>"
             f"<td class='num'>{_fmt(p.top1_agreement_decided if p else None, '{:.3f}')}{ties}</td>"
-            + (f"<td class='num'>{_fmt(accuracy.accuracy if accuracy else None, '{:.3f}')}</td>"
-               if with_accuracy else "")
-            + f"<td>{_verdict(a)}</td></tr>")
+            + (
+                f"<td class='num'>{_fmt(accuracy.accuracy if accuracy else None, '{:.3f}')}</td>"
+                if with_accuracy
+                else ""
+            )
+            + f"<td>{_verdict(a)}</td></tr>"
+        )
     rows.append("</table>")
     return "\n".join(rows)
 
@@ -142,16 +174,17 @@ def _verdict(a: ArtifactReport) -> str:
         return "not validated (--no-validate)"
     if not verdict.ran:
         return f"<b style='color:#7a5a00'>not validated</b>: {_e('; '.join(verdict.failures))}"
-    checks = "".join(f"<br><span class='small'>{'✓' if c.passed else '✗'} {_e(c.text)}</span>"
-                     for c in verdict.checks)
+    checks = "".join(f"<br><span class='small'>{'✓' if c.passed else '✗'} {_e(c.text)}</span>" for c in verdict.checks)
     budget = f"<br><span class='small'>on {_e(verdict.budget)}</span>" if verdict.budget else ""
     if verdict.passed:
         return f"<b style='color:#136c2e'>passed</b>{checks}{budget}"
     where = ""
     if verdict.first_divergent_op is not None:
         d = verdict.first_divergent_op
-        where = (f"<br><span class='small'>first op below {d.threshold_db:g} dB in the compressed program: "
-                 f"{_e(d.op)} <code>{_e(d.output)}</code> ({d.psnr_db:.1f} dB)</span>")
+        where = (
+            f"<br><span class='small'>first op below {d.threshold_db:g} dB in the compressed program: "
+            f"{_e(d.op)} <code>{_e(d.output)}</code> ({d.psnr_db:.1f} dB)</span>"
+        )
     if not checks:
         checks = f"<br><span class='small'>{_e('; '.join(verdict.failures))}</span>"
     return f"<b style='color:#9b1c1c'>FAILED</b>{checks}{budget}{where}"
@@ -163,10 +196,12 @@ def _card(a: ArtifactReport, plot: str | None) -> str:
         return f"<div class='card'><b>{_e(title)}</b><p class='small'>No outputs: {_verdict(a)}</p></div>"
     device = list(a.device.notes) if a.device is not None else ([a.device_error] if a.device_error else [])
     notes = "".join(f"<li>{_e(n)}</li>" for n in [*a.notes, *device, *_fallback_lines(a)])
-    return (f"<div class='card'><b>{_e(title)}</b> <span class='small'>ran on {_e(a.runtime)}: "
-            f"{_e(runtime_text(a.runtime))}</span>"
-            f"{'<ul class=small>' + notes + '</ul>' if notes else ''}"
-            f"<br><img alt='logits and errors' src='data:image/png;base64,{plot}'></div>")
+    return (
+        f"<div class='card'><b>{_e(title)}</b> <span class='small'>ran on {_e(a.runtime)}: "
+        f"{_e(runtime_text(a.runtime))}</span>"
+        f"{'<ul class=small>' + notes + '</ul>' if notes else ''}"
+        f"<br><img alt='logits and errors' src='data:image/png;base64,{plot}'></div>"
+    )
 
 
 def _fallback_lines(a: ArtifactReport) -> list[str]:
@@ -174,15 +209,28 @@ def _fallback_lines(a: ArtifactReport) -> list[str]:
     f = a.fallback
     if f is None:
         return []
-    lines = [f"all-int8: {f.all_int8['psnr_db']:.1f} dB, {f.all_int8['size_bytes'] / 1e6:.2f} MB — missed "
-             + ("; ".join(f.all_int8.get("failed", [])) or "its gate")]
+    lines = [
+        f"all-int8: {f.all_int8['psnr_db']:.1f} dB, {f.all_int8['size_bytes'] / 1e6:.2f} MB — missed "
+        + ("; ".join(f.all_int8.get("failed", [])) or "its gate")
+    ]
     for t in f.attempts:
-        result = f"{t.psnr_db:.1f} dB, {'passed' if t.passed else 'missed its gate'}" if t.psnr_db is not None \
+        result = (
+            f"{t.psnr_db:.1f} dB, {'passed' if t.passed else 'missed its gate'}"
+            if t.psnr_db is not None
             else str(t.error)
+        )
         lines.append(f"{t.float_layers} layer(s) in float: predicted {t.predicted_psnr_db:.1f} dB, measured {result}")
-    lines.append(f"kept: {len(f.float_layers)} layer(s) in float ({', '.join(f.float_layers) or 'none'}), size "
-                 f"x{f.size_ratio:.2f}" + (f", latency x{f.latency_ratio:.2f}" if f.latency_ratio is not None
-                                           else f"; latency {f.latency}" if f.latency else ""))
+    lines.append(
+        f"kept: {len(f.float_layers)} layer(s) in float ({', '.join(f.float_layers) or 'none'}), size "
+        f"x{f.size_ratio:.2f}"
+        + (
+            f", latency x{f.latency_ratio:.2f}"
+            if f.latency_ratio is not None
+            else f"; latency {f.latency}"
+            if f.latency
+            else ""
+        )
+    )
     return lines
 
 
@@ -204,7 +252,7 @@ def plot_png(reference: np.ndarray, out: np.ndarray) -> str:
     err = art.astype(np.float64) - ref.astype(np.float64)
     ax2.hist(err, bins=80, color="#7c3aed")
     ax2.set_yscale("log")
-    ax2.ticklabel_format(axis="x", style="sci", scilimits=(-2, 3))     # short tick labels, no overlap
+    ax2.ticklabel_format(axis="x", style="sci", scilimits=(-2, 3))  # short tick labels, no overlap
     ax2.set_xlabel("artifact − reference")
     ax2.set_title(f"errors (max |err| {np.abs(err).max():.2e})")
     buf = io.BytesIO()

@@ -63,16 +63,28 @@ class Fallback:
     latency: str | None = None  # why latency was not measured
 
     def to_json(self) -> dict[str, Any]:
-        body = {"float_layers": list(self.float_layers), "attempts": [a.to_json() for a in self.attempts],
-                "all_int8": dict(self.all_int8), "prediction": dict(self.prediction), "size_ratio": self.size_ratio}
+        body = {
+            "float_layers": list(self.float_layers),
+            "attempts": [a.to_json() for a in self.attempts],
+            "all_int8": dict(self.all_int8),
+            "prediction": dict(self.prediction),
+            "size_ratio": self.size_ratio,
+        }
         extra = {"latency_ms": self.latency_ms, "latency_ratio": self.latency_ratio, "latency": self.latency}
         return {**body, **{k: v for k, v in extra.items() if v is not None}}
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> Fallback:
-        return cls(tuple(data["float_layers"]), tuple(FallbackAttempt(**a) for a in data["attempts"]),
-                   data["all_int8"], data["prediction"], data["size_ratio"], data.get("latency_ms"),
-                   data.get("latency_ratio"), data.get("latency"))
+        return cls(
+            tuple(data["float_layers"]),
+            tuple(FallbackAttempt(**a) for a in data["attempts"]),
+            data["all_int8"],
+            data["prediction"],
+            data["size_ratio"],
+            data.get("latency_ms"),
+            data.get("latency_ratio"),
+            data.get("latency"),
+        )
 
 
 @dataclass(frozen=True)
@@ -111,9 +123,15 @@ class ArtifactReport:
         if self.error is not None:
             return {"target": self.target, "quant": self.quant, "error": self.error, "path": None}
         body: dict[str, Any] = {
-            "target": self.target, "quant": self.quant, "path": self.path, "size_bytes": self.size_bytes,
-            "sha256": self.sha256, "input_layout": self.input_layout,
-            "timings_s": self.timings.to_json() if self.timings else {}, "notes": list(self.notes)}
+            "target": self.target,
+            "quant": self.quant,
+            "path": self.path,
+            "size_bytes": self.size_bytes,
+            "sha256": self.sha256,
+            "input_layout": self.input_layout,
+            "timings_s": self.timings.to_json() if self.timings else {},
+            "notes": list(self.notes),
+        }
         if self.device is not None:
             body["device"] = self.device.to_json()
         elif self.device_error is not None:
@@ -132,13 +150,20 @@ class ArtifactReport:
             return cls(data["target"], data["quant"], None, error=data["error"])
         device = data.get("device") or {}
         return cls(
-            data["target"], data["quant"], data["path"], size_bytes=data.get("size_bytes"), sha256=data.get("sha256"),
-            input_layout=data.get("input_layout"), timings=Timings.from_json(data.get("timings_s", {})),
-            notes=tuple(data.get("notes", ())), runtime=data.get("runtime"),
+            data["target"],
+            data["quant"],
+            data["path"],
+            size_bytes=data.get("size_bytes"),
+            sha256=data.get("sha256"),
+            input_layout=data.get("input_layout"),
+            timings=Timings.from_json(data.get("timings_s", {})),
+            notes=tuple(data.get("notes", ())),
+            runtime=data.get("runtime"),
             verdict=Verdict.from_json(data["parity"]) if "parity" in data else None,
             device=DeviceReport.from_json(device) if device and "error" not in device else None,
             device_error=device.get("error"),
-            fallback=Fallback.from_json(data["fallback"]) if data.get("fallback") else None)
+            fallback=Fallback.from_json(data["fallback"]) if data.get("fallback") else None,
+        )
 
 
 @dataclass(frozen=True)
@@ -171,8 +196,10 @@ class Sensitivity:
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> Sensitivity:
-        return cls(data["method"], tuple(LayerSensitivity(r["layer"], r["kind"], r["params"], r["psnr_db"])
-                                         for r in data["layers"]))
+        return cls(
+            data["method"],
+            tuple(LayerSensitivity(r["layer"], r["kind"], r["params"], r["psnr_db"]) for r in data["layers"]),
+        )
 
 
 @dataclass(frozen=True)
@@ -227,15 +254,25 @@ class Report:
         return 0 if self.passed else 1
 
     def to_json(self) -> dict[str, Any]:
-        body: dict[str, Any] = {"schema": self.schema, "passed": self.passed, "model": self.model.to_json(),
-                                "options": dict(self.options), "fusion": self.fusion.to_json()}
+        body: dict[str, Any] = {
+            "schema": self.schema,
+            "passed": self.passed,
+            "model": self.model.to_json(),
+            "options": dict(self.options),
+            "fusion": self.fusion.to_json(),
+        }
         if self.calibration is not None:
             body["calibration"] = vars(self.calibration)
         if self.sensitivity is not None:
             body["int8_sensitivity"] = self.sensitivity.to_json()
-        body.update(inputs=self.inputs.to_json(), reference=vars(self.reference),
-                    artifacts=[a.to_json() for a in self.artifacts], labels=dict(self.labels),
-                    versions=dict(self.versions), timings_s=dict(self.timings_s))
+        body.update(
+            inputs=self.inputs.to_json(),
+            reference=vars(self.reference),
+            artifacts=[a.to_json() for a in self.artifacts],
+            labels=dict(self.labels),
+            versions=dict(self.versions),
+            timings_s=dict(self.timings_s),
+        )
         if self.skipped:
             body["skipped"] = list(self.skipped)
         return body
@@ -248,13 +285,17 @@ class Report:
             raise ValueError(f"not an {SCHEMA} report: schema {data.get('schema')!r}")
         inputs = data["inputs"]
         return cls(
-            passed=data["passed"], model=ModelSummary.from_json(data["model"]), options=data.get("options", {}),
+            passed=data["passed"],
+            model=ModelSummary.from_json(data["model"]),
+            options=data.get("options", {}),
             fusion=Fusion.from_json(data["fusion"]),
-            inputs=Inputs(inputs["source"], inputs["samples"], inputs.get("classes"),
-                          inputs.get("reference_accuracy")),
+            inputs=Inputs(inputs["source"], inputs["samples"], inputs.get("classes"), inputs.get("reference_accuracy")),
             reference=Reference(**data["reference"]),
             artifacts=tuple(ArtifactReport.from_json(a) for a in data["artifacts"]),
-            labels=data.get("labels", {}), versions=data["versions"], timings_s=data.get("timings_s", {}),
+            labels=data.get("labels", {}),
+            versions=data["versions"],
+            timings_s=data.get("timings_s", {}),
             calibration=CalibrationInfo(**data["calibration"]) if data.get("calibration") else None,
             sensitivity=Sensitivity.from_json(data["int8_sensitivity"]) if data.get("int8_sensitivity") else None,
-            skipped=tuple(data.get("skipped", ())))
+            skipped=tuple(data.get("skipped", ())),
+        )

@@ -32,6 +32,7 @@ from ..targets import target_of
 
 DEFAULT_THREADS = 2
 
+
 @dataclass(frozen=True)
 class RuntimeInfo:
     description: str  # what the name in a report means, in one line (report.html, the console, bench)
@@ -42,21 +43,25 @@ RUNTIMES: dict[str, RuntimeInfo] = {
     "coreml-macos": RuntimeInfo("Core ML itself (macOS, CPU only), running the .mlpackage", False),
     "coreml-mil-executor": RuntimeInfo(
         "effconvert's reference interpreter of the saved Core ML program (Linux has no Core ML): the program's "
-        "exact ops and dtypes, not Neural Engine speed", False),
+        "exact ops and dtypes, not Neural Engine speed",
+        False,
+    ),
     "litert": RuntimeInfo("the LiteRT interpreter with XNNPACK, as on an Android CPU", True),
     "onnxruntime": RuntimeInfo("ONNX Runtime, CPU execution provider", True),
     "executorch-xnnpack": RuntimeInfo("ExecuTorch's runtime with the XNNPACK delegate, as linked into an app", True),
     "qnn-htp-simulator": RuntimeInfo(
         "ONNX Runtime with Qualcomm's QNN execution provider, its HTP backend simulated on x86 (the compiled "
-        "context binary a phone loads: the NPU's arithmetic, not its speed)", False),
+        "context binary a phone loads: the NPU's arithmetic, not its speed)",
+        False,
+    ),
     "unvalidated": RuntimeInfo("not run: see the reason in the verdict", False),
 }
 
 
 @dataclass(frozen=True)
 class Batch:
-    inputs: np.ndarray                  # N, 3, H, W float32, normalised (the model's preprocessing)
-    pixels: np.ndarray | None = None    # N, H, W, 3 uint8: what an image input receives
+    inputs: np.ndarray  # N, 3, H, W float32, normalised (the model's preprocessing)
+    pixels: np.ndarray | None = None  # N, H, W, 3 uint8: what an image input receives
 
     def __len__(self) -> int:
         return len(self.inputs)

@@ -7,11 +7,11 @@ import contextlib
 import platform
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from . import RUNTIMES, Batch, DivergentOp, Runtime, RuntimeUnavailable
-
 
 MIL_EXECUTOR = "coreml-mil-executor"
 
@@ -24,8 +24,10 @@ def program_input(input_kind: str, pixels: np.ndarray | None, inputs: np.ndarray
     """What the program's input receives for image i: 0-255 pixels as NCHW float for an image
     input, the normalised tensor otherwise."""
     if input_kind == "image":
-        return pixels[i:i + 1].transpose(0, 3, 1, 2).astype(np.float32)
-    return inputs[i:i + 1].astype(np.float32)
+        if pixels is None:
+            raise ValueError("an image input needs the pixels of its images")
+        return pixels[i : i + 1].transpose(0, 3, 1, 2).astype(np.float32)
+    return inputs[i : i + 1].astype(np.float32)
 
 
 class CoreMLPredict:
@@ -41,9 +43,9 @@ class CoreMLPredict:
         self.input_layout = "image" if spec.type.WhichOneof("Type") == "imageType" else "nchw"
         if self.input_layout == "image":
             t = spec.type.imageType
-            self.input_shape = (1, 3, t.height, t.width)
+            self.input_shape: tuple[int, ...] = (1, 3, int(t.height), int(t.width))
         else:
-            self.input_shape = tuple(spec.type.multiArrayType.shape)
+            self.input_shape = tuple(int(d) for d in spec.type.multiArrayType.shape)
         outputs = [o.name for o in self.model.get_spec().description.output]
         self.output_name = "logits" if "logits" in outputs else outputs[0]
 
@@ -52,8 +54,11 @@ class CoreMLPredict:
 
         outs = []
         for i in range(len(batch)):
-            feed = ({self.input_name: Image.fromarray(batch.pixels[i])} if self.input_layout == "image"
-                    else {self.input_name: batch.inputs[i:i + 1].astype(np.float32)})
+            feed: dict[str, Any]
+            if self.input_layout == "image" and batch.pixels is not None:
+                feed = {self.input_name: Image.fromarray(batch.pixels[i])}
+            else:
+                feed = {self.input_name: batch.inputs[i : i + 1].astype(np.float32)}
             outs.append(np.asarray(self.model.predict(feed)[self.output_name], dtype=np.float32).reshape(1, -1))
         return np.concatenate(outs)
 
@@ -71,8 +76,8 @@ class CoreMLExecutor:
         self.threads = threads
         self.input_name = next(iter(self.executor.program.inputs))
         self.input_layout = "image" if self.input_name in self.executor.program.image_inputs else "nchw"
-        self.input_shape = tuple(d or 1 for d in self.executor.program.inputs[self.input_name].shape)
-        outputs = self.executor.program.outputs          # ours name it "logits"; any other: the first
+        self.input_shape = tuple(d or 1 for d in self.executor.program.inputs[self.input_name].shape or ())
+        outputs = self.executor.program.outputs  # ours name it "logits"; any other: the first
         self.output_name = "logits" if "logits" in outputs else outputs[0]
 
     def feed(self, batch: Batch, i: int) -> dict[str, np.ndarray]:
@@ -80,8 +85,10 @@ class CoreMLExecutor:
 
     def run(self, batch: Batch) -> np.ndarray:
         with torch_threads(self.threads):
-            outs = [self.executor.run(self.feed(batch, i))[self.output_name].numpy().reshape(1, -1)
-                    for i in range(len(batch))]
+            outs = [
+                self.executor.run(self.feed(batch, i))[self.output_name].numpy().reshape(1, -1)
+                for i in range(len(batch))
+            ]
         return np.concatenate(outs).astype(np.float32)
 
     def first_divergent_op(self, batch: Batch, *, psnr_db: float | None, sample: int) -> DivergentOp | None:

@@ -17,7 +17,7 @@ import numpy as np
 from ..quiet import quiet, quiet_native_stderr
 from . import RUNTIMES, Batch
 
-METADATA_METHOD = "effconvert_metadata"          # the constant method convert/executorch.py writes
+METADATA_METHOD = "effconvert_metadata"  # the constant method convert/executorch.py writes
 
 
 class ExecuTorchRuntime:
@@ -28,11 +28,11 @@ class ExecuTorchRuntime:
     def __init__(self, path: Path, threads: int) -> None:
         import torch
 
-        with quiet(), quiet_native_stderr():                 # cpuinfo's probing lines on fd 2
+        with quiet(), quiet_native_stderr():  # cpuinfo's probing lines on fd 2
             import executorch.extension.pybindings.portable_lib as portable
             from executorch.runtime import Runtime
 
-            portable._unsafe_reset_threadpool(threads)        # XNNPACK's pool: the --threads of bench
+            portable._unsafe_reset_threadpool(threads)  # XNNPACK's pool: the --threads of bench
             self.program = Runtime.get().load_program(Path(path))
             self.method = self.program.load_method("forward")
         meta = self.method.metadata
@@ -41,7 +41,7 @@ class ExecuTorchRuntime:
 
     def run(self, batch: Batch) -> np.ndarray:
         x = self._torch.from_numpy(np.ascontiguousarray(batch.inputs, dtype=np.float32))
-        outs = [self.method.execute([x[i:i + 1]])[0].numpy().copy() for i in range(len(x))]
+        outs = [self.method.execute([x[i : i + 1]])[0].numpy().copy() for i in range(len(x))]
         return np.concatenate(outs).astype(np.float32)
 
     def run_shape(self) -> list[int]:
@@ -59,15 +59,15 @@ class ExecuTorchRuntime:
 class ProgramSummary:
     inputs: list[list[int]]
     outputs: list[list[int]]
-    delegate_calls: int                  # instructions handing a subgraph to a backend
-    backends: dict[str, int]             # backend id -> delegate blobs
-    portable_calls: dict[str, int]       # op -> instructions on the portable kernels
+    delegate_calls: int  # instructions handing a subgraph to a backend
+    backends: dict[str, int]  # backend id -> delegate blobs
+    portable_calls: dict[str, int]  # op -> instructions on the portable kernels
     methods: list[str]
 
 
 def program_summary(path: Path) -> ProgramSummary:
     """Read the .pte flatbuffer as data: no code runs, nothing is loaded into a runtime."""
-    with quiet():                                           # torch's pytree warning on import
+    with quiet():  # torch's pytree warning on import
         from executorch.exir._serialize._program import deserialize_pte_binary
 
         parsed = deserialize_pte_binary(Path(path).read_bytes())

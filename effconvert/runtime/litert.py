@@ -18,7 +18,7 @@ class LiteRT:
     def __init__(self, path: Path, threads: int, input_layout: str | None) -> None:
         from ai_edge_litert.interpreter import Interpreter
 
-        with quiet_native_stderr():                         # XNNPACK's "Created delegate" line
+        with quiet_native_stderr():  # XNNPACK's "Created delegate" line
             self.interpreter = Interpreter(model_path=str(path), num_threads=threads)
             self.interpreter.allocate_tensors()
         self.input = self.interpreter.get_input_details()[0]
@@ -32,7 +32,7 @@ class LiteRT:
         x = tensors(batch, self.input_layout)
         outs = []
         for i in range(len(x)):
-            self.interpreter.set_tensor(self.input["index"], _to_io(x[i:i + 1], self.input))
+            self.interpreter.set_tensor(self.input["index"], _to_io(x[i : i + 1], self.input))
             self.interpreter.invoke()
             outs.append(_from_io(self.interpreter.get_tensor(self.output["index"]), self.output))
         return np.concatenate(outs).astype(np.float32)

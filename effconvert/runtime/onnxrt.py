@@ -19,7 +19,7 @@ class OnnxRuntime:
 
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads
-        options.log_severity_level = 4           # errors reach the user as exceptions, once
+        options.log_severity_level = 4  # errors reach the user as exceptions, once
         self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
         self.input = self.session.get_inputs()[0]
         self.batch = self.input.shape[0] if isinstance(self.input.shape[0], int) else None
@@ -28,8 +28,9 @@ class OnnxRuntime:
     def run(self, batch: Batch) -> np.ndarray:
         x = tensors(batch, self.input_layout)
         step = self.batch or len(x)
-        return np.concatenate([self.session.run(None, {self.input.name: x[i:i + step]})[0]
-                               for i in range(0, len(x), step)]).astype(np.float32)
+        return np.concatenate(
+            [self.session.run(None, {self.input.name: x[i : i + step]})[0] for i in range(0, len(x), step)]
+        ).astype(np.float32)
 
 
 def open(path: Path, *, threads: int, input_layout: str | None = None) -> OnnxRuntime:

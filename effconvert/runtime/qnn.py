@@ -35,24 +35,34 @@ def qnn_devices() -> list[Any]:
             try:
                 import onnxruntime_qnn
             except ImportError as exc:
-                raise RuntimeUnavailable("onnxruntime-qnn is not installed: the qnn target needs Qualcomm's QNN "
-                                         "execution provider", hint="pip install onnxruntime-qnn") from exc
+                raise RuntimeUnavailable(
+                    "onnxruntime-qnn is not installed: the qnn target needs Qualcomm's QNN execution provider",
+                    hint="pip install onnxruntime-qnn",
+                ) from exc
             ort.register_execution_provider_library(EP_NAME, onnxruntime_qnn.get_library_path())
             _registered = True
     return [d for d in ort.get_ep_devices() if d.ep_name == EP_NAME]
 
 
-def session_options(soc: str, *, fp16: bool = True, provider: dict[str, str] | None = None,
-                    cpu_fallback: bool = True) -> Any:
+def session_options(
+    soc: str, *, fp16: bool = True, provider: dict[str, str] | None = None, cpu_fallback: bool = True
+) -> Any:
     """SessionOptions that place the model on the QNN HTP backend for `soc` (a key of targets.SOCS)."""
     import onnxruntime as ort
 
     chip = SOCS[soc]
     options = ort.SessionOptions()
     options.log_severity_level = 3  # QNN's warnings about features of Windows devices are noise here
-    options.add_provider_for_devices(qnn_devices(), {
-        "backend_type": "htp", "soc_model": str(chip.soc_model), "htp_arch": str(chip.htp_arch),
-        "enable_htp_fp16_precision": "1" if fp16 else "0", **(provider or {})})
+    options.add_provider_for_devices(
+        qnn_devices(),
+        {
+            "backend_type": "htp",
+            "soc_model": str(chip.soc_model),
+            "htp_arch": str(chip.htp_arch),
+            "enable_htp_fp16_precision": "1" if fp16 else "0",
+            **(provider or {}),
+        },
+    )
     if not cpu_fallback:
         options.add_session_config_entry("session.disable_cpu_ep_fallback", "1")
     return options
@@ -70,8 +80,9 @@ class QnnHtp:
         meta = {p.key: p.value for p in onnx.load(str(path), load_external_data=False).metadata_props}
         soc = meta.get("effconvert.soc")
         if soc not in SOCS:
-            raise RuntimeUnavailable(f"{path.name} names no SoC effconvert knows ({soc!r}): not a qnn artifact "
-                                     "of effconvert's")
+            raise RuntimeUnavailable(
+                f"{path.name} names no SoC effconvert knows ({soc!r}): not a qnn artifact of effconvert's"
+            )
         self.soc = soc
         with quiet_native_output():  # QNN's libraries log to stdout and stderr when they load
             options = session_options(soc)
@@ -82,7 +93,7 @@ class QnnHtp:
 
     def run(self, batch: Batch) -> np.ndarray:
         x = np.ascontiguousarray(batch.inputs, dtype=np.float32)
-        outs = [self.session.run(None, {self.input.name: x[i:i + 1]})[0] for i in range(len(x))]
+        outs = [self.session.run(None, {self.input.name: x[i : i + 1]})[0] for i in range(len(x))]
         return np.concatenate(outs).astype(np.float32)
 
 

@@ -10,9 +10,9 @@ import torch
 
 from ..atomic import atomic_path
 from ..errors import BadInput
-from ..load.reparameterize import reparameterize
-from ..load import Preprocessing, family_of_arch, all_variants
+from ..load import Preprocessing, all_variants, family_of_arch
 from ..load.family import Family
+from ..load.reparameterize import reparameterize
 from .weights import WeightStats, make_realistic
 
 
@@ -26,7 +26,7 @@ class MadeCheckpoint:
 
 
 def layouts_of(arch: str) -> list[str]:
-    return [l.name for l in _family(arch).layouts]
+    return [layout.name for layout in _family(arch).layouts]
 
 
 def make_checkpoint(arch: str, out: Path, *, layout: str = "timm", seed: int = 0) -> MadeCheckpoint:
@@ -42,8 +42,13 @@ def make_checkpoint(arch: str, out: Path, *, layout: str = "timm", seed: int = 0
     if target.needs_buffers:
         state.update({k: v.clone() for k, v in model.named_buffers() if k not in state})
     state = target.from_timm(state)
-    info = {"synthetic": True, "arch": arch, "seed": seed, "layout": layout,
-            "note": "effconvert make-checkpoint: not a trained model"}
+    info = {
+        "synthetic": True,
+        "arch": arch,
+        "seed": seed,
+        "layout": layout,
+        "note": "effconvert make-checkpoint: not a trained model",
+    }
     write_state(Path(out), state, info)
     return MadeCheckpoint(Path(out), arch, layout, seed, stats)
 
@@ -61,8 +66,7 @@ def write_state(out: Path, state: dict[str, torch.Tensor], info: dict) -> None:
         if out.name.endswith(".safetensors"):
             from safetensors.torch import save_file
 
-            meta = {f"effconvert.{k}": str(v).lower() if isinstance(v, bool) else str(v)
-                    for k, v in info.items()}
+            meta = {f"effconvert.{k}": str(v).lower() if isinstance(v, bool) else str(v) for k, v in info.items()}
             save_file({k: v.contiguous() for k, v in state.items()}, str(tmp), metadata=meta)
         else:
             torch.save({"state_dict": state, "effconvert": info}, tmp)

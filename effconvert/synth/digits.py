@@ -12,9 +12,9 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 import torch
@@ -29,7 +29,7 @@ ARCH = "fastvit_t8"
 # checkpoint's image_size tells the loader). V1's biases are fixed to 224x224: too slow to train here.
 ARCHS = ("fastvit_t8", "efficientvit_b0", "efficientformerv2_s0")
 IMAGE_SIZE = 64
-PNG_SIZE = 72             # written a little larger: eval preprocessing resizes and centre-crops
+PNG_SIZE = 72  # written a little larger: eval preprocessing resizes and centre-crops
 HELD_OUT = 0.2
 STEPS = 300
 BATCH = 64
@@ -39,9 +39,9 @@ SEED = 0
 @dataclass(frozen=True)
 class DigitsModel:
     checkpoint: Path
-    train_dir: Path           # ImageFolder layout, classes "0".."9" (calibration images)
-    val_dir: Path             # held-out images, same layout
-    accuracy: float           # held-out, PyTorch fp32
+    train_dir: Path  # ImageFolder layout, classes "0".."9" (calibration images)
+    val_dir: Path  # held-out images, same layout
+    accuracy: float  # held-out, PyTorch fp32
 
 
 def cache_dir() -> Path:
@@ -54,7 +54,7 @@ def digits_model(root: Path | None = None, arch: str = ARCH) -> DigitsModel:
         raise ValueError(f"no digits recipe for {arch} (have: {', '.join(ARCHS)})")
     root = Path(root) if root else cache_dir()
     ckpt = root / f"{arch}_digits_{IMAGE_SIZE}.pth"
-    with _cache_lock(root):              # two processes sharing a cache (test workers) train once
+    with _cache_lock(root):  # two processes sharing a cache (test workers) train once
         train_dir, val_dir = digits_images(root)
         if not ckpt.exists():
             _train(ckpt, train_dir, val_dir, arch)
@@ -97,8 +97,8 @@ def _write_images(train_dir: Path, val_dir: Path) -> None:
         with atomic_path(folder) as tmp:
             tmp.mkdir(parents=True)
             for i in indices:
-                pixels = (digits.images[i] * (255 / 16)).astype(np.uint8)          # 0..16 -> 0..255
-                img = Image.fromarray(pixels).resize((PNG_SIZE, PNG_SIZE), Image.BILINEAR).convert("RGB")
+                pixels = (digits.images[i] * (255 / 16)).astype(np.uint8)  # 0..16 -> 0..255
+                img = Image.fromarray(pixels).resize((PNG_SIZE, PNG_SIZE), Image.Resampling.BILINEAR).convert("RGB")
                 (tmp / str(digits.target[i])).mkdir(exist_ok=True)
                 img.save(tmp / str(digits.target[i]) / f"{i:04d}.png")
 
@@ -124,7 +124,7 @@ def _train(ckpt: Path, train_dir: Path, val_dir: Path, arch: str) -> None:
     model.train()
     for _ in range(STEPS):
         batch = torch.randint(0, len(x_train), (BATCH,), generator=gen)
-        shift = torch.randint(-3, 4, (2,), generator=gen).tolist()                  # light augmentation
+        shift = torch.randint(-3, 4, (2,), generator=gen).tolist()  # light augmentation
         images = torch.roll(x_train[batch], shifts=shift, dims=(2, 3))
         loss = torch.nn.functional.cross_entropy(model(images), y_train[batch], label_smoothing=0.1)
         optimizer.zero_grad()
@@ -134,8 +134,15 @@ def _train(ckpt: Path, train_dir: Path, val_dir: Path, arch: str) -> None:
     model.eval()
     with torch.no_grad():
         accuracy = float((model(x_val).argmax(-1) == y_val).float().mean())
-    info = {"synthetic": False, "arch": arch, "seed": SEED, "layout": "timm", "image_size": IMAGE_SIZE,
-            "held_out_accuracy": round(accuracy, 4), "held_out_images": int(len(y_val)),
-            "note": f"effconvert digits model: {arch} trained on scikit-learn digits at {IMAGE_SIZE}x{IMAGE_SIZE}"}
+    info = {
+        "synthetic": False,
+        "arch": arch,
+        "seed": SEED,
+        "layout": "timm",
+        "image_size": IMAGE_SIZE,
+        "held_out_accuracy": round(accuracy, 4),
+        "held_out_images": len(y_val),
+        "note": f"effconvert digits model: {arch} trained on scikit-learn digits at {IMAGE_SIZE}x{IMAGE_SIZE}",
+    }
     ckpt.parent.mkdir(parents=True, exist_ok=True)
     write_state(ckpt, {k: v.detach().clone() for k, v in model.state_dict().items()}, info)

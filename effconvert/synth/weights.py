@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -24,23 +25,23 @@ from torch import nn
 from ..load.preprocessing import Preprocessing
 from ..validate.natural_images import natural_images
 
-LAYER_SCALE_RANGE = (0.05, 0.5)       # trained FastViT layer scales sit roughly here
+LAYER_SCALE_RANGE = (0.05, 0.5)  # trained FastViT layer scales sit roughly here
 BN_GAMMA_RANGE = (0.5, 1.5)
-TARGET_LOGIT_STD = 3.0                # spread of a trained ImageNet head's logits
+TARGET_LOGIT_STD = 3.0  # spread of a trained ImageNet head's logits
 BN_ESTIMATE_IMAGES = 32
 # Random excitation and attention weights make some inputs' gates saturate and some softmaxes
 # nearly one-hot; a trained network's are moderate. Measured on the synthetic models: MobileOne-S4's
 # six stacked SE gates grew a rare input's logits 36x the typical (0.2 here: 5x), and
 # EfficientViT-M5's q.k logits made one input's fp32 error 3e-3 of float64 and flipped its Core ML
 # fp16 top-1 (0.4 here: 2.5e-6, like the other inputs).
-SE_GATE_GAIN = 0.2                    # on the excitation's last layer (the sigmoid's input)
-QK_GAIN = 0.4                         # on the q and k projections' BN gains (logits x 0.16)
+SE_GATE_GAIN = 0.2  # on the excitation's last layer (the sigmoid's input)
+QK_GAIN = 0.4  # on the q and k projections' BN gains (logits x 0.16)
 
 
 @dataclass(frozen=True)
 class WeightStats:
     logit_std: float
-    distinct_top1: int                # over `images` inputs
+    distinct_top1: int  # over `images` inputs
     images: int
 
 
@@ -63,9 +64,9 @@ def make_realistic(model: nn.Module, preprocessing: Preprocessing, *, seed: int)
 
 def _classifier_layers(model: nn.Module) -> list[nn.Linear]:
     """The final Linear(s): timm's get_classifier() is a tuple (head, head_dist) when distilled."""
-    found = model.get_classifier()
+    found = model.get_classifier()  # type: ignore[operator]  # timm models have it; nn.Module does not declare it
     layers = list(found) if isinstance(found, (tuple, list)) else [found]
-    layers = [l for l in layers if isinstance(l, nn.Linear)]
+    layers = [layer for layer in layers if isinstance(layer, nn.Linear)]
     if not layers:
         raise ValueError(f"{type(model).__name__}: no Linear classifier to calibrate")
     return layers
@@ -96,7 +97,7 @@ def _uniform(shape, lo: float, hi: float, gen: torch.Generator) -> torch.Tensor:
 
 
 def _randomise_parameters(model: nn.Module, gen: torch.Generator) -> None:
-    for name, module in model.named_modules():
+    for module in model.modules():
         if isinstance(module, (nn.Conv2d, nn.Linear)):
             fan_in = module.weight[0].numel()
             module.weight.copy_(torch.randn(module.weight.shape, generator=gen) / math.sqrt(fan_in))
@@ -114,7 +115,7 @@ def _randomise_parameters(model: nn.Module, gen: torch.Generator) -> None:
             module.weight.copy_(_uniform(module.weight.shape, *BN_GAMMA_RANGE, gen))
             module.bias.copy_(torch.randn(module.bias.shape, generator=gen) * 0.1)
     for name, param in model.named_parameters():
-        if "layer_scale" in name or name.endswith(".gamma") or name.endswith(".ls"):
+        if "layer_scale" in name or name.endswith((".gamma", ".ls")):
             param.copy_(_uniform(param.shape, *LAYER_SCALE_RANGE, gen))
     _temper_gates_and_attention(model)
 
@@ -125,29 +126,30 @@ def _temper_gates_and_attention(model: nn.Module) -> None:
         if kind in ("SEModule", "SqueezeExcite", "EffectiveSEModule"):
             layers = [m for m in module.modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
             layers[-1].weight.mul_(SE_GATE_GAIN)
-        elif kind == "CascadedGroupAttention":          # EfficientViT-M: qkv = [q | k | v] per head
-            for qkv in module.qkvs:
-                qkv.bn.weight[:2 * module.key_dim].mul_(QK_GAIN)
+        elif kind == "CascadedGroupAttention":  # EfficientViT-M: qkv = [q | k | v] per head
+            attention: Any = module  # timm's class: its key_dim and qkvs are not nn.Module's
+            for qkv in attention.qkvs:
+                qkv.bn.weight[: 2 * attention.key_dim].mul_(QK_GAIN)
 
 
 def _estimate_bn_statistics(model: nn.Module, inputs: torch.Tensor, batch: int = 16) -> None:
     bns = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
     for bn in bns:
         bn.reset_running_stats()
-        bn.momentum = None                      # cumulative average over all batches
+        bn.momentum = None  # cumulative average over all batches
     model.train()
     for start in range(0, len(inputs), batch):
-        model(inputs[start:start + batch])
+        model(inputs[start : start + batch])
     for bn in bns:
         bn.momentum = 0.1
     model.eval()
 
 
-def _calibrate_head(classifier: nn.Module, features: torch.Tensor, gen: torch.Generator) -> None:
+def _calibrate_head(classifier: nn.Linear, features: torch.Tensor, gen: torch.Generator) -> None:
     """Random directions, scaled to TARGET_LOGIT_STD over these inputs, centred by the bias."""
     weight = torch.randn(classifier.weight.shape, generator=gen)
     spread = (features - features.mean(0, keepdim=True)) @ weight.T
     weight *= TARGET_LOGIT_STD / max(float(spread.std()), 1e-6)
     classifier.weight.copy_(weight)
-    bias = -(weight @ features.mean(0)) + torch.randn(classifier.bias.shape, generator=gen) * 0.5
+    bias = -(weight @ features.mean(0)) + torch.randn(classifier.out_features, generator=gen) * 0.5
     classifier.bias.copy_(bias)

@@ -21,8 +21,23 @@ from .gates import DEFAULT_GATES, Gate, GateCheck, gate_for, parse_gate
 from .inputs import InputSet, input_set
 from .metrics import Parity, parity
 
-__all__ = ["Accuracy", "Validation", "Verdict", "validate_artifact", "input_set", "InputSet", "Gate", "GateCheck",
-           "gate_for", "parse_gate", "DEFAULT_GATES", "Parity", "parity", "skipped", "task_accuracy"]
+__all__ = [
+    "DEFAULT_GATES",
+    "Accuracy",
+    "Gate",
+    "GateCheck",
+    "InputSet",
+    "Parity",
+    "Validation",
+    "Verdict",
+    "gate_for",
+    "input_set",
+    "parity",
+    "parse_gate",
+    "skipped",
+    "task_accuracy",
+    "validate_artifact",
+]
 
 
 @dataclass(frozen=True)
@@ -77,12 +92,17 @@ class Verdict:
         metrics = {k: data[k] for k in Parity.__dataclass_fields__ if k in data}
         divergent = data.get("first_divergent_op")
         return cls(
-            passed=data["passed"], gate=Gate.from_dict(data.get("thresholds", {})),
-            failures=tuple(data.get("failures", ())), parity=Parity(**metrics) if metrics else None,
+            passed=data["passed"],
+            gate=Gate.from_dict(data.get("thresholds", {})),
+            failures=tuple(data.get("failures", ())),
+            parity=Parity(**metrics) if metrics else None,
             first_divergent_op=DivergentOp(**divergent) if divergent else None,
             accuracy=Accuracy(data["accuracy"], data["reference_accuracy"], data["labelled_samples"])
-            if "accuracy" in data else None,
-            skipped=bool(data.get("skipped", False)), budget=data.get("budget"))
+            if "accuracy" in data
+            else None,
+            skipped=bool(data.get("skipped", False)),
+            budget=data.get("budget"),
+        )
 
 
 @dataclass
@@ -103,8 +123,9 @@ class Validation:
         return self.verdict.failures
 
 
-def validate_artifact(artifact: Artifact, inputs: InputSet, reference: np.ndarray, *, gate: Gate,
-                      budget: tuple[int, str] | None = None) -> Validation:
+def validate_artifact(
+    artifact: Artifact, inputs: InputSet, reference: np.ndarray, *, gate: Gate, budget: tuple[int, str] | None = None
+) -> Validation:
     """Run `artifact` on its runtime and judge its outputs against `reference` by `gate`.
     `budget`: (inputs at most, why) for a runtime that takes seconds per input."""
     start = time.perf_counter()
@@ -127,8 +148,9 @@ def validate_artifact(artifact: Artifact, inputs: InputSet, reference: np.ndarra
         divergent = runtime.first_divergent_op(inputs.batch, psnr_db=gate.psnr, sample=worst)
     accuracy = None
     if inputs.labels is not None:
-        accuracy = Accuracy(task_accuracy(outputs, inputs.labels), task_accuracy(reference, inputs.labels),
-                            int(len(inputs.labels)))
+        accuracy = Accuracy(
+            task_accuracy(outputs, inputs.labels), task_accuracy(reference, inputs.labels), len(inputs.labels)
+        )
     verdict = Verdict(not failures, gate, failures, measured, divergent, accuracy, budget=note)
     return Validation(runtime.name, verdict, time.perf_counter() - start, outputs)
 
@@ -145,4 +167,3 @@ def skipped(gate: Gate) -> Verdict:
 def task_accuracy(logits: np.ndarray, labels: np.ndarray) -> float:
     """Top-1 accuracy against the true classes (ImageFolder order = class index)."""
     return float(np.mean(logits.argmax(-1) == labels))
-

@@ -26,10 +26,10 @@ class GateCheck:
 
 @dataclass(frozen=True)
 class Gate:
-    max_rel: float | None = None        # max_rel_err <= this
-    psnr: float | None = None           # psnr_db >= this
-    top1: float | None = None           # top1_agreement >= this
-    cosine: float | None = None         # cosine >= this
+    max_rel: float | None = None  # max_rel_err <= this
+    psnr: float | None = None  # psnr_db >= this
+    top1: float | None = None  # top1_agreement >= this
+    cosine: float | None = None  # cosine >= this
 
     def check(self, p: Parity) -> list[str]:
         """Failed conditions, as readable strings (empty = passed)."""
@@ -39,8 +39,10 @@ class Gate:
         if self.psnr is not None and not p.psnr_db >= self.psnr:
             failed.append(f"psnr_db {p.psnr_db:.1f} < {self.psnr:g}")
         if self.top1 is not None and not p.top1_agreement_decided >= self.top1:
-            failed.append(f"top1_agreement {p.top1_agreement_decided:.3f} < {self.top1:g} "
-                          f"(over {p.samples - p.top1_ties} decided samples)")
+            failed.append(
+                f"top1_agreement {p.top1_agreement_decided:.3f} < {self.top1:g} "
+                f"(over {p.samples - p.top1_ties} decided samples)"
+            )
         if self.cosine is not None and not p.cosine >= self.cosine:
             failed.append(f"cosine {p.cosine:.6f} < {self.cosine:g}")
         return failed
@@ -50,18 +52,20 @@ class Gate:
         rows = []
         decided = p.samples - p.top1_ties
         for name, label, value, fmt, threshold, at_most in (
-                ("max_rel_err", "max rel err", p.max_rel_err, "{:.2e}", self.max_rel, True),
-                ("psnr_db", "PSNR", p.psnr_db, "{:.1f} dB", self.psnr, False),
-                ("top1_agreement", "top-1", p.top1_agreement_decided, "{:.3f}", self.top1, False),
-                ("cosine", "cosine", p.cosine, "{:.6f}", self.cosine, False)):
+            ("max_rel_err", "max rel err", p.max_rel_err, "{:.2e}", self.max_rel, True),
+            ("psnr_db", "PSNR", p.psnr_db, "{:.1f} dB", self.psnr, False),
+            ("top1_agreement", "top-1", p.top1_agreement_decided, "{:.3f}", self.top1, False),
+            ("cosine", "cosine", p.cosine, "{:.6f}", self.cosine, False),
+        ):
             if threshold is None:
                 continue
             passed = bool(value <= threshold) if at_most else bool(value >= threshold)
             sign = ("≤" if passed else ">") if at_most else ("≥" if passed else "<")
             text = f"{label} {fmt.format(value)} {sign} {threshold:g}"
             if name == "top1_agreement":
-                text += f" (over {decided} decided input{'s' if decided != 1 else ''}" + \
-                        (f"; {p.top1_ties} tie{'s' if p.top1_ties != 1 else ''} left out)" if p.top1_ties else ")")
+                text += f" (over {decided} decided input{'s' if decided != 1 else ''}" + (
+                    f"; {p.top1_ties} tie{'s' if p.top1_ties != 1 else ''} left out)" if p.top1_ties else ")"
+                )
             rows.append(GateCheck(name, value, threshold, "at most" if at_most else "at least", passed, text))
         return tuple(rows)
 
@@ -83,9 +87,9 @@ DEFAULT_GATES: dict[str, Gate] = {
     "fp16": Gate(psnr=35.0, top1=0.99),
     "int8-weights": Gate(psnr=30.0, top1=0.95),
     "int8": Gate(psnr=25.0, top1=0.90),
-    "w8a16": Gate(psnr=30.0, top1=0.95),        # 16-bit activations: between int8 and int8 weights
-    "pal6": Gate(psnr=30.0, top1=0.95),         # 64 levels per tensor: close to int8 weights
-    "pal4": Gate(psnr=20.0, top1=0.90),         # 16 levels per tensor: a size/accuracy trade, judged on --val
+    "w8a16": Gate(psnr=30.0, top1=0.95),  # 16-bit activations: between int8 and int8 weights
+    "pal6": Gate(psnr=30.0, top1=0.95),  # 64 levels per tensor: close to int8 weights
+    "pal4": Gate(psnr=20.0, top1=0.90),  # 16 levels per tensor: a size/accuracy trade, judged on --val
 }
 
 
@@ -117,8 +121,9 @@ def parse_gate(text: str) -> dict[str, float]:
         try:
             number = float(value)
         except ValueError:
-            raise BadInput(f"gate {name} needs a number, got {value!r}",
-                           hint="e.g. --gate psnr=40,top1=0.995") from None
+            raise BadInput(
+                f"gate {name} needs a number, got {value!r}", hint="e.g. --gate psnr=40,top1=0.995"
+            ) from None
         if not math.isfinite(number):
             raise BadInput(f"gate {name} needs a finite number, got {value!r}")
         low, high = GATE_RANGES[name]

@@ -13,8 +13,8 @@ from PIL import Image, UnidentifiedImageError
 
 from ..errors import BadInput
 from ..limits import MAX_IMAGE_PIXELS
-from ..quiet import first_line
 from ..load.preprocessing import Preprocessing
+from ..quiet import first_line
 from ..runtime import Batch
 from .natural_images import natural_images
 
@@ -24,9 +24,9 @@ BUILTIN_SEED = 20_260
 
 @dataclass(frozen=True)
 class InputSet:
-    pixels: np.ndarray        # N, H, W, 3 uint8 at the model's input size (what an app feeds)
-    inputs: np.ndarray        # N, 3, H, W float32, normalised (what the model computes on)
-    source: str               # "built-in synthetic natural images (seed ...)" or the folder
+    pixels: np.ndarray  # N, H, W, 3 uint8 at the model's input size (what an app feeds)
+    inputs: np.ndarray  # N, 3, H, W float32, normalised (what the model computes on)
+    source: str  # "built-in synthetic natural images (seed ...)" or the folder
     # ImageFolder layout (one sub-folder per class, sorted = class index, torchvision's rule):
     # the true class of every input, for task accuracy. None for unlabelled inputs.
     labels: np.ndarray | None = None
@@ -43,8 +43,14 @@ class InputSet:
         return replace(self, pixels=self.pixels[:n], inputs=self.inputs[:n], labels=labels)
 
 
-def input_set(preprocessing: Preprocessing, *, samples: int, folder: Path | None = None,
-              seed: int = BUILTIN_SEED, flag: str = "--val") -> InputSet:
+def input_set(
+    preprocessing: Preprocessing,
+    *,
+    samples: int,
+    folder: Path | None = None,
+    seed: int = BUILTIN_SEED,
+    flag: str = "--val",
+) -> InputSet:
     if samples < 1:
         raise BadInput(f"{flag.replace('--val', '--samples')} must be at least 1, got {samples}")
     if folder is None:
@@ -52,7 +58,7 @@ def input_set(preprocessing: Preprocessing, *, samples: int, folder: Path | None
         raw = natural_images(samples, (int(h * 1.15), int(w * 1.15)), seed=seed)
         images = [Image.fromarray(img) for img in raw]
         source = f"built-in synthetic natural images (seed {seed})"
-        labels, classes = None, ()
+        labels, classes = None, tuple[str, ...]()
     else:
         images, labels, classes = _read_folder(Path(folder), samples, flag)
         source = str(folder)
@@ -105,8 +111,10 @@ def open_image(path: Path) -> Image.Image:
     width, height = image.size
     if width * height > MAX_IMAGE_PIXELS:
         image.close()
-        raise BadInput(f"image {path} is {width}x{height} = {width * height:,} pixels, more than the "
-                       f"{MAX_IMAGE_PIXELS:,} allowed (a decompression bomb, or a photo to downscale first)")
+        raise BadInput(
+            f"image {path} is {width}x{height} = {width * height:,} pixels, more than the "
+            f"{MAX_IMAGE_PIXELS:,} allowed (a decompression bomb, or a photo to downscale first)"
+        )
     return image
 
 
@@ -128,7 +136,7 @@ def _read_folder(folder: Path, samples: int, flag: str) -> tuple[list[Image.Imag
         try:
             with open_image(path) as img:
                 images.append(img.convert("RGB"))
-        except OSError as exc:                          # a header that decodes, a body that does not
+        except OSError as exc:  # a header that decodes, a body that does not
             raise BadInput(f"cannot read image {path}: {first_line(exc)}") from None
     labels = np.array([label for _, label in picked]) if classes else None
     return images, labels, classes

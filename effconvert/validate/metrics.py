@@ -8,19 +8,19 @@ import numpy as np
 
 from ..numeric import max_errors, psnr_db
 
-TIE_MARGIN = 0.01      # of the reference logits' range (max - min over the batch)
+TIE_MARGIN = 0.01  # of the reference logits' range (max - min over the batch)
 
 
 @dataclass(frozen=True)
 class Parity:
     samples: int
     max_abs_err: float
-    max_rel_err: float          # max|out - ref| / max|ref| over the batch (design.md)
+    max_rel_err: float  # max|out - ref| / max|ref| over the batch (design.md)
     mean_abs_err: float
-    cosine: float               # over the whole batch, flattened
-    min_sample_cosine: float    # the worst single input
-    psnr_db: float              # 20 log10(range(ref) / rmse)
-    top1_agreement: float        # over every sample
+    cosine: float  # over the whole batch, flattened
+    min_sample_cosine: float  # the worst single input
+    psnr_db: float  # 20 log10(range(ref) / rmse)
+    top1_agreement: float  # over every sample
     top5_overlap: float
     # Over samples the reference decides: its top-1 leads the runner-up by >= TIE_MARGIN of the
     # logit range. Random-direction synthetic heads make near-ties common (a margin of 0.3 % of

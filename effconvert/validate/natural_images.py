@@ -18,8 +18,8 @@ def natural_images(n: int, size: tuple[int, int] = (288, 288), *, seed: int = 0)
 
 def _one_image(rng: np.random.Generator, size: tuple[int, int]) -> np.ndarray:
     h, w = size
-    image = _pink_noise(rng, h, w)                                 # H, W, 3 in ~[-1, 1]
-    image = image @ _colour_mixing(rng).T                          # correlated channels
+    image = _pink_noise(rng, h, w)  # H, W, 3 in ~[-1, 1]
+    image = image @ _colour_mixing(rng).T  # correlated channels
     image += _shapes(rng, h, w)
     yy, xx = np.mgrid[0:h, 0:w] / max(h, w)
     image += rng.normal(0, 0.3) * yy[..., None] + rng.normal(0, 0.3) * xx[..., None]  # lighting
@@ -32,10 +32,10 @@ def _one_image(rng: np.random.Generator, size: tuple[int, int]) -> np.ndarray:
 def _pink_noise(rng: np.random.Generator, h: int, w: int) -> np.ndarray:
     fy = np.fft.fftfreq(h)[:, None]
     fx = np.fft.rfftfreq(w)[None, :]
-    f = np.sqrt(fx ** 2 + fy ** 2)
+    f = np.sqrt(fx**2 + fy**2)
     f[0, 0] = 1.0
-    alpha = rng.uniform(0.9, 1.4)                                  # amplitude ~ 1/f^alpha
-    amplitude = 1.0 / f ** alpha
+    alpha = rng.uniform(0.9, 1.4)  # amplitude ~ 1/f^alpha
+    amplitude = 1.0 / f**alpha
     amplitude[0, 0] = 0.0
     channels = []
     for _ in range(3):
@@ -47,7 +47,7 @@ def _pink_noise(rng: np.random.Generator, h: int, w: int) -> np.ndarray:
 
 
 def _colour_mixing(rng: np.random.Generator) -> np.ndarray:
-    base = np.full((3, 3), 0.6) + np.eye(3) * 0.4                  # mostly luminance
+    base = np.full((3, 3), 0.6) + np.eye(3) * 0.4  # mostly luminance
     return base + rng.normal(0, 0.15, (3, 3))
 
 
@@ -58,10 +58,10 @@ def _shapes(rng: np.random.Generator, h: int, w: int) -> np.ndarray:
         cy, cx = rng.uniform(0, h), rng.uniform(0, w)
         ry, rx = rng.uniform(0.05, 0.35) * h, rng.uniform(0.05, 0.35) * w
         colour = rng.uniform(-0.8, 0.8, 3)
-        if rng.random() < 0.5:                                     # ellipse
+        if rng.random() < 0.5:  # ellipse
             d = ((yy - cy) / ry) ** 2 + ((xx - cx) / rx) ** 2
             mask = _soft_inside(d, rng.uniform(4, 30))
-        else:                                                      # rotated rectangle
+        else:  # rotated rectangle
             t = rng.uniform(0, np.pi)
             u = (xx - cx) * np.cos(t) + (yy - cy) * np.sin(t)
             v = -(xx - cx) * np.sin(t) + (yy - cy) * np.cos(t)

@@ -5,5 +5,12 @@ from .executor import MILExecutor, UnsupportedProgram
 from .ops import OPS
 from .program import MAX_CORE_ML_RANK, Program, load_program, rank_violations
 
-__all__ = ["MILExecutor", "UnsupportedProgram", "OPS", "Program", "load_program", "rank_violations",
-           "MAX_CORE_ML_RANK"]
+__all__ = [
+    "MAX_CORE_ML_RANK",
+    "OPS",
+    "MILExecutor",
+    "Program",
+    "UnsupportedProgram",
+    "load_program",
+    "rank_violations",
+]

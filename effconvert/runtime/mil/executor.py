@@ -21,8 +21,9 @@ whose convolutions take a microcode path for every subnormal operand; no logit c
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Set
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import numpy as np
 import torch
@@ -47,12 +48,15 @@ class MILExecutor:
         self.program = path if isinstance(path, Program) else load_program(Path(path))
         unknown = sorted({op.type for op in self.program.operations if op.type not in OPS})
         if unknown:
-            raise UnsupportedProgram(f"the MIL executor does not implement op(s): {', '.join(unknown)}; "
-                                     "Core ML parity was not computed")
+            raise UnsupportedProgram(
+                f"the MIL executor does not implement op(s): {', '.join(unknown)}; Core ML parity was not computed"
+            )
         too_big = rank_violations(self.program)
         if too_big:
-            raise UnsupportedProgram(f"Core ML refuses tensors of rank > 5: {too_big[0]}"
-                                     + (f" (and {len(too_big) - 1} more)" if len(too_big) > 1 else ""))
+            raise UnsupportedProgram(
+                f"Core ML refuses tensors of rank > 5: {too_big[0]}"
+                + (f" (and {len(too_big) - 1} more)" if len(too_big) > 1 else "")
+            )
         # Each op's inputs that no later op reads: dropped once it has run, so a forward pass holds
         # the live activations only, not every intermediate (keep=True, for localisation, holds all).
         last_use: dict[str, int] = {}
@@ -66,13 +70,12 @@ class MILExecutor:
         self._released: list[list[str]] = [[] for _ in self.program.operations]
         for index, op in enumerate(self.program.operations):
             for name, _spec in op.outputs:
-                if name not in last_use:                      # computed, never read
+                if name not in last_use:  # computed, never read
                     self._released[index].append(name)
         for name, index in last_use.items():
             if index < len(self.program.operations):
                 self._released[index].append(name)
-        self._constant_storages = frozenset(_storage(v) for v in self.program.constants.values()
-                                            if torch.is_tensor(v))
+        self._constant_storages = frozenset(_storage(v) for v in self.program.constants.values() if torch.is_tensor(v))
         # Values an op may overwrite when they die at it: op outputs (never an input, whose memory
         # may be the caller's array, nor a constant, which every run reads), bound once in the op.
         produced = {name for op in self.program.operations for name, _spec in op.outputs}
@@ -80,28 +83,39 @@ class MILExecutor:
         for index, op in enumerate(self.program.operations):
             names = [value for bindings in op.inputs.values() for kind, value in bindings if kind == "name"]
             dying = set(self._released[index]) & produced
-            self._reusable.append(tuple(
-                (arg, op.inputs[arg][0][1]) for arg in inplace.candidates(op.type)
-                if arg in op.inputs and len(op.inputs[arg]) == 1 and op.inputs[arg][0][0] == "name"
-                and op.inputs[arg][0][1] in dying and names.count(op.inputs[arg][0][1]) == 1))
+            self._reusable.append(
+                tuple(
+                    (arg, op.inputs[arg][0][1])
+                    for arg in inplace.candidates(op.type)
+                    if arg in op.inputs
+                    and len(op.inputs[arg]) == 1
+                    and op.inputs[arg][0][0] == "name"
+                    and op.inputs[arg][0][1] in dying
+                    and names.count(op.inputs[arg][0][1]) == 1
+                )
+            )
 
-    def _overwritable(self, index: int, env: dict[str, Any], live: set[str], pinned: set[int]) -> str | None:
+    def _overwritable(self, index: int, env: dict[str, Any], live: set[str], pinned: Set[int]) -> str | None:
         """The argument op `index` may compute into: a large float32 value that dies at this op and
         whose memory is not a constant's or an input's, nor shared with another live value (a view
         of it, or one it is a view of). Checked here, for the few candidates, not tracked per op."""
         for arg, name in self._reusable[index]:
             value = env[name]
-            if (value.dtype != torch.float32 or value.numel() < inplace.LARGE or inplace.flat(value) is None
-                    or _storage(value) in pinned):
+            if (
+                value.dtype != torch.float32
+                or value.numel() < inplace.LARGE
+                or inplace.flat(value) is None
+                or _storage(value) in pinned
+            ):
                 continue
             storage = _storage(value)
-            if not any(_storage(env[other]) == storage for other in live
-                       if other != name and torch.is_tensor(env[other])):
+            if not any(
+                _storage(env[other]) == storage for other in live if other != name and torch.is_tensor(env[other])
+            ):
                 return arg
         return None
 
-    def run(self, feeds: Mapping[str, Any], *, round_to_declared: bool = True,
-            keep: bool = False) -> dict[str, Any]:
+    def run(self, feeds: Mapping[str, Any], *, round_to_declared: bool = True, keep: bool = False) -> dict[str, Any]:
         flushing = _flushes_denormals()
         torch.set_flush_denormal(True)
         try:
@@ -110,8 +124,7 @@ class MILExecutor:
             torch.set_flush_denormal(flushing)  # the caller's setting (torch's default: off) comes back
 
     @torch.no_grad()
-    def _run(self, feeds: Mapping[str, Any], *, round_to_declared: bool = True,
-             keep: bool = False) -> dict[str, Any]:
+    def _run(self, feeds: Mapping[str, Any], *, round_to_declared: bool = True, keep: bool = False) -> dict[str, Any]:
         """feeds: input name -> array (image inputs: NCHW float pixels 0-255, RGB order).
 
         Returns the program outputs, or every named value when `keep` (for localisation).
@@ -146,13 +159,13 @@ class MILExecutor:
                     value = _round_output(value, spec.dtype, args, target)
                 env[name] = value
                 live.add(name)
-            for constant in mapped:          # its widened copy is in args; its file pages can go
+            for constant in mapped:  # its widened copy is in args; its file pages can go
                 constant.release()
             if not keep:
                 for name in self._released[index]:
                     env.pop(name, None)
                     live.discard(name)
-            args = result = results = value = None  # the widened constants and inputs go before the next op
+            del args, result, results  # the widened constants and inputs go before the next op
         if keep:
             return env
         return {name: env[name] for name in self.program.outputs}
@@ -201,13 +214,19 @@ def _resolve(bindings: list, env: dict[str, Any], mapped: list[MappedConstant]) 
         value = env[v] if kind == "name" else v
         if isinstance(value, MappedConstant):
             mapped.append(value)
-            value = value.view()                 # widened below: a copy, never the mapped bytes
+            value = value.view()  # widened below: a copy, never the mapped bytes
         values.append(_widen(value))
     return values if len(values) != 1 else values[0]
 
 
-_WIDE = {torch.float16: torch.float32, torch.bfloat16: torch.float32, torch.int8: torch.int64,
-         torch.uint8: torch.int64, torch.int16: torch.int64, torch.int32: torch.int64}
+_WIDE = {
+    torch.float16: torch.float32,
+    torch.bfloat16: torch.float32,
+    torch.int8: torch.int64,
+    torch.uint8: torch.int64,
+    torch.int16: torch.int64,
+    torch.int32: torch.int64,
+}
 
 
 def _widen(value: Any) -> Any:

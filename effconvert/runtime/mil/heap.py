@@ -23,12 +23,12 @@ import ctypes
 import ctypes.util
 import platform
 
-MMAP_THRESHOLD = 1 << 20            # bytes: a buffer this large never grows the heap
-TRIM_THRESHOLD = 32 << 20           # bytes of free heap top kept rather than given back
+MMAP_THRESHOLD = 1 << 20  # bytes: a buffer this large never grows the heap
+TRIM_THRESHOLD = 32 << 20  # bytes of free heap top kept rather than given back
 
 GLIBC = platform.system() == "Linux" and platform.libc_ver()[0] == "glibc"
 
-_M_TRIM_THRESHOLD = -1              # <malloc.h>
+_M_TRIM_THRESHOLD = -1  # <malloc.h>
 _M_MMAP_THRESHOLD = -3
 
 _settled: bool | None = None

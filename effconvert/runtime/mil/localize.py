@@ -17,8 +17,9 @@ from .executor import MILExecutor
 DEFAULT_OP_PSNR_DB = 35.0
 
 
-def first_divergent_op(executor: MILExecutor, feed: dict[str, np.ndarray], *, psnr_db: float | None,
-                       sample: int = 0) -> DivergentOp | None:
+def first_divergent_op(
+    executor: MILExecutor, feed: dict[str, np.ndarray], *, psnr_db: float | None, sample: int = 0
+) -> DivergentOp | None:
     """`feed`: the program's inputs for input `sample` — the caller picks the one with the largest
     output error, since a fragile op (an fp16 overflow) may show on a few inputs only."""
     threshold = psnr_db if psnr_db is not None else DEFAULT_OP_PSNR_DB

@@ -26,43 +26,88 @@ from ...errors import BadInput
 # once, not twice (fp16) or eight times (int8 as int64).
 _FLOATS = {"FLOAT16", "FLOAT32", "FLOAT64", "BFLOAT16"}
 _TORCH_DTYPE = {
-    "FLOAT16": torch.float16, "FLOAT32": torch.float32, "FLOAT64": torch.float32, "BFLOAT16": torch.bfloat16,
-    "INT8": torch.int8, "UINT8": torch.uint8, "INT16": torch.int16, "UINT16": torch.int32,
-    "INT32": torch.int32, "UINT32": torch.int64, "INT64": torch.int64, "BOOL": torch.bool,
-    "INT4": torch.int8, "UINT4": torch.uint8, "UINT1": torch.uint8, "UINT2": torch.uint8,
-    "UINT3": torch.uint8, "UINT6": torch.uint8,
+    "FLOAT16": torch.float16,
+    "FLOAT32": torch.float32,
+    "FLOAT64": torch.float32,
+    "BFLOAT16": torch.bfloat16,
+    "INT8": torch.int8,
+    "UINT8": torch.uint8,
+    "INT16": torch.int16,
+    "UINT16": torch.int32,
+    "INT32": torch.int32,
+    "UINT32": torch.int64,
+    "INT64": torch.int64,
+    "BOOL": torch.bool,
+    "INT4": torch.int8,
+    "UINT4": torch.uint8,
+    "UINT1": torch.uint8,
+    "UINT2": torch.uint8,
+    "UINT3": torch.uint8,
+    "UINT6": torch.uint8,
 }
-_NUMPY_DTYPE = {torch.float16: np.float16, torch.float32: np.float32, torch.int8: np.int8, torch.uint8: np.uint8,
-                torch.int16: np.int16, torch.int32: np.int32, torch.int64: np.int64, torch.bool: np.bool_}
+_NUMPY_DTYPE = {
+    torch.float16: np.float16,
+    torch.float32: np.float32,
+    torch.int8: np.int8,
+    torch.uint8: np.uint8,
+    torch.int16: np.int16,
+    torch.int32: np.int32,
+    torch.int64: np.int64,
+    torch.bool: np.bool_,
+}
 _BLOB_READERS = {
-    "FLOAT32": "read_float_data", "FLOAT16": "read_fp16_data", "INT8": "read_int8_data",
-    "UINT8": "read_uint8_data", "INT16": "read_int16_data", "UINT16": "read_uint16_data",
-    "INT32": "read_int32_data", "UINT32": "read_uint32_data", "INT4": "read_int4_data",
-    "UINT4": "read_uint4_data", "UINT1": "read_uint1_data", "UINT2": "read_uint2_data",
-    "UINT3": "read_uint3_data", "UINT6": "read_uint6_data",
+    "FLOAT32": "read_float_data",
+    "FLOAT16": "read_fp16_data",
+    "INT8": "read_int8_data",
+    "UINT8": "read_uint8_data",
+    "INT16": "read_int16_data",
+    "UINT16": "read_uint16_data",
+    "INT32": "read_int32_data",
+    "UINT32": "read_uint32_data",
+    "INT4": "read_int4_data",
+    "UINT4": "read_uint4_data",
+    "UINT1": "read_uint1_data",
+    "UINT2": "read_uint2_data",
+    "UINT3": "read_uint3_data",
+    "UINT6": "read_uint6_data",
 }
 # Blobs from this size are mapped, not read (MappedConstant); smaller ones cost less held than re-read.
 MAPPED_BYTES = 1 << 16
-_MAPPED = {"FLOAT16", "INT8", "UINT8", "INT16", "INT32"}      # widened (copied) by every op that reads them
-_WHOLE_BYTES = {"FLOAT16": np.float16, "FLOAT32": np.float32, "INT8": np.int8, "UINT8": np.uint8,
-                "INT16": np.int16, "UINT16": np.uint16, "INT32": np.int32, "UINT32": np.uint32}
-MAX_CORE_ML_RANK = 5            # Core ML refuses tensors of higher rank at load time
+_MAPPED = {"FLOAT16", "INT8", "UINT8", "INT16", "INT32"}  # widened (copied) by every op that reads them
+_WHOLE_BYTES = {
+    "FLOAT16": np.float16,
+    "FLOAT32": np.float32,
+    "INT8": np.int8,
+    "UINT8": np.uint8,
+    "INT16": np.int16,
+    "UINT16": np.uint16,
+    "INT32": np.int32,
+    "UINT32": np.uint32,
+}
+MAX_CORE_ML_RANK = 5  # Core ML refuses tensors of higher rank at load time
 
 
 @dataclass(frozen=True)
 class TensorSpec:
-    dtype: str                  # MIL DataType name: FLOAT16, FLOAT32, INT32, BOOL, STRING, ...
-    shape: tuple[int | None, ...] | None   # None = unknown rank; None entries = symbolic dims
+    dtype: str  # MIL DataType name: FLOAT16, FLOAT32, INT32, BOOL, STRING, ...
+    shape: tuple[int | None, ...] | None  # None = unknown rank; None entries = symbolic dims
 
     @property
     def rank(self) -> int | None:
         return None if self.shape is None else len(self.shape)
 
+    @property
+    def static_shape(self) -> tuple[int, ...] | None:
+        """The shape when every dimension is known, else None."""
+        if self.shape is None or any(d is None for d in self.shape):
+            return None
+        return tuple(int(d) for d in self.shape if d is not None)
+
 
 @dataclass(frozen=True)
 class Operation:
     type: str
-    inputs: dict[str, list[Any]]          # argument -> list of ("name", str) or ("value", tensor)
+    inputs: dict[str, list[Any]]  # argument -> list of ("name", str) or ("value", tensor)
     outputs: tuple[tuple[str, TensorSpec], ...]
     index: int
 
@@ -72,13 +117,13 @@ class Program:
     path: Path
     opset: str
     inputs: dict[str, TensorSpec]
-    image_inputs: dict[str, str]          # input name -> colour layout (RGB/BGR/GRAYSCALE)
+    image_inputs: dict[str, str]  # input name -> colour layout (RGB/BGR/GRAYSCALE)
     operations: list[Operation]
     outputs: list[str]
     constants: dict[str, Any] = field(default_factory=dict)
-    constant_types: dict[str, TensorSpec] = field(default_factory=dict)   # as declared (FLOAT16, INT8, ...)
+    constant_types: dict[str, TensorSpec] = field(default_factory=dict)  # as declared (FLOAT16, INT8, ...)
     op_histogram: dict[str, int] = field(default_factory=dict)
-    classifier: tuple[str, str] | None = None   # (label output, probabilities output)
+    classifier: tuple[str, str] | None = None  # (label output, probabilities output)
 
 
 def load_program(path: Path) -> Program:
@@ -112,16 +157,16 @@ def load_program(path: Path) -> Program:
         spec_type = type_of(value.type)
         kind = value.WhichOneof("value")
         if kind == "immediateValue" and value.immediateValue.WhichOneof("value") == "list":
-            return [decode(v) for v in value.immediateValue.list.values]     # e.g. class labels
+            return [decode(v) for v in value.immediateValue.list.values]  # e.g. class labels
         if kind == "immediateValue":
             tensor = value.immediateValue.tensor
             field_name = tensor.WhichOneof("value")
-            if field_name == "bytes":                              # packed fp16 / small ints
+            if field_name == "bytes":  # packed fp16 / small ints
                 raw = np.frombuffer(tensor.bytes.values, dtype=_np_dtype(spec_type.dtype))
                 return _to_tensor(raw, spec_type)
-            raw = list(getattr(tensor, field_name).values) if field_name else []
+            values = list(getattr(tensor, field_name).values) if field_name else []
             if spec_type.dtype == "STRING":
-                return raw if spec_type.shape else raw[0]
+                return values if spec_type.shape else values[0]
             return _to_tensor(np.asarray(raw), spec_type)
         if kind == "blobFileValue":
             if blobs is None:
@@ -137,7 +182,8 @@ def load_program(path: Path) -> Program:
     for feature in spec.description.input:
         if feature.type.WhichOneof("Type") == "imageType":
             image_inputs[feature.name] = ct.proto.FeatureTypes_pb2.ImageFeatureType.ColorSpace.Name(
-                feature.type.imageType.colorSpace)
+                feature.type.imageType.colorSpace
+            )
     constants: dict[str, Any] = {}
     constant_types: dict[str, TensorSpec] = {}
     operations: list[Operation] = []
@@ -150,20 +196,32 @@ def load_program(path: Path) -> Program:
             constant_types[outputs[0][0]] = outputs[0][1]
             continue
         args = {}
-        for name, value in op.attributes.items():       # iOS16 constexpr ops keep data here
+        for name, value in op.attributes.items():  # iOS16 constexpr ops keep data here
             if name != "name":
                 args[name] = [("value", decode(value))]
         for name, argument in op.inputs.items():
-            args[name] = [("name", b.name) if b.WhichOneof("binding") == "name" else ("value", decode(b.value))
-                          for b in argument.arguments]
+            args[name] = [
+                ("name", b.name) if b.WhichOneof("binding") == "name" else ("value", decode(b.value))
+                for b in argument.arguments
+            ]
         operations.append(Operation(op.type, args, outputs, index))
     classifier = None
     if spec.description.predictedFeatureName:
         classifier = (spec.description.predictedFeatureName, spec.description.predictedProbabilitiesName)
     if blobs is not None:
         blobs.close()
-    return Program(path, function.opset, inputs, image_inputs, operations, list(block.outputs),
-                   constants, constant_types, histogram, classifier)
+    return Program(
+        path,
+        function.opset,
+        inputs,
+        image_inputs,
+        operations,
+        list(block.outputs),
+        constants,
+        constant_types,
+        histogram,
+        classifier,
+    )
 
 
 class MappedConstant:
@@ -175,16 +233,19 @@ class MappedConstant:
     mapped bytes themselves. The file must not be rewritten in place while a program maps it
     (effconvert replaces packages by rename, which leaves a mapped file as it was)."""
 
-    __slots__ = ("_map", "offset", "count", "dtype", "shape")
+    __slots__ = ("_map", "count", "dtype", "offset", "shape")
 
-    def __init__(self, file_map: mmap.mmap, offset: int, count: int, dtype: torch.dtype,
-                 shape: tuple[int, ...]) -> None:
+    def __init__(
+        self, file_map: mmap.mmap, offset: int, count: int, dtype: torch.dtype, shape: tuple[int, ...]
+    ) -> None:
         self._map, self.offset, self.count, self.dtype, self.shape = file_map, offset, count, dtype, shape
 
     def view(self) -> torch.Tensor:
         """The stored values, read-only, over the file map (copy before keeping or writing)."""
-        array = np.frombuffer(self._map, dtype=_NUMPY_DTYPE[self.dtype], count=self.count, offset=self.offset)
-        with warnings.catch_warnings():        # the map is read-only; torch warns, callers only read it
+        array: np.ndarray = np.frombuffer(
+            self._map, dtype=_NUMPY_DTYPE[self.dtype], count=self.count, offset=self.offset
+        )
+        with warnings.catch_warnings():  # the map is read-only; torch warns, callers only read it
             warnings.simplefilter("ignore", UserWarning)
             return torch.from_numpy(array).reshape(self.shape)
 
@@ -195,7 +256,7 @@ class MappedConstant:
     def release(self) -> None:
         """Drop this constant's pages from the process (the file keeps them; the next read maps them
         again from the page cache)."""
-        if not hasattr(self._map, "madvise"):                  # Windows: the OS decides
+        if not hasattr(self._map, "madvise"):  # Windows: the OS decides
             return
         start = self.offset - self.offset % mmap.PAGESIZE
         end = self.offset + self.count * np.dtype(_NUMPY_DTYPE[self.dtype]).itemsize
@@ -212,12 +273,12 @@ class _Blobs:
     types (palette indices, int4) go through coremltools' reader, which unpacks them. Large fp16
     and integer blobs are not read at all: `mapped` describes them over one read-only map of the file."""
 
-    SENTINEL = 0xDEADBEEF               # starts every blob's 64-byte metadata record (MIL blob format v2)
+    SENTINEL = 0xDEADBEEF  # starts every blob's 64-byte metadata record (MIL blob format v2)
 
     def __init__(self, path: Path) -> None:
         self.path = path
         self.size = path.stat().st_size
-        self.file = open(path, "rb")
+        self.file = open(path, "rb")  # noqa: SIM115 - held for the program's life (its weights are mapped from it)
         self._reader = None
         self._map: mmap.mmap | None = None
 
@@ -235,18 +296,19 @@ class _Blobs:
     def mapped(self, offset: int, spec: TensorSpec) -> MappedConstant | None:
         """The blob as a MappedConstant when it is large and stored as it computes-after-widening
         (fp16, int8/uint8, int16/int32), else None (read it)."""
-        if spec.dtype not in _MAPPED or spec.shape is None or any(d is None for d in spec.shape):
+        shape = spec.static_shape
+        if spec.dtype not in _MAPPED or shape is None:
             return None
-        count = int(np.prod(spec.shape, dtype=np.int64))
+        count = int(np.prod(shape, dtype=np.int64))
         item = np.dtype(_WHOLE_BYTES[spec.dtype]).itemsize
-        if count * item < MAPPED_BYTES:          # small: read() reads its record, once
+        if count * item < MAPPED_BYTES:  # small: read() reads its record, once
             return None
         data_offset, size = self._record(offset)
         if size != count * item:
             return None
         if self._map is None:
             self._map = mmap.mmap(self.file.fileno(), 0, access=mmap.ACCESS_READ)
-        return MappedConstant(self._map, data_offset, count, _TORCH_DTYPE[spec.dtype], tuple(int(d) for d in spec.shape))
+        return MappedConstant(self._map, data_offset, count, _TORCH_DTYPE[spec.dtype], shape)
 
     def read(self, offset: int, dtype: str) -> np.ndarray:
         if dtype in _WHOLE_BYTES:
@@ -276,18 +338,26 @@ def rank_violations(program: Program) -> list[str]:
 
 
 def _np_dtype(name: str):
-    return {"FLOAT16": np.float16, "FLOAT32": np.float32, "INT8": np.int8, "UINT8": np.uint8,
-            "INT16": np.int16, "UINT16": np.uint16, "INT32": np.int32, "UINT32": np.uint32}.get(name, np.uint8)
+    return {
+        "FLOAT16": np.float16,
+        "FLOAT32": np.float32,
+        "INT8": np.int8,
+        "UINT8": np.uint8,
+        "INT16": np.int16,
+        "UINT16": np.uint16,
+        "INT32": np.int32,
+        "UINT32": np.uint32,
+    }.get(name, np.uint8)
 
 
 def _to_tensor(data: np.ndarray, spec: TensorSpec) -> torch.Tensor:
     dtype = _TORCH_DTYPE.get(spec.dtype, torch.float32)
     if dtype in _NUMPY_DTYPE and data.dtype != _NUMPY_DTYPE[dtype]:
-        data = data.astype(_NUMPY_DTYPE[dtype])          # one conversion, straight to the stored dtype
+        data = data.astype(_NUMPY_DTYPE[dtype])  # one conversion, straight to the stored dtype
     data = np.ascontiguousarray(data)
-    if not data.flags.writeable:                 # views of the weight blob (e.g. palette indices)
+    if not data.flags.writeable:  # views of the weight blob (e.g. palette indices)
         data = data.copy()
     tensor = torch.from_numpy(data).to(dtype)
-    if spec.shape is not None and all(d is not None for d in spec.shape):
-        tensor = tensor.reshape(spec.shape)
+    if spec.static_shape is not None:
+        tensor = tensor.reshape(spec.static_shape)
     return tensor

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
@@ -20,8 +21,9 @@ def _pads(pad_type, pad, input_shape, kernel, strides, dilations) -> list[int]:
         return [0] * (2 * len(kernel))
     from coremltools.converters.mil.mil.ops.defs._utils import aggregated_pad
 
-    totals = aggregated_pad(pad_type=pad_type, kernel_shape=kernel, input_shape=input_shape,
-                            strides=strides, dilations=dilations)
+    totals = aggregated_pad(
+        pad_type=pad_type, kernel_shape=kernel, input_shape=input_shape, strides=strides, dilations=dilations
+    )
     pads = []
     for total in totals:
         small, large = int(total) // 2, int(total) - int(total) // 2
@@ -44,7 +46,7 @@ def _conv(x, weight, op, bias=None, strides=None, pad_type="valid", pad=None, di
     dilations = _ints(dilations) if dilations is not None else [1] * spatial
     kernel = list(weight.shape[2:])
     pads = _pads(pad_type, pad, list(x.shape[2:]), kernel, strides, dilations)
-    if any(pads):                     # F.pad copies even when it pads nothing (every 1x1 conv)
+    if any(pads):  # F.pad copies even when it pads nothing (every 1x1 conv)
         x = F.pad(x, _torch_pad(pads))
     if int(groups) == 1 and kernel == [1] * spatial and strides == [1] * spatial and not any(pads):
         return _pointwise(x, weight, bias)
@@ -59,14 +61,18 @@ def _pointwise(x, weight, bias):
     n, channels = x.shape[:2]
     matrix = weight.reshape(weight.shape[0], channels)
     columns = x.reshape(n, channels, -1)
-    y = (torch.matmul(matrix, columns) if bias is None
-         else torch.baddbmm(bias.reshape(1, -1, 1), matrix.expand(n, -1, -1), columns))
+    y = (
+        torch.matmul(matrix, columns)
+        if bias is None
+        else torch.baddbmm(bias.reshape(1, -1, 1), matrix.expand(n, -1, -1), columns)
+    )
     return y.reshape(n, weight.shape[0], *x.shape[2:])
 
 
 @op("conv_transpose")
-def _conv_transpose(x, weight, op, bias=None, strides=None, pad_type="valid", pad=None,
-                    dilations=None, groups=1, output_shape=None):
+def _conv_transpose(
+    x, weight, op, bias=None, strides=None, pad_type="valid", pad=None, dilations=None, groups=1, output_shape=None
+):
     spatial = x.dim() - 2
     strides = _ints(strides) if strides is not None else [1] * spatial
     dilations = _ints(dilations) if dilations is not None else [1] * spatial
@@ -81,22 +87,37 @@ def _conv_transpose(x, weight, op, bias=None, strides=None, pad_type="valid", pa
     return y
 
 
-def _pool(kind, x, op, kernel_sizes, strides=None, pad_type="valid", pad=None, ceil_mode=False,
-          exclude_padding_from_average=False):
+def _pool(
+    kind,
+    x,
+    op,
+    kernel_sizes,
+    strides=None,
+    pad_type="valid",
+    pad=None,
+    ceil_mode=False,
+    exclude_padding_from_average=False,
+):
     spatial = x.dim() - 2
     kernel = _ints(kernel_sizes)
     strides = _ints(strides) if strides is not None else [1] * spatial
     pads = _pads(pad_type, pad, list(x.shape[2:]), kernel, strides, [1] * spatial)
     symmetric = all(pads[2 * i] == pads[2 * i + 1] and pads[2 * i] <= kernel[i] // 2 for i in range(spatial))
     if kind == "max":
-        fn = {1: F.max_pool1d, 2: F.max_pool2d, 3: F.max_pool3d}[spatial]
+        fn: Callable[..., torch.Tensor] = {1: F.max_pool1d, 2: F.max_pool2d, 3: F.max_pool3d}[spatial]
         if symmetric:
             return fn(x, kernel, strides, [pads[2 * i] for i in range(spatial)], ceil_mode=bool(ceil_mode))
         return fn(F.pad(x, _torch_pad(pads), value=float("-inf")), kernel, strides, ceil_mode=bool(ceil_mode))
     fn = {1: F.avg_pool1d, 2: F.avg_pool2d, 3: F.avg_pool3d}[spatial]
     if symmetric:
-        return fn(x, kernel, strides, [pads[2 * i] for i in range(spatial)], ceil_mode=bool(ceil_mode),
-                  count_include_pad=not bool(exclude_padding_from_average))
+        return fn(
+            x,
+            kernel,
+            strides,
+            [pads[2 * i] for i in range(spatial)],
+            ceil_mode=bool(ceil_mode),
+            count_include_pad=not bool(exclude_padding_from_average),
+        )
     padded = F.pad(x, _torch_pad(pads))
     total = fn(padded, kernel, strides, ceil_mode=bool(ceil_mode)) * math.prod(kernel)
     if exclude_padding_from_average:

@@ -9,23 +9,45 @@ import torch.nn.functional as F
 
 from .registry import op
 
-
 _BINARY = {
-    "add": torch.add, "sub": torch.sub, "mul": torch.mul, "real_div": torch.div,
-    "maximum": torch.maximum, "minimum": torch.minimum, "pow": torch.pow,
-    "floor_div": lambda x, y: torch.div(x, y, rounding_mode="floor"), "mod": torch.remainder,
-    "equal": torch.eq, "not_equal": torch.ne, "greater": torch.gt, "greater_equal": torch.ge,
-    "less": torch.lt, "less_equal": torch.le, "logical_and": torch.logical_and,
+    "add": torch.add,
+    "sub": torch.sub,
+    "mul": torch.mul,
+    "real_div": torch.div,
+    "maximum": torch.maximum,
+    "minimum": torch.minimum,
+    "pow": torch.pow,
+    "floor_div": lambda x, y: torch.div(x, y, rounding_mode="floor"),
+    "mod": torch.remainder,
+    "equal": torch.eq,
+    "not_equal": torch.ne,
+    "greater": torch.gt,
+    "greater_equal": torch.ge,
+    "less": torch.lt,
+    "less_equal": torch.le,
+    "logical_and": torch.logical_and,
     "logical_or": torch.logical_or,
 }
 for _name, _fn in _BINARY.items():
     op(_name)(lambda x, y, op, _fn=_fn: _fn(x, y))
 
 _UNARY = {
-    "relu": torch.relu, "sigmoid": torch.sigmoid, "tanh": torch.tanh, "exp": torch.exp,
-    "sqrt": torch.sqrt, "abs": torch.abs, "erf": torch.erf, "floor": torch.floor, "ceil": torch.ceil,
-    "square": torch.square, "sign": torch.sign, "sin": torch.sin, "cos": torch.cos,
-    "silu": F.silu, "logical_not": torch.logical_not, "round": torch.round,
+    "relu": torch.relu,
+    "sigmoid": torch.sigmoid,
+    "tanh": torch.tanh,
+    "exp": torch.exp,
+    "sqrt": torch.sqrt,
+    "abs": torch.abs,
+    "erf": torch.erf,
+    "floor": torch.floor,
+    "ceil": torch.ceil,
+    "square": torch.square,
+    "sign": torch.sign,
+    "sin": torch.sin,
+    "cos": torch.cos,
+    "silu": F.silu,
+    "logical_not": torch.logical_not,
+    "round": torch.round,
     "identity": lambda x: x.clone(),
 }
 for _name, _fn in _UNARY.items():

@@ -13,14 +13,14 @@ one temporary is a chunk, not the whole tensor.
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 
 from .elementwise import gelu_factor
 
-CHUNK = 1 << 18                      # elements per step: a 1 MB float32 temporary (faster than 256 KB, measured)
-LARGE = 1 << 14                      # elements from which computing in place is worth its checks
+CHUNK = 1 << 18  # elements per step: a 1 MB float32 temporary (faster than 256 KB, measured)
+LARGE = 1 << 14  # elements from which computing in place is worth its checks
 
 Twin = Callable[..., torch.Tensor]
 
@@ -45,12 +45,22 @@ def _gelu_(x: torch.Tensor, mode: str = "EXACT") -> torch.Tensor | None:
 
 
 UNARY: dict[str, Twin] = {
-    "relu": torch.relu_, "sigmoid": torch.sigmoid_, "tanh": torch.tanh_, "exp": torch.exp_,
-    "sqrt": torch.sqrt_, "abs": torch.abs_, "erf": torch.erf_, "square": torch.square_,
-    "sin": torch.sin_, "cos": torch.cos_,
+    "relu": torch.relu_,
+    "sigmoid": torch.sigmoid_,
+    "tanh": torch.tanh_,
+    "exp": torch.exp_,
+    "sqrt": torch.sqrt_,
+    "abs": torch.abs_,
+    "erf": torch.erf_,
+    "square": torch.square_,
+    "sin": torch.sin_,
+    "cos": torch.cos_,
 }
 BINARY: dict[str, Twin] = {
-    "add": torch.Tensor.add_, "sub": torch.Tensor.sub_, "mul": torch.Tensor.mul_, "real_div": torch.Tensor.div_,
+    "add": torch.Tensor.add_,
+    "sub": torch.Tensor.sub_,
+    "mul": torch.Tensor.mul_,
+    "real_div": torch.Tensor.div_,
 }
 COMMUTATIVE = {"add", "mul"}
 
@@ -81,9 +91,12 @@ def _keeps_layout(x: torch.Tensor, other: torch.Tensor, *, first: bool) -> bool:
     tensor rounds differently from the same values laid out contiguous). The op's output follows
     the full-size operands' layout, the first one's when two disagree; a broadcast operand is
     ignored only when x comes first (torch.add(o, x) may lay out differently from x, tested)."""
-    if other.dtype != torch.float32 or other.dim() > x.dim() or any(
-            o != 1 and o != s for o, s in zip(reversed(other.shape), reversed(x.shape))):
-        return False                                 # the output would be larger than x
+    if (
+        other.dtype != torch.float32
+        or other.dim() > x.dim()
+        or any(o != 1 and o != s for o, s in zip(reversed(other.shape), reversed(x.shape)))
+    ):
+        return False  # the output would be larger than x
     if other.numel() == 1:
         return True
     if other.shape == x.shape:

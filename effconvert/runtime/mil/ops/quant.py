@@ -6,9 +6,9 @@ import torch
 
 from .registry import _axis, op
 
-
 # Weight decompression uses coremltools' own `decompress` functions — the library's definition of
 # these ops — on the constants read from the package; the executor only supplies the data.
+
 
 def _np(value, dtype=None):
     import numpy as np
@@ -39,13 +39,14 @@ def _constexpr_affine_dequantize(quantized_data, zero_point, scale, axis, op):
 @op("constexpr_blockwise_shift_scale")
 def _constexpr_blockwise_shift_scale(data, scale, op, offset=None):
     fn = _defs("iOS18.compression").constexpr_blockwise_shift_scale.decompress
-    return _torch_out(fn(_np(data, "float32"), _np(scale, "float32"),
-                         None if offset is None else _np(offset, "float32")))
+    return _torch_out(
+        fn(_np(data, "float32"), _np(scale, "float32"), None if offset is None else _np(offset, "float32"))
+    )
 
 
 @op("constexpr_lut_to_dense")
 def _constexpr_lut_to_dense(lut, indices, op, shape=None, vector_axis=None):
-    if shape is not None:                                   # iOS16: packed indices + shape
+    if shape is not None:  # iOS16: packed indices + shape
         fn = _defs("iOS16.constexpr_ops").constexpr_lut_to_dense.decompress
         return _torch_out(fn(_np(lut, "float32"), _np(indices, "uint8"), _np(shape, "int64")))
     fn = _defs("iOS18.compression").constexpr_lut_to_dense.decompress
@@ -54,7 +55,7 @@ def _constexpr_lut_to_dense(lut, indices, op, shape=None, vector_axis=None):
 
 @op("constexpr_sparse_to_dense")
 def _constexpr_sparse_to_dense(nonzero_data, mask, op, shape=None):
-    if shape is not None:                                   # iOS16: bit-packed mask + shape
+    if shape is not None:  # iOS16: bit-packed mask + shape
         fn = _defs("iOS16.constexpr_ops").constexpr_sparse_to_dense.decompress
         return _torch_out(fn(_np(nonzero_data, "float32"), _np(mask, "uint8"), _np(shape, "int64")))
     fn = _defs("iOS18.compression").constexpr_sparse_to_dense.decompress

@@ -16,10 +16,19 @@ op("reduce_mean")(lambda x, op, **kw: _reduce(lambda t, d, k: t.mean(dim=d, keep
 op("reduce_sum")(lambda x, op, **kw: _reduce(lambda t, d, k: t.sum(dim=d, keepdim=k), x, op, **kw))
 op("reduce_max")(lambda x, op, **kw: _reduce(lambda t, d, k: t.amax(dim=d, keepdim=k), x, op, **kw))
 op("reduce_min")(lambda x, op, **kw: _reduce(lambda t, d, k: t.amin(dim=d, keepdim=k), x, op, **kw))
-op("reduce_prod")(lambda x, op, **kw: _reduce(
-    lambda t, d, k: torch.prod(t.reshape(*[s for i, s in enumerate(t.shape) if i not in d], -1), -1)
-    if not k else _keep(t, d), x, op, **kw))
-op("reduce_l2_norm")(lambda x, op, **kw: _reduce(lambda t, d, k: torch.sqrt((t * t).sum(dim=d, keepdim=k)), x, op, **kw))
+op("reduce_prod")(
+    lambda x, op, **kw: _reduce(
+        lambda t, d, k: (
+            torch.prod(t.reshape(*[s for i, s in enumerate(t.shape) if i not in d], -1), -1) if not k else _keep(t, d)
+        ),
+        x,
+        op,
+        **kw,
+    )
+)
+op("reduce_l2_norm")(
+    lambda x, op, **kw: _reduce(lambda t, d, k: torch.sqrt((t * t).sum(dim=d, keepdim=k)), x, op, **kw)
+)
 
 
 def _keep(t, dims):

@@ -6,7 +6,8 @@ its ops here with `@op(name)`; importing the `ops` package imports them all.
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import torch
 
@@ -21,6 +22,7 @@ def op(*names: str) -> Callable[[OpFn], OpFn]:
                 raise KeyError(f"MIL op {name!r} is already registered")
             OPS[name] = fn
         return fn
+
     return register
 
 

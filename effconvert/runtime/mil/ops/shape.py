@@ -17,8 +17,10 @@ def _reshape(x, shape, op):
     target = _ints(shape)
     if 0 in target:
         rank, n = x.dim(), len(target)
-        target = [(x.shape[rank - (n - i)] if 0 <= rank - (n - i) < rank else 1) if t == 0 else t
-                  for i, t in enumerate(target)]
+        target = [
+            (x.shape[rank - (n - i)] if 0 <= rank - (n - i) < rank else 1) if t == 0 else t
+            for i, t in enumerate(target)
+        ]
     y = x.reshape(target)
     declared = _declared_shape(op)
     if declared is not None and tuple(y.shape) != declared:
@@ -127,7 +129,7 @@ def _gather(x, indices, op, axis=0, batch_dims=0, validate_indices=False):
     idx = torch.where(idx < 0, idx + x.shape[axis], idx)
     if int(batch_dims) != 0:
         raise ValueError("gather with batch_dims != 0 is not supported")
-    return torch.index_select(x, axis, idx.flatten()).reshape(*x.shape[:axis], *idx.shape, *x.shape[axis + 1:])
+    return torch.index_select(x, axis, idx.flatten()).reshape(*x.shape[:axis], *idx.shape, *x.shape[axis + 1 :])
 
 
 @op("gather_along_axis")
@@ -142,7 +144,7 @@ def _pad(x, pad, op, mode="constant", constant_val=0.0):
     pads = _ints(pad)
     n = len(pads) // 2
     torch_pads = []
-    for i in reversed(range(n)):                       # MIL pads the last n dims, in order
+    for i in reversed(range(n)):  # MIL pads the last n dims, in order
         torch_pads += [pads[2 * i], pads[2 * i + 1]]
     if mode == "constant":
         return F.pad(x, torch_pads, value=float(constant_val))
@@ -167,22 +169,33 @@ def _range_1d(end, start, step, op):
 @op("upsample_nearest_neighbor")
 def _upsample_nn(x, op, scale_factor_height=1, scale_factor_width=1):
     target = _declared_shape(op)
-    size = target[-2:] if target else (int(x.shape[-2] * float(scale_factor_height)),
-                                       int(x.shape[-1] * float(scale_factor_width)))
+    size = (
+        target[-2:]
+        if target
+        else (int(x.shape[-2] * float(scale_factor_height)), int(x.shape[-1] * float(scale_factor_width)))
+    )
     return F.interpolate(x, size=size, mode="nearest")
 
 
 @op("upsample_bilinear")
-def _upsample_bilinear(x, op, scale_factor_height=1, scale_factor_width=1, align_corners=False,
-                       half_pixel_centers=None):
+def _upsample_bilinear(
+    x, op, scale_factor_height=1, scale_factor_width=1, align_corners=False, half_pixel_centers=None
+):
     target = _declared_shape(op)
-    size = target[-2:] if target else (int(x.shape[-2] * float(scale_factor_height)),
-                                       int(x.shape[-1] * float(scale_factor_width)))
+    size = (
+        target[-2:]
+        if target
+        else (int(x.shape[-2] * float(scale_factor_height)), int(x.shape[-1] * float(scale_factor_width)))
+    )
     return F.interpolate(x, size=size, mode="bilinear", align_corners=bool(align_corners))
 
 
 @op("resize_bilinear")
 def _resize_bilinear(x, op, target_size_height=1, target_size_width=1, sampling_mode="DEFAULT"):
     modes = {"ALIGN_CORNERS": True, "STRICT_ALIGN_CORNERS": True}
-    return F.interpolate(x, size=(int(target_size_height), int(target_size_width)), mode="bilinear",
-                         align_corners=modes.get(sampling_mode, False))
+    return F.interpolate(
+        x,
+        size=(int(target_size_height), int(target_size_width)),
+        mode="bilinear",
+        align_corners=modes.get(sampling_mode, False),
+    )
