@@ -65,10 +65,11 @@ class TiledDepthwise(nn.Module):
         (ph, pw), (sh, sw), (kh, kw) = self.padding, self.stride, self.kernel
         out_h = (x.shape[-2] + 2 * ph - kh) // sh + 1
         out_w = (x.shape[-1] + 2 * pw - kw) // sw + 1
-        parts = [tile(x)[:, :, dy : dy + out_h, dx : dx + out_w] for tile, (dy, dx) in zip(self.tiles, self.offsets)]
-        out = parts[0]
-        for part in parts[1:]:
-            out = out + part
+        out: torch.Tensor | None = None
+        for tile, (dy, dx) in zip(self.tiles, self.offsets):  # tile by tile: the graph's op order is the bytes'
+            y = tile(x)[:, :, dy : dy + out_h, dx : dx + out_w]
+            out = y if out is None else out + y
+        assert out is not None  # a tiled conv has at least one tile
         return out
 
 

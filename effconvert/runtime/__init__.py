@@ -66,6 +66,10 @@ class Batch:
     def __len__(self) -> int:
         return len(self.inputs)
 
+    def __getitem__(self, part: slice) -> Batch:
+        """Some of the images, in both forms."""
+        return Batch(self.inputs[part], None if self.pixels is None else self.pixels[part])
+
 
 class Runtime(Protocol):
     """What every runtime module's `open` returns."""
@@ -102,9 +106,11 @@ class RuntimeUnavailable(EffconvertError):
     exit_code = 1
 
 
-def open_runtime(path: Path, *, threads: int = DEFAULT_THREADS, input_layout: str | None = None) -> Runtime:
-    """Open `path` on its target's runtime. `input_layout` as the converter wrote it; None reads it
-    from the artifact. A file the runtime cannot load is BadInput, named in one line."""
+def open_runtime(path: Path, *, threads: int | None = None, input_layout: str | None = None) -> Runtime:
+    """Open `path` on its target's runtime. `threads`: the runtime's threads (None: DEFAULT_THREADS,
+    or for the MIL executor, which computes in torch, the process's torch threads as they are).
+    `input_layout` as the converter wrote it; None reads it from the artifact. A file the runtime
+    cannot load is BadInput, named in one line."""
     path = Path(path)
     if not path.exists():
         raise BadInput(f"artifact not found: {path}")

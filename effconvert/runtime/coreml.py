@@ -64,12 +64,13 @@ class CoreMLPredict:
 
 
 class CoreMLExecutor:
-    """The MIL executor behind the Runtime face, computing in torch on `threads` threads."""
+    """The MIL executor behind the Runtime face, computing in torch on `threads` threads (None: the
+    process's torch threads, as they are)."""
 
     name = MIL_EXECUTOR
     device_speed = RUNTIMES[name].device_speed
 
-    def __init__(self, path: Path, threads: int) -> None:
+    def __init__(self, path: Path, threads: int | None) -> None:
         from .mil import MILExecutor
 
         self.executor = MILExecutor(path)
@@ -99,12 +100,12 @@ class CoreMLExecutor:
 
 
 @contextlib.contextmanager
-def torch_threads(threads: int) -> Iterator[None]:
+def torch_threads(threads: int | None) -> Iterator[None]:
     """torch's intra-op threads for the executor's run; the caller's setting comes back after."""
     import torch
 
     before = torch.get_num_threads()
-    if before != threads:
+    if threads is not None and before != threads:
         torch.set_num_threads(threads)
     try:
         yield
@@ -113,7 +114,7 @@ def torch_threads(threads: int) -> Iterator[None]:
             torch.set_num_threads(before)
 
 
-def open(path: Path, *, threads: int, input_layout: str | None = None) -> Runtime:
+def open(path: Path, *, threads: int | None, input_layout: str | None = None) -> Runtime:
     if can_predict():
         return CoreMLPredict(path)
     from .mil import UnsupportedProgram

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from ..quiet import quiet, quiet_native_stderr
-from . import RUNTIMES, Batch
+from . import DEFAULT_THREADS, RUNTIMES, Batch
 
 METADATA_METHOD = "effconvert_metadata"  # the constant method convert/executorch.py writes
 
@@ -92,5 +92,5 @@ def program_summary(path: Path) -> ProgramSummary:
     )
 
 
-def open(path: Path, *, threads: int, input_layout: str | None = None) -> ExecuTorchRuntime:
-    return ExecuTorchRuntime(path, threads)
+def open(path: Path, *, threads: int | None, input_layout: str | None = None) -> ExecuTorchRuntime:
+    return ExecuTorchRuntime(path, threads or DEFAULT_THREADS)

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from ..quiet import quiet_native_stderr
-from . import RUNTIMES, Batch, tensors
+from . import DEFAULT_THREADS, RUNTIMES, Batch, tensors
 
 
 class LiteRT:
@@ -54,5 +54,5 @@ def _from_io(y: np.ndarray, detail: dict) -> np.ndarray:
     return y.copy()
 
 
-def open(path: Path, *, threads: int, input_layout: str | None = None) -> LiteRT:
-    return LiteRT(path, threads, input_layout)
+def open(path: Path, *, threads: int | None, input_layout: str | None = None) -> LiteRT:
+    return LiteRT(path, threads or DEFAULT_THREADS, input_layout)

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import RUNTIMES, Batch, tensors
+from . import DEFAULT_THREADS, RUNTIMES, Batch, tensors
 
 
 class OnnxRuntime:
@@ -33,5 +33,5 @@ class OnnxRuntime:
         ).astype(np.float32)
 
 
-def open(path: Path, *, threads: int, input_layout: str | None = None) -> OnnxRuntime:
-    return OnnxRuntime(path, threads)
+def open(path: Path, *, threads: int | None, input_layout: str | None = None) -> OnnxRuntime:
+    return OnnxRuntime(path, threads or DEFAULT_THREADS)

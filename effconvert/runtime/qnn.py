@@ -18,7 +18,7 @@ import numpy as np
 
 from ..quiet import quiet_native_output
 from ..targets import SOCS
-from . import RUNTIMES, Batch, RuntimeUnavailable
+from . import DEFAULT_THREADS, RUNTIMES, Batch, RuntimeUnavailable
 
 EP_NAME = "QNNExecutionProvider"
 _REGISTERED = threading.Lock()
@@ -97,5 +97,5 @@ class QnnHtp:
         return np.concatenate(outs).astype(np.float32)
 
 
-def open(path: Path, *, threads: int, input_layout: str | None = None) -> QnnHtp:
-    return QnnHtp(path, threads)
+def open(path: Path, *, threads: int | None, input_layout: str | None = None) -> QnnHtp:
+    return QnnHtp(path, threads or DEFAULT_THREADS)

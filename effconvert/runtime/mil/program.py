@@ -167,7 +167,7 @@ def load_program(path: Path) -> Program:
             values = list(getattr(tensor, field_name).values) if field_name else []
             if spec_type.dtype == "STRING":
                 return values if spec_type.shape else values[0]
-            return _to_tensor(np.asarray(raw), spec_type)
+            return _to_tensor(np.asarray(values), spec_type)
         if kind == "blobFileValue":
             if blobs is None:
                 raise BadInput(f"{path.name}: weights/weight.bin is missing")
