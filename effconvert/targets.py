@@ -87,6 +87,26 @@ class ExportOptions:
 
 
 @dataclass(frozen=True)
+class Budget:
+    """A validation budget for a runtime that takes seconds per input: as many inputs as fit in
+    `seconds` at the pace of the second input (the first is the warm-up), never fewer than
+    `minimum` (nor more than asked for)."""
+
+    minimum: int
+    seconds: float
+    why: str
+
+    def inputs(self, per_input_s: float, asked: int) -> int:
+        return max(self.minimum, min(asked, int(self.seconds / max(per_input_s, 1e-6))))
+
+    def note(self, used: int, asked: int, per_input_s: float) -> str:
+        return (
+            f"{used} of {asked} inputs: {self.why} ({per_input_s:.1f} s per input; "
+            f"a budget of {self.seconds:g} s, at least {self.minimum})"
+        )
+
+
+@dataclass(frozen=True)
 class Target:
     name: str
     suffix: str
@@ -107,8 +127,8 @@ class Target:
     keeps_fp32_ops: bool = False
     # `--target all` includes it. A target validated on a simulator is asked for by name.
     in_all: bool = True
-    # Validation inputs at most, and why (a runtime that takes seconds per image).
-    validation_budget: tuple[int, str] | None = None
+    # How many validation inputs a runtime that takes seconds per image runs.
+    validation_budget: Budget | None = None
 
     def why_not(self, quant: str) -> str:
         return dict(self.refused).get(quant, f"{self.name} offers {', '.join(self.quants)}")
@@ -188,7 +208,7 @@ for _row in (
         platforms=("android",),
         device="snapdragon",
         in_all=False,
-        validation_budget=(16, "the QNN HTP simulator takes seconds per image on x86"),
+        validation_budget=Budget(16, 120.0, "the QNN HTP simulator takes seconds per image on x86"),
     ),
 ):
     _register(_row)

@@ -17,6 +17,7 @@ import numpy as np
 from ..convert.artifact import Artifact
 from ..quiet import first_line
 from ..runtime import DivergentOp, Localizing, Runtime, RuntimeUnavailable, open_runtime
+from ..targets import Budget
 from .gates import DEFAULT_GATES, Gate, GateCheck, gate_for, parse_gate
 from .inputs import InputSet, input_set
 from .metrics import Parity, parity
@@ -124,18 +125,26 @@ class Validation:
 
 
 def validate_artifact(
-    artifact: Artifact, inputs: InputSet, reference: np.ndarray, *, gate: Gate, budget: tuple[int, str] | None = None
+    artifact: Artifact, inputs: InputSet, reference: np.ndarray, *, gate: Gate, budget: Budget | None = None
 ) -> Validation:
-    """Run `artifact` on its runtime and judge its outputs against `reference` by `gate`.
-    `budget`: (inputs at most, why) for a runtime that takes seconds per input."""
+    """Run `artifact` on its runtime and judge its outputs against `reference` by `gate`. `budget`:
+    a runtime that takes seconds per input runs as many as fit in its time (at least its minimum)."""
     start = time.perf_counter()
     note = None
-    if budget is not None and budget[0] < len(inputs.inputs):
-        note = f"{budget[0]} of {len(inputs.inputs)} inputs: {budget[1]}"
-        inputs, reference = inputs.first(budget[0]), reference[: budget[0]]
     try:
         runtime: Runtime = open_runtime(artifact.path, input_layout=artifact.input_layout or None)
-        outputs = runtime.run(inputs.batch)
+        if budget is not None and len(inputs.inputs) > budget.minimum:
+            first = runtime.run(inputs.batch[:1])  # also the warm-up: its time is not the pace
+            clock = time.perf_counter()
+            second = runtime.run(inputs.batch[1:2])
+            pace = time.perf_counter() - clock
+            count = budget.inputs(pace, len(inputs.inputs))
+            if count < len(inputs.inputs):
+                note = budget.note(count, len(inputs.inputs), pace)
+                inputs, reference = inputs.first(count), reference[:count]
+            outputs = np.concatenate([first, second, runtime.run(inputs.batch[2:])])
+        else:
+            outputs = runtime.run(inputs.batch)
     except RuntimeUnavailable as exc:
         return _not_run(exc.message, gate, start)
     except Exception as exc:  # noqa: BLE001 - a runtime refusing the artifact is a finding, not a crash
