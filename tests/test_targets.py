@@ -6,6 +6,7 @@ import hashlib
 import json
 import platform
 
+import numpy as np
 import pytest
 from conftest import artifact
 
@@ -13,6 +14,8 @@ from effconvert.convert.tflite_metadata import read_metadata
 from effconvert.load.fastvit import VARIANTS
 from effconvert.pipeline import Request, run
 from effconvert.report.schema import Report
+from effconvert.runtime import Batch, open_runtime
+from effconvert.validate.natural_images import natural_images
 
 
 # T8 (the smallest FastViT: RepMixer stages only) in the default suite, through the session's shared
@@ -187,3 +190,39 @@ def test_every_fastvit_variant_converts_to_every_target(arch, tmp_path, checkpoi
     for entry in outcome.report.artifacts:
         assert entry.error is None, entry
         assert entry.passed, (entry.target, entry.quant, entry.verdict)
+
+
+def test_tflite_standard_metadata_is_read_by_mediapipe(all_targets, small_t8, tmp_path):
+    """MediaPipe's ImageClassifier reads the standard TFLite metadata (normalization, labels.txt). It
+    takes only one mean/std for all channels: with ImageNet's per-channel values it refuses, naming
+    them; with a uniform normalization it classifies an image as LiteRT does on the same pixels and
+    names the class with the model's label."""
+    mediapipe = pytest.importorskip("mediapipe")
+    from mediapipe.tasks import python as tasks
+    from mediapipe.tasks.python import vision
+
+    def classifier(path):
+        options = vision.ImageClassifierOptions(
+            base_options=tasks.BaseOptions(model_asset_path=str(path)), max_results=3
+        )
+        return vision.ImageClassifier.create_from_options(options)
+
+    with pytest.raises(NotImplementedError, match="Per-channel image normalization"):
+        classifier(all_targets.out_dir / artifact(all_targets, "tflite", "fp32").path)
+    outcome = run(
+        Request(
+            small_t8.checkpoint, ("tflite",), ("fp32",), tmp_path, samples=2, mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5)
+        ),
+        second_process=False,
+    )
+    path = tmp_path / artifact(outcome, "tflite", "fp32").path
+    pixels = natural_images(1, (64, 64), seed=5)[0]  # the model's input size: no resize on either side
+    with classifier(path) as mp_classifier:
+        found = mp_classifier.classify(mediapipe.Image(image_format=mediapipe.ImageFormat.SRGB, data=pixels))
+    top = found.classifications[0].categories
+    logits = open_runtime(path).run(Batch(((pixels / 255.0 - 0.5) / 0.5).transpose(2, 0, 1)[None].astype(np.float32)))[
+        0
+    ]
+    labels = json.loads(read_metadata(path)["effconvert.labels"])
+    assert [c.category_name for c in top] == [labels[i] for i in np.argsort(-logits)[:3]]
+    assert top[0].score == pytest.approx(float(logits.max()), rel=1e-4)

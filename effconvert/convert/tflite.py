@@ -24,6 +24,7 @@ from .metadata import ModelInfo
 from .tflite_large_kernels import MAX_TILE, tile_large_depthwise
 from .tflite_metadata import add_metadata
 from .tflite_metadata import read_metadata as read_metadata
+from .tflite_standard_metadata import ImageClassifierMetadata, metadata_buffer, with_associated_files
 from .wrappers import ChannelsLast
 
 
@@ -36,8 +37,10 @@ def export_tflite(
     plan: QuantPlan,
     layout: str = "nhwc",
     clock: Stopwatch | None = None,
+    standard: ImageClassifierMetadata | None = None,
 ) -> list[str]:
-    """Write `out`; return notes for the report."""
+    """Write `out`; return notes for the report. `standard`: the standard TFLite metadata to add
+    (an NHWC image input: what MediaPipe, ML Kit and the Task Library read)."""
     tiled = 0
     if plan.quant != "int8-weights":  # dynamic range re-quantizes the input once per tile: measured slower
         model, tiled = tile_large_depthwise(model, sample)
@@ -70,8 +73,12 @@ def export_tflite(
                 {**metadata, "effconvert.input_layout": layout, "effconvert.int8_io": str(plan.int8_io).lower()},
                 input_name="input",
                 output_name="logits",
+                standard=metadata_buffer(standard) if standard is not None and layout == "nhwc" else None,
             )
-            tmp.write_bytes(quantizer.finish(data, plan))
+            data = quantizer.finish(data, plan)
+            if standard is not None and layout == "nhwc":  # last: the labels archive follows the flatbuffer
+                data = with_associated_files(data, standard.labels)
+            tmp.write_bytes(data)
     notes = (
         [
             f"{tiled} depthwise conv(s) larger than {MAX_TILE}x{MAX_TILE} computed as {MAX_TILE}x{MAX_TILE} tiles "
@@ -80,6 +87,13 @@ def export_tflite(
         if tiled
         else []
     )
+    if standard is not None:
+        notes.append(
+            "standard TFLite metadata (MediaPipe, ML Kit, Task Library): RGB input normalised with mean/std on "
+            "0-255 pixels, labels.txt for the output"
+            if layout == "nhwc"
+            else "no standard TFLite metadata: MediaPipe, ML Kit and the Task Library read NHWC image inputs"
+        )
     return notes + quantizer.notes(plan)
 
 
@@ -95,7 +109,26 @@ def export(
     clock: Stopwatch,
 ) -> list[str]:
     """The target table's entry point (convert/__init__.py)."""
-    return export_tflite(model, sample, out, metadata=metadata, plan=plan, layout=options.layout, clock=clock)
+    pre = info.preprocessing
+    h, w = pre.size
+    standard = ImageClassifierMetadata(
+        name=f"{info.arch} image classifier ({plan.quant})",
+        description=f"{info.arch} converted by effconvert from {info.checkpoint} ({info.weights_note})",
+        version=metadata.get("effconvert.version", ""),
+        input_name="input",
+        input_description=f"RGB image {w}x{h}: resize the short side to {int(h / pre.crop_pct)} "
+        f"({pre.interpolation}), centre-crop {w}x{h}; normalised as (pixel - mean) / std",
+        mean=[255.0 * m for m in pre.mean],
+        std=[255.0 * s for s in pre.std],
+        width=w,
+        height=h,
+        output_name="logits",
+        output_description="class scores before softmax, one per label",
+        labels=info.labels,
+    )
+    return export_tflite(
+        model, sample, out, metadata=metadata, plan=plan, layout=options.layout, clock=clock, standard=standard
+    )
 
 
 def input_layout(options: ExportOptions) -> str:

@@ -1,9 +1,10 @@
-"""Read and write effconvert's metadata inside a `.tflite` flatbuffer, and name its I/O tensors.
+"""Read and write the metadata inside a `.tflite` flatbuffer, and name its I/O tensors.
 
 A TFLite model has a `metadata` table of (name, buffer) entries; runtimes ignore names they do not
 know. We add an `effconvert` entry holding JSON (provenance, preprocessing, labels) — readable from
-Kotlin with the flatbuffers runtime, and by `read_metadata` here. The model is re-packed through
-the generated schema's object API, as the TFLite Support metadata writer does.
+Kotlin with the flatbuffers runtime, and by `read_metadata` here — and, beside it, the standard
+`TFLITE_METADATA` entry other Android tools read (tflite_standard_metadata.py). The model is
+re-packed through the generated schema's object API, as the TFLite Support metadata writer does.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 METADATA_NAME = "effconvert"
+STANDARD_NAME = "TFLITE_METADATA"  # the entry MediaPipe Tasks, ML Kit and the Task Library read
 _FILE_IDENTIFIER = b"TFL3"
 
 
@@ -23,20 +25,28 @@ def _schema():
     return schema
 
 
-def add_metadata(data: bytes, metadata: dict[str, str], *, input_name: str, output_name: str) -> bytes:
+def add_metadata(
+    data: bytes, metadata: dict[str, str], *, input_name: str, output_name: str, standard: bytes | None = None
+) -> bytes:
+    """`data` with effconvert's entry (and `standard`, a ModelMetadata flatbuffer, as TFLITE_METADATA)."""
     import flatbuffers
 
     schema = _schema()
     model = schema.ModelT.InitFromPackedBuf(bytearray(data), 0)
     _inline_offset_buffers(model, data)
-    entries = [m for m in (model.metadata or []) if _text(m.name) != METADATA_NAME]
-    buffer = schema.BufferT()
-    buffer.data = np.frombuffer(json.dumps(metadata, sort_keys=True).encode(), dtype=np.uint8)
-    model.buffers.append(buffer)
-    entry = schema.MetadataT()
-    entry.name = METADATA_NAME
-    entry.buffer = len(model.buffers) - 1
-    model.metadata = [*entries, entry]
+    added = {METADATA_NAME: json.dumps(metadata, sort_keys=True).encode()}
+    if standard is not None:
+        added[STANDARD_NAME] = standard
+    entries = [m for m in (model.metadata or []) if _text(m.name) not in added]
+    for name, payload in added.items():
+        buffer = schema.BufferT()
+        buffer.data = np.frombuffer(payload, dtype=np.uint8)
+        model.buffers.append(buffer)
+        entry = schema.MetadataT()
+        entry.name = name
+        entry.buffer = len(model.buffers) - 1
+        entries.append(entry)
+    model.metadata = entries
     _name_io(model, input_name, output_name)
     builder = flatbuffers.Builder(len(data) + 1024)
     builder.Finish(model.Pack(builder), file_identifier=_FILE_IDENTIFIER)
