@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import re
 import xml.etree.ElementTree as ET
 from pathlib import Path
@@ -196,6 +197,39 @@ def test_ios_preprocessing_is_the_manifest_transform():
 
 
 def test_app_readmes_give_build_steps():
-    for platform, words in (("ios", ("Xcode 16", "iOS 16")), ("android", ("Android Studio", "minSdk 26"))):
+    for platform, words in (("ios", ("Xcode 16", "iOS 16")), ("android", ("gradlew", "minSdk 26"))):
         text = (TEMPLATES / platform / "README.md").read_text()
         assert all(w in text for w in words) and f"effconvert app {platform}" in text
+
+
+def test_android_runtimes_are_the_exporters_versions():
+    """The app's runtimes (one version catalog) are the versions of the exporters that write their
+    models (constraints.txt): a newer exporter's model is not guaranteed to load in an older runtime."""
+    import tomllib
+
+    catalog = tomllib.loads((TEMPLATES / "android" / "gradle" / "libs.versions.toml").read_text())["versions"]
+    pins = dict(
+        line.split("==")
+        for line in (TEMPLATES.parent / "constraints.txt").read_text().splitlines()
+        if "==" in line and not line.startswith("#")
+    )
+    for runtime, exporter in (
+        ("litert", "ai-edge-litert"),
+        ("executorch", "executorch"),
+        ("onnxruntime", "onnxruntime"),
+        ("onnxruntime-qnn", "onnxruntime-qnn"),
+    ):
+        assert catalog[runtime] == pins[exporter], (runtime, catalog[runtime], exporter, pins[exporter])
+    qnn = pytest.importorskip("onnxruntime_qnn")
+    assert catalog["qnn-runtime"] == qnn.build_and_package_info.qnn_version  # the SDK the binaries come from
+    gradle = (TEMPLATES / "android" / "app" / "build.gradle.kts").read_text()
+    assert not re.search(r'"[\w.-]+:[\w.-]+:\d', gradle), "a version outside the catalog"
+
+
+def test_android_project_builds_from_the_command_line_with_its_wrapper():
+    wrapper = TEMPLATES / "android" / "gradlew"
+    assert wrapper.is_file() and os.access(wrapper, os.X_OK)
+    assert (TEMPLATES / "android" / "gradle" / "wrapper" / "gradle-wrapper.jar").stat().st_size > 10_000
+    properties = (TEMPLATES / "android" / "gradle" / "wrapper" / "gradle-wrapper.properties").read_text()
+    assert "gradle-8.9-bin.zip" in properties  # the Gradle that Android Gradle Plugin 8.7 needs
+    assert "./gradlew assembleDebug" in (TEMPLATES / "android" / "README.md").read_text()

@@ -1,6 +1,6 @@
 plugins {
-    id("com.android.application")
-    id("org.jetbrains.kotlin.android")
+    alias(libs.plugins.android.application)
+    alias(libs.plugins.kotlin.android)
 }
 
 android {
@@ -23,7 +23,7 @@ android {
 
     // The model is memory-mapped from the APK: it must stay uncompressed.
     androidResources {
-        noCompress += listOf("tflite", "pte")
+        noCompress += listOf("tflite", "pte", "onnx")
     }
 
     compileOptions {
@@ -35,13 +35,18 @@ android {
     }
 }
 
+// Versions: gradle/libs.versions.toml, each runtime at its exporter's version.
 dependencies {
-    implementation("androidx.appcompat:appcompat:1.7.0")
-    implementation("androidx.camera:camera-camera2:1.4.1")
-    implementation("androidx.camera:camera-lifecycle:1.4.1")
-    implementation("androidx.camera:camera-view:1.4.1")
-    implementation("com.google.ai.edge.litert:litert:1.2.0")
-    implementation("com.google.ai.edge.litert:litert-gpu:1.2.0")
+    implementation(libs.appcompat)
+    implementation(libs.camera.camera2)
+    implementation(libs.camera.lifecycle)
+    implementation(libs.camera.view)
+    implementation(libs.litert)
+    implementation(libs.litert.gpu)
     // ExecuTorch runtime with the XNNPACK backend, for a .pte model (effconvert --target executorch).
-    implementation("org.pytorch:executorch-android:1.0.1")
+    implementation(libs.executorch)
+    // ONNX Runtime with Qualcomm's QNN EP plugin and runtime, for a .qnn.onnx (effconvert --target qnn).
+    implementation(libs.onnxruntime)
+    implementation(libs.onnxruntime.qnn)
+    implementation(libs.qnn.runtime)
 }
