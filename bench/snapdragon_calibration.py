@@ -8,7 +8,9 @@ honestly: leave-one-model-out, with the model structure chosen inside each fold.
    latency does not depend on their values) at its published input size, exported and compiled
    exactly as `--target qnn` compiles (convert/qnn.py: ONNX, QNN preprocessing, QDQ for w8a8 and
    w8a16, the QNN compiler for the row's SoC), and its features read from what the artifact records
-   (the graph's work, the compiler's op mix). Cached per (model, SoC, precision) under --work.
+   (the graph's work, the compiler's op mix). Cached per (model, precision) under --work: the
+   compiler's op mix for SM8650 and SM8750 was identical on every one of the first 11 (model,
+   precision) pairs compiled for both, so one compile serves both SoCs' rows.
 2. Structure. For each (SoC, precision), every subset of the candidate features is scored by
    leave-one-model-out error; the subset with the lowest median error (then 90th percentile) is
    shipped, fitted on all rows.
@@ -116,11 +118,22 @@ def _export(model, sample, out: Path, exporter: str) -> None:
         )
 
 
+def cached(row: dict[str, str], work: Path) -> dict | None:
+    """The cached compile of the row's (model, precision): for its SoC if there is one, else the other's."""
+    own = work / f"{row['model']}_{row['soc']}_{row['precision']}.json"
+    for path in (own, *sorted(work.glob(f"{row['model']}_SM*_{row['precision']}.json"))):
+        if path.exists() and path.name.split("_SM")[0] == row["model"]:
+            return json.loads(path.read_text())
+    return None
+
+
 def features_for(row: dict[str, str], work: Path) -> dict | None:
-    """The row's (model, SoC, precision) compiled as --target qnn compiles it; cached."""
+    """The row's (model, precision) compiled as --target qnn compiles it for the row's SoC, or the
+    cached compile of the same (model, precision) for the other SoC (the op mix is the same)."""
     cache = work / f"{row['model']}_{row['soc']}_{row['precision']}.json"
-    if cache.exists():
-        return json.loads(cache.read_text())
+    found = cached(row, work)
+    if found is not None:
+        return found
     if row["model"] not in ARCHITECTURES:
         return None
     import numpy as np
@@ -232,19 +245,17 @@ def main() -> None:
     for row in published_rows():
         if args.only and row["model"] not in args.only:
             continue
-        cache = args.work / f"{row['model']}_{row['soc']}_{row['precision']}.json"
         try:
-            found = (
-                json.loads(cache.read_text())
-                if args.fit_only and cache.exists()
-                else (None if args.fit_only else features_for(row, args.work))
-            )
+            found = cached(row, args.work) if args.fit_only else features_for(row, args.work)
         except Exception as exc:  # noqa: BLE001 - a row we cannot build is named, the fit goes on
             skipped.append(f"{row['model']} {row['soc']} {row['precision']}: {type(exc).__name__}: {exc}"[:240])
             print("skipped", skipped[-1], flush=True)
             continue
         if found is None:
-            skipped.append(f"{row['model']} {row['soc']} {row['precision']}: no torchvision/timm architecture")
+            why = (
+                "not compiled yet (--fit-only)" if row["model"] in ARCHITECTURES else "no torchvision/timm architecture"
+            )
+            skipped.append(f"{row['model']} {row['soc']} {row['precision']}: {why}")
             continue
         x = features_of(found["graph"], found["trace"])
         groups.setdefault(key(row["soc"], PRECISIONS[row["precision"]]), []).append(
