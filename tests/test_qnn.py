@@ -155,3 +155,67 @@ def test_android_app_takes_a_qnn_artifact(qnn_small, cli, tmp_path):
     manifest = json.loads((assets / "manifest.json").read_text())
     assert manifest["runtime"] == "onnxruntime-qnn" and manifest["soc"] == "SM8750"
     assert manifest["input_shape"] == [1, 3, 64, 64] and (assets / "model.qnn.onnx").is_file()
+
+
+def test_hardswish_is_restored_from_the_inlined_pair_in_either_operand_order():
+    """ONNX Runtime's preprocessing inlines HardSwish as HardSigmoid(1/6, 1/2) + Mul, which the QNN EP
+    miscompiles (convert/qnn_hardswish.py): both orders become one HardSwish; a HardSigmoid with other
+    parameters, or one whose output is used elsewhere, stays."""
+    import numpy as np
+    import onnx
+    import onnxruntime as ort
+    from onnx import TensorProto, helper
+
+    from effconvert.convert.qnn_hardswish import restore_hardswish
+
+    def gate(x, out, alpha=1 / 6):
+        return helper.make_node("HardSigmoid", [x], [out], alpha=alpha, beta=0.5)
+
+    nodes = [
+        gate("x", "g1"),
+        helper.make_node("Mul", ["x", "g1"], ["a"]),
+        gate("a", "g2"),
+        helper.make_node("Mul", ["g2", "a"], ["b"]),
+        gate("b", "g3", alpha=0.2),  # not HardSwish's gate
+        helper.make_node("Mul", ["b", "g3"], ["c"]),
+        gate("c", "g4"),
+        helper.make_node("Mul", ["c", "g4"], ["d"]),
+        helper.make_node("Add", ["d", "g4"], ["y"]),  # g4 has a second consumer
+    ]
+    io = [helper.make_tensor_value_info(n, TensorProto.FLOAT, [1, 4, 3, 3]) for n in ("x", "y")]
+    model = helper.make_model(
+        helper.make_graph(nodes, "g", io[:1], io[1:]), opset_imports=[helper.make_opsetid("", 18)]
+    )
+    model.ir_version = 10  # what the exporter writes (onnx 1.21 would write one onnxruntime 1.31 refuses)
+    x = np.linspace(-5, 5, 36, dtype=np.float32).reshape(1, 4, 3, 3)
+
+    def run(m):
+        return ort.InferenceSession(m.SerializeToString(), providers=["CPUExecutionProvider"]).run(None, {"x": x})[0]
+
+    before = run(model)
+    assert restore_hardswish(model) == 2
+    onnx.checker.check_model(model)
+    assert [n.op_type for n in model.graph.node] == [
+        *["HardSwish", "HardSwish"],
+        *["HardSigmoid", "Mul", "HardSigmoid", "Mul", "Add"],
+    ]
+    np.testing.assert_allclose(run(model), before, rtol=1e-6, atol=1e-6)
+
+
+def test_linear_attention_as_two_products_is_the_same_quotient_and_leaves_the_model_as_it_was():
+    import timm
+    import torch
+
+    from effconvert.convert.linear_attention import split_linear_attention
+
+    torch.manual_seed(0)
+    model = timm.create_model("efficientvit_b0", pretrained=False, num_classes=10).eval()
+    x = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        before = model(x)
+        with split_linear_attention(model) as rewritten:
+            during = model(x)
+        after = model(x)
+    assert rewritten == 4  # b0: two LiteMLA blocks in each of its last two stages
+    torch.testing.assert_close(during, before, rtol=1e-4, atol=1e-5)
+    assert torch.equal(after, before) and not any("_attn" in vars(m) for m in model.modules())

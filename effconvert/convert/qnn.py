@@ -31,10 +31,12 @@ from ..quantize import qnn as quantizer
 from ..quiet import first_line, quiet
 from ..stopwatch import Stopwatch
 from ..targets import SOCS, ExportOptions
+from .linear_attention import split_linear_attention
 from .metadata import ModelInfo
 from .onnx import export_onnx
 from .onnx_graph import graph_stats
 from .qnn_compile import compile_in_child
+from .qnn_hardswish import restore_hardswish
 
 RESIDENCY_KEY = "effconvert.qnn.residency"
 IO_REASON = (
@@ -62,7 +64,13 @@ def export(
         work = Path(tmp)
         # qnn_preprocess_model refuses metadata_props (a TypeError inside onnxruntime's quantization
         # preprocess.py): the float graph goes in bare, the metadata is added to the compiled model.
-        export_onnx(model, sample, work / "exported.onnx", quant="fp32", metadata={}, clock=clock)
+        with split_linear_attention(model) as rewritten:
+            export_onnx(model, sample, work / "exported.onnx", quant="fp32", metadata={}, clock=clock)
+        if rewritten and plan.quant != "fp16":
+            notes.append(
+                f"{rewritten} linear attention block(s) exported with numerator and denominator as two "
+                "tensors (the same quotient; each gets its own quantization scale)"
+            )
         source = work / "float.onnx"
         with clock.running():
             _preprocess(work / "exported.onnx", source)
@@ -114,10 +122,11 @@ def export(
 
 def _preprocess(exported: Path, out: Path) -> None:
     """ONNX Runtime's QNN preprocessing: the exporter's Erf-based GELU fused into one Gelu node (and
-    LayerNorm sequences into LayerNormalization). Measured on FastViT-T8: without it, every GELU of a
+    LayerNorm sequences into LayerNormalization); then HardSwish restored (qnn_hardswish.py). Measured on FastViT-T8: without it, every GELU of a
     QDQ graph fell to the CPU (Erf between QDQ pairs is not a pattern QNN fuses: 53 of 662 nodes)."""
     import shutil
 
+    import onnx
     from onnxruntime.quantization.execution_providers.qnn import qnn_preprocess_model
 
     try:
@@ -127,6 +136,9 @@ def _preprocess(exported: Path, out: Path) -> None:
         raise ConversionFailed(f"QNN preprocessing failed: {first_line(exc)}") from exc
     if not changed:
         shutil.copyfile(exported, out)
+    model = onnx.load(str(out))
+    if restore_hardswish(model):  # the inlined pair miscompiles on the HTP (qnn_hardswish.py)
+        onnx.save(model, str(out))
 
 
 def compile_context(source: Path, out: Path, soc: str, *, fp16: bool, trace_dir: Path) -> dict[str, Any]:
