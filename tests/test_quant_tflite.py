@@ -274,6 +274,11 @@ def test_a_missed_gate_keeps_the_most_sensitive_layers_in_float(quantized, digit
     assert fallback["all_int8"]["psnr_db"] < all_int8 + 1.5
     assert fallback["size_ratio"] > 1.0  # float weights cost bytes
     assert any("kept in float" in note for note in entry["notes"])
+    kept = fallback["attempts"][-1]  # the last attempt passed: it is the artifact on disk
+    assert kept["passed"] and kept["size_bytes"] == entry["size_bytes"] and kept["seconds"] > 0
+    assert 0 <= kept["top1_agreement"] <= 1
+    html = (tmp_path / "report.html").read_text(encoding="utf-8")
+    assert f"{kept['size_bytes'] / 1e6:.2f} MB" in html and f"top-1 {kept['top1_agreement']:.3f}" in html
     assert outcome.exit_code == 0
 
 

@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import shutil
 import tempfile
+import time
 from pathlib import Path
 
+from ..files import size_on_disk
 from ..quantize import LayerSensitivity, simulated_psnr
 from ..quantize import fallback as policy
 from ..report.schema import Fallback, FallbackAttempt
@@ -58,7 +60,9 @@ def float_fallback(context: Context, executor: Executor, first: Built, sensitivi
                 )
             )
             plan = context.plan(first.target, first.quant).keeping_float(tuple(s.name for s in sensitivity[:count]))
+            started = time.perf_counter()
             attempt = last = convert_here(context, executor, first.target, plan).finish(context)
+            seconds = round(time.perf_counter() - started, 1)
             verdict_of = attempt.verdict
             if attempt.artifact is None or verdict_of is None or verdict_of.parity is None:
                 why = attempt.error or "; ".join(verdict_of.failures if verdict_of else ())
@@ -69,12 +73,19 @@ def float_fallback(context: Context, executor: Executor, first: Built, sensitivi
                         None,
                         False,
                         error=f"could not {'build' if attempt.artifact is None else 'run'}: {why}"[:300],
+                        seconds=seconds,
                     )
                 )
                 break
             attempts.append(
                 FallbackAttempt(
-                    count, round(predicted.predicted(offset), 2), verdict_of.parity.psnr_db, verdict_of.passed
+                    count,
+                    round(predicted.predicted(offset), 2),
+                    verdict_of.parity.psnr_db,
+                    verdict_of.passed,
+                    top1_agreement=round(verdict_of.parity.top1_agreement_decided, 4),
+                    size_bytes=attempt.artifact.size_bytes,
+                    seconds=seconds,
                 )
             )
             if _better(attempt, best):
@@ -123,8 +134,10 @@ def _record(
     assert first.artifact is not None and kept.artifact is not None and first.verdict is not None
     first_parity = first.verdict.parity
     assert first_parity is not None
+    # The artifact's path holds the kept attempt's bytes by now: the all-int8 size is its copy's.
+    all_int8_bytes = size_on_disk(all_int8)
     before = {
-        "size_bytes": first.artifact.size_bytes,
+        "size_bytes": all_int8_bytes,
         "psnr_db": first_parity.psnr_db,
         "failed": [c.text for c in first.verdict.checks if not c.passed],
     }
@@ -136,7 +149,7 @@ def _record(
             {"float_layers": p.float_layers, "simulated_psnr_db": round(p.simulated_psnr_db, 2)} for p in predictions
         ],
     }
-    size_ratio = kept.artifact.size_bytes / first.artifact.size_bytes
+    size_ratio = kept.artifact.size_bytes / all_int8_bytes
     runtime = kept.validation.runtime if kept.validation is not None else "unvalidated"
     latency_ms = latency_ratio = None
     latency = None

@@ -214,10 +214,15 @@ def _fallback_lines(a: ArtifactReport) -> list[str]:
         + ("; ".join(f.all_int8.get("failed", [])) or "its gate")
     ]
     for t in f.attempts:
-        result = (
-            f"{t.psnr_db:.1f} dB, {'passed' if t.passed else 'missed its gate'}"
-            if t.psnr_db is not None
-            else str(t.error)
+        measured = [f"{t.psnr_db:.1f} dB"] if t.psnr_db is not None else [str(t.error)]
+        if t.top1_agreement is not None:
+            measured.append(f"top-1 {t.top1_agreement:.3f}")
+        if t.size_bytes is not None:
+            measured.append(f"{t.size_bytes / 1e6:.2f} MB")
+        if t.seconds is not None:
+            measured.append(f"{t.seconds:.0f} s")
+        result = ", ".join(measured) + (
+            "" if t.psnr_db is None else f" — {'passed' if t.passed else 'missed its gate'}"
         )
         lines.append(f"{t.float_layers} layer(s) in float: predicted {t.predicted_psnr_db:.1f} dB, measured {result}")
     lines.append(

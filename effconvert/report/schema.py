@@ -43,6 +43,9 @@ class FallbackAttempt:
     psnr_db: float | None  # None: the attempt did not run (see error)
     passed: bool
     error: str | None = None  # the attempt could not be built or run, in one line
+    top1_agreement: float | None = None  # over the decided inputs, as the gate judges it
+    size_bytes: int | None = None
+    seconds: float | None = None  # its conversion and validation
 
     def to_json(self) -> dict[str, Any]:
         body = {k: v for k, v in vars(self).items() if k != "error"}
