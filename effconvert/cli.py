@@ -21,10 +21,11 @@ from rich.console import Console
 from rich.markup import escape
 from rich.progress import TaskID
 from rich.table import Table
+from typer.core import TyperCommand, TyperGroup
 
 from .errors import BadInput, EffconvertError
 from .options import OPTIONS, Option, Request, request_from, three_numbers
-from .targets import CHECKPOINT_LAYOUTS, SOCS, TARGETS
+from .targets import CHECKPOINT_LAYOUTS, ORIGINAL_LAYOUT, SOCS, TARGETS
 
 if TYPE_CHECKING:
     from .batch import JobResult, Plan
@@ -32,7 +33,37 @@ if TYPE_CHECKING:
 
 _SUFFIXES = ", ".join(t.suffix for t in TARGETS.values())
 
+
+class _Flagless:
+    """Help as a user reads it: typer 0.29 shows every flag with a `<bool>` type (a flag takes no
+    value: it shows none) and a required argument as `{NAME}` in the usage line (shown: NAME)."""
+
+    def collect_usage_pieces(self, ctx: Any) -> list[str]:
+        pieces: list[str] = super().collect_usage_pieces(ctx)  # type: ignore[misc]
+        # "{ARTIFACT...}..." (a metavar with dots, nargs=-1) reads "ARTIFACT..."
+        return [p.replace("{", "").replace("}", "").replace("......", "...") for p in pieces]
+
+    def get_params(self, ctx: Any) -> list[Any]:
+        params: list[Any] = super().get_params(ctx)  # type: ignore[misc]
+        for param in params:
+            if getattr(param, "is_flag", False) and param.metavar is None:
+                param.metavar = " "
+        return params
+
+
+class _Group(_Flagless, TyperGroup):
+    pass
+
+
+class _Command(_Flagless, TyperCommand):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if self.help and not self.short_help:  # the command list keeps a docstring's line breaks
+            self.short_help = " ".join(inspect.cleandoc(self.help).split("\n\n")[0].split())
+
+
 app = typer.Typer(
+    cls=_Group,
     add_completion=True,
     no_args_is_help=True,
     pretty_exceptions_enable=False,
@@ -182,7 +213,7 @@ _CONVERT_SIGNATURE = inspect.Signature(
     ]
 )
 convert_cmd.__signature__ = _CONVERT_SIGNATURE  # type: ignore[attr-defined]  # typer reads the generated one
-app.command("convert")(convert_cmd)
+app.command("convert", cls=_Command)(convert_cmd)
 
 
 def _check_apps(platforms: list[str], request: Request) -> None:
@@ -265,18 +296,18 @@ class _Progress:
         )
 
 
-@app.command("demo")
+_DEMO_HELP = (
+    "Built-in default: a make-checkpoint FastViT-S12 in Apple's released layout, converted to every "
+    f"target of --target all ({', '.join(t.name for t in TARGETS.values() if t.in_all)}) in fp32 and fp16 "
+    "(the pairs a target offers), each validated on its runtime."
+)
+
+
+@app.command("demo", cls=_Command, help=_DEMO_HELP)
 def demo_cmd(
     out_dir: Path = typer.Option(Path("effconvert-out/demo"), "--out", "-o", help="Output folder"),
     debug: bool = _flag("--debug", help="Show tracebacks"),
 ) -> None:
-    (
-        """Built-in default: a make-checkpoint FastViT-S12 in Apple's released layout, converted to
-    every target of `--target all` ("""
-        + ", ".join(t.name for t in TARGETS.values() if t.in_all)
-        + """) in fp32 and
-    fp16, each validated on its runtime."""
-    )
     from .pipeline import run
     from .report.console import render_console
     from .synth.checkpoint import make_checkpoint
@@ -296,7 +327,7 @@ def demo_cmd(
     raise typer.Exit(code=outcome.exit_code)
 
 
-@app.command("batch")
+@app.command("batch", cls=_Command)
 def batch_cmd(
     plan: Path = typer.Argument(
         ...,
@@ -408,7 +439,7 @@ class _BatchProgress:
             self.bar.update(self.task, completed=done)
 
 
-@app.command("app")
+@app.command("app", cls=_Command)
 def app_cmd(
     platform: str = typer.Argument(..., help="ios | android", metavar="PLATFORM"),
     artifact: Path = typer.Option(
@@ -440,11 +471,15 @@ def app_cmd(
     err.print(f"next: {escape(OPEN_PROJECT[platform].format(path=project.path))}", soft_wrap=True)
 
 
-@app.command("make-checkpoint")
+@app.command("make-checkpoint", cls=_Command)
 def make_checkpoint_cmd(
     arch: str = typer.Argument(..., help="timm name, e.g. fastvit_s12", metavar="ARCH"),
     output: Path = typer.Option(..., "--output", "--out", "-o", help="File to write (.pth, .pth.tar, .safetensors)"),
-    layout: str = typer.Option("timm", help=" | ".join(CHECKPOINT_LAYOUTS) + " (each family writes its own)"),
+    layout: str = typer.Option(
+        "timm",
+        help=" | ".join((ORIGINAL_LAYOUT, *CHECKPOINT_LAYOUTS))
+        + f" (each family writes its own; {ORIGINAL_LAYOUT}: the family's authors' release)",
+    ),
     seed: int = typer.Option(0, help="Seed; the same seed writes the same weights"),
     debug: bool = _flag("--debug", help="Show tracebacks"),
 ) -> None:
@@ -460,7 +495,7 @@ def make_checkpoint_cmd(
     )
 
 
-@app.command("inspect")
+@app.command("inspect", cls=_Command)
 def inspect_cmd(
     path: Path = typer.Argument(..., help=f"A checkpoint or an artifact ({_SUFFIXES})", metavar="PATH"),
     debug: bool = _flag("--debug", help="Show tracebacks"),
@@ -478,7 +513,7 @@ def inspect_cmd(
     out.print(table)
 
 
-@app.command("bench")
+@app.command("bench", cls=_Command)
 def bench_cmd(
     artifacts: list[Path] = typer.Argument(
         ..., help=f"Artifacts ({_SUFFIXES}), each run on its runtime", metavar="ARTIFACT..."
@@ -548,7 +583,7 @@ def bench_cmd(
         )
 
 
-@app.command("device")
+@app.command("device", cls=_Command)
 def device_cmd(
     path: Path = typer.Argument(
         ...,

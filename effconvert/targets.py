@@ -49,6 +49,7 @@ INPUT_KINDS = ("image", "tensor")  # Core ML input
 # The checkpoint layouts load/ reads and make-checkpoint writes (tests/test_cli.py checks this list
 # against the family table, which needs torch to import; the CLI's help must not).
 CHECKPOINT_LAYOUTS = ("timm", "apple", "apple-fused", "snap", "cream", "mit")
+ORIGINAL_LAYOUT = "original"  # each family's original authors' released (unfused) layout
 
 
 @dataclass(frozen=True)

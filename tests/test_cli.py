@@ -134,6 +134,23 @@ def test_make_checkpoint_rejects_unknown_arch_and_layout(tmp_path, cli):
     assert not (tmp_path / "x.pth").exists()
 
 
+def test_make_checkpoint_layout_original_is_the_authors_release(tmp_path, cli):
+    """`--layout original` names what a plan's make_layout = "original" names: the family's authors' layout."""
+    result = cli("make-checkpoint", "efficientvit_m0", "--layout", "original", "-o", tmp_path / "m0.pth")
+    assert result.exit_code == 0, result.output
+    assert "(efficientvit_m0, cream layout, seed 0)" in " ".join(result.output.split())
+
+
+def test_help_reads_as_typed(cli):
+    """Flags show no `<bool>` type, the usage line names arguments as written, every command has a line."""
+    for command in ([], ["convert"], ["demo"], ["bench"]):
+        text = cli(*command, "-h").output
+        assert "<bool>" not in text and "{" not in text.split("Usage:")[1].splitlines()[0], command
+    usage = " ".join(cli("bench", "-h").output.split())
+    assert " bench [OPTIONS] ARTIFACT... " in usage
+    assert "executorch" in " ".join(cli("demo", "-h").output.split())
+
+
 @pytest.mark.slow
 def test_demo(tmp_path, cli):
     """`make demo` itself (FastViT-S12, every target, fp32 and fp16): 46 s quiet, so test-slow."""

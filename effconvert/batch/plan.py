@@ -37,9 +37,8 @@ from ..errors import BadInput
 from ..files import HUB_PREFIX
 from ..options import BY_NAME, OPTIONS, Request, default_out_dir, request_from
 from ..request import check_request
-from ..targets import CHECKPOINT_LAYOUTS
+from ..targets import CHECKPOINT_LAYOUTS, ORIGINAL_LAYOUT
 
-ORIGINAL_LAYOUT = "original"  # make_layout: each family's original authors' (unfused) layout
 CHECKPOINTS_FOLDER = "checkpoints"  # under --out: where make = ... checkpoints are written
 MAX_JOBS = 10_000
 MAX_PLAN_BYTES = 1 << 20
@@ -231,14 +230,13 @@ def _made(entry: dict, out: Path, where: str) -> list[tuple[str, Path, MakeSpec 
             )
         for arch in archs:
             family = variants[arch]
-            chosen = layout
-            if layout == ORIGINAL_LAYOUT:
-                chosen = family.original.name
-            elif layout not in [known.name for known in family.layouts]:
+            try:
+                chosen = family.layout(layout).name
+            except KeyError:
                 raise BadInput(
                     f"{where}: {arch} has no {layout!r} layout",
-                    hint="its layouts: " + ", ".join(known.name for known in family.layouts),
-                )
+                    hint="its layouts: " + ", ".join((ORIGINAL_LAYOUT, *(known.name for known in family.layouts))),
+                ) from None
             file = out / CHECKPOINTS_FOLDER / f"{arch}-{chosen}-seed{seed}.pth.tar"
             sources.append((arch, file, MakeSpec(arch, chosen, seed)))
     return sources

@@ -12,6 +12,8 @@ from typing import Any
 
 import torch
 
+from ..targets import ORIGINAL_LAYOUT
+
 StateDict = dict[str, torch.Tensor]
 
 
@@ -54,11 +56,13 @@ class Family:
         return next(layout for layout in self.layouts if layout.name != "timm" and not layout.fused)
 
     def layout(self, name: str) -> Layout:
+        if name == ORIGINAL_LAYOUT:
+            return self.original
         for layout in self.layouts:
             if layout.name == name:
                 return layout
         names = ", ".join(known.name for known in self.layouts)
-        raise KeyError(f"{self.name} has no layout {name!r} (choose from: {names})")
+        raise KeyError(f"{self.name} has no layout {name!r} (choose from: {ORIGINAL_LAYOUT}, {names})")
 
 
 def identity(state: StateDict) -> StateDict:

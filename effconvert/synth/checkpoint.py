@@ -46,11 +46,11 @@ def make_checkpoint(arch: str, out: Path, *, layout: str = "timm", seed: int = 0
         "synthetic": True,
         "arch": arch,
         "seed": seed,
-        "layout": layout,
+        "layout": target.name,
         "note": "effconvert make-checkpoint: not a trained model",
     }
     write_state(Path(out), state, info)
-    return MadeCheckpoint(Path(out), arch, layout, seed, stats)
+    return MadeCheckpoint(Path(out), arch, target.name, seed, stats)
 
 
 def realistic_model(arch: str, *, seed: int = 0) -> tuple[torch.nn.Module, WeightStats]:
