@@ -168,6 +168,7 @@ for _row in (
         description="TFLite / LiteRT flatbuffer (Android, XNNPACK)",
         options=("layout", "int8_io"),
         platforms=("android",),
+        device="android_gpu",
     ),
     Target(
         "onnx",

@@ -7,6 +7,7 @@ with its measured error; never a measurement).
 | target | module        | accelerator                     | estimate                                  |
 |--------|---------------|---------------------------------|-------------------------------------------|
 | coreml | apple.py      | Neural Engine (published rules) | A14 (iPhone 12), cost.py                  |
+| tflite | android_gpu.py| LiteRT's GPU delegate (its rules)| none (no published GPU measurements)     |
 | qnn    | snapdragon.py | Hexagon HTP (the QNN compiler)  | the artifact's SoC (Galaxy S24/S25)       |
 """
 

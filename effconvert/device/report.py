@@ -33,7 +33,7 @@ class OffAccelerator:
 
 @dataclass(frozen=True)
 class Residency:
-    accelerator: str  # its key in report.json: "ane" | "htp"
+    accelerator: str  # its key in report.json: "ane" | "htp" | "gpu"
     total: int  # ops counted
     on: int  # of which on the accelerator
     off: tuple[OffAccelerator, ...]
