@@ -6,6 +6,9 @@
 - {{ effconvert_support_matrix }}   bench/results/support_matrix.md
 - {{ effconvert_benchmarks }}       bench/results/latest.md
 - {{ effconvert_device }}           bench/results/device.md
+- {{ effconvert_gpu }}              bench/results/android_gpu.md
+- {{ effconvert_options }}          every option: CLI flag, API keyword / plan key, type, default, help (options.py)
+- {{ effconvert_targets }}          the target table (targets.py)
 """
 
 from __future__ import annotations
@@ -30,6 +33,10 @@ def on_page_markdown(markdown: str, page, config, files) -> str:
         ("effconvert_support_matrix", support_matrix),
         ("effconvert_benchmarks", benchmarks),
         ("effconvert_device", device),
+        ("effconvert_gpu", android_gpu),
+        ("effconvert_options", options),
+        ("effconvert_targets", targets),
+        ("effconvert_snapdragon", snapdragon),
     ):
         token = "{{ " + name + " }}"
         if token in markdown:
@@ -94,6 +101,41 @@ def gates() -> str:
     )
 
 
+def options() -> str:
+    from effconvert.options import OPTIONS
+
+    rows = [
+        "| CLI flag | API keyword and plan key | type | default | applies to | what it does |",
+        "|---|---|---|---|---|---|",
+    ]
+    for o in OPTIONS:
+        flag = f"`{o.flag}`" + (f" `{o.short}`" if o.short else "")
+        default = ", ".join(map(str, o.default)) if isinstance(o.default, tuple) else o.default
+        help_text = (o.help + (f" (`{o.flag}`: {o.off})" if o.off else "")).replace("|", "\\|")
+        choices = f": {', '.join(map(str, o.choices))}" if o.choices else ""
+        rows.append(f"| {flag} | `{o.name}` | {o.kind} | {default} | {o.applies or 'all'} | {help_text}{choices} |")
+    return "\n".join(rows)
+
+
+def targets() -> str:
+    from effconvert.targets import TARGETS
+
+    rows = [
+        "| target | artifact | quant modes | validated on | in `all` | device model | sample app |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for t in TARGETS.values():
+        refused = "; ".join(f"not {q}: {why}" for q, why in t.refused)
+        rows.append(
+            f"| {t.name} | `{t.suffix}` | {', '.join(t.quants)}"
+            + (f" ({refused})" if refused else "")
+            + f" | runtime/{t.runtime}.py | {'yes' if t.in_all else 'no'} | {t.device or '—'} | "
+            + (", ".join(t.platforms) or "—")
+            + " |"
+        )
+    return "\n".join(rows)
+
+
 def support_matrix() -> str:
     return _results("support_matrix.md")
 
@@ -104,6 +146,23 @@ def benchmarks() -> str:
 
 def device() -> str:
     return _results("device.md")
+
+
+def android_gpu() -> str:
+    return _results("android_gpu.md")
+
+
+def snapdragon() -> str:
+    """The measured-error table of docs/results/snapdragon-latency.md (bench/snapdragon_calibration.py)."""
+    path = ROOT / "docs" / "results" / "snapdragon-latency.md"
+    if not path.exists():
+        return "*(no calibration yet: run bench/snapdragon_calibration.py)*"
+    text = path.read_text(encoding="utf-8")
+    # The first table of the page: its lines up to the first line that is not a table row.
+    lines = text.splitlines()
+    start = next((i for i, line in enumerate(lines) if line.startswith("|")), len(lines))
+    end = next((i for i in range(start, len(lines)) if not lines[i].startswith("|")), len(lines))
+    return "\n".join(lines[start:end])
 
 
 def _results(name: str) -> str:

@@ -131,7 +131,14 @@ def _sanitized(name: str) -> str:
 
 def quantize_activations(mlmodel, feeds: Iterable[Mapping[str, np.ndarray]], float_ops: Iterable[str] = ()):
     """Return `mlmodel` (float ML Program) with int8 activations calibrated on `feeds`; the ops
-    named in `float_ops` (see layer_ops) keep float inputs and outputs."""
+    named in `float_ops` (see layer_ops) keep float inputs and outputs.
+
+    Private coremltools APIs (no public equivalent): the public `linear_quantize_activations`
+    measures activation ranges with `MLModel.predict`, which runs on macOS only, and leaks a
+    temporary package per op group (apple/coremltools#2670). So the ranges are measured by the MIL
+    executor and handed to coremltools' own insertion passes through PASS_REGISTRY and
+    `model_utils._apply_graph_pass`, reading the program from `mlmodel._mil_program`. The Linux
+    calibration itself has no upstream issue yet: docs/guides/upstream.md names it."""
     from coremltools import _SPECIFICATION_VERSION_IOS_17
     from coremltools.converters.mil.frontend.milproto import load as milproto_load
     from coremltools.converters.mil.mil.passes.graph_pass import PassOption
