@@ -89,6 +89,7 @@ _SIGNATURE = inspect.Signature(
         inspect.Parameter("on_event", inspect.Parameter.KEYWORD_ONLY, default=None),
     ]
 )
+convert.__signature__ = _SIGNATURE  # type: ignore[attr-defined]  # a function object takes one
 convert.__doc__ = (
     (convert.__doc__ or "") + "".join(f"\n    {o.name} = {o.default!r}: {o.full_help}" for o in OPTIONS) + "\n"
 )
