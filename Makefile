@@ -4,7 +4,7 @@ VENV    := .venv
 BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed
 
-.PHONY: install demo lint test test-slow bench bench-int8 matrix docs clean
+.PHONY: install demo lint test test-slow bench bench-int8 matrix matrix-qnn docs clean
 
 install: $(STAMP)
 
@@ -44,6 +44,14 @@ matrix: install
 	$(BIN)/effconvert batch bench/zoo.toml --out $(MATRIX_OUT) --resume; test $$? -le 1
 	cp $(MATRIX_OUT)/matrix.md bench/results/support_matrix.md
 	cp $(MATRIX_OUT)/batch.json bench/results/support_matrix.json
+
+# The Snapdragon NPU column: every variant x qnn x fp16/w8a16 on the HTP simulator (about two hours
+# on 2 cores).
+MATRIX_QNN_OUT ?= effconvert-batch/zoo-qnn
+matrix-qnn: install
+	$(BIN)/effconvert batch bench/zoo_qnn.toml --out $(MATRIX_QNN_OUT) --resume; test $$? -le 1
+	cp $(MATRIX_QNN_OUT)/matrix.md bench/results/support_matrix_qnn.md
+	cp $(MATRIX_QNN_OUT)/batch.json bench/results/support_matrix_qnn.json
 
 # The documentation site (MkDocs Material) into site/; --strict: a broken link or reference fails.
 docs: install
