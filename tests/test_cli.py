@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import inspect
 import json
+import re
 
 import onnx
 import pytest
@@ -76,6 +77,13 @@ def test_failed_gate_exits_1_and_keeps_the_artifact(tmp_path, cli, checkpoints):
     [artifact] = report["artifacts"]
     assert artifact["parity"]["passed"] is False and "max_rel_err" in artifact["parity"]["failures"][0]
     assert (out / artifact["path"]).exists()
+    # Progress: every step with work of its own says how long it took; the failure is marked ✗.
+    lines = {
+        line.split()[1]: line for line in result.output.splitlines() if line[:1] in "✓✗!" and len(line.split()) > 1
+    }
+    for step in ("load", "inputs", "fuse", "convert", "validate"):
+        assert re.search(r"\(\d+\.\d s\)$", lines[step]), lines[step]
+    assert lines["validate"].startswith("✗")
 
 
 def test_json_flag_and_no_fuse(tmp_path, cli, checkpoints):

@@ -26,6 +26,7 @@ import subprocess
 import sys
 import tempfile
 import threading
+import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future
 from dataclasses import dataclass
@@ -55,6 +56,7 @@ class Prepared:
     noise_floor: float  # max rel err of PyTorch fp32 vs float64 on the proof inputs
     reference: np.ndarray  # PyTorch fp32 logits on the validation inputs
     reference_accuracy: float | None  # labelled inputs only
+    seconds: float = 0.0  # the checks' own time (the reference and the proof), for the fuse step's line
 
 
 @dataclass(frozen=True)
@@ -327,6 +329,7 @@ def _serve(threads: int) -> None:
 
 
 def _prepare(token: str, models_file: str, inputs: InputSet, proof_inputs: np.ndarray, tolerance: float) -> Prepared:
+    started = time.perf_counter()
     # Written a moment ago by this run, into its private folder: not user data.
     loaded: tuple[torch.nn.Module, Unproven | None] = torch.load(models_file, weights_only=False)
     unfused, unproven = loaded
@@ -343,7 +346,7 @@ def _prepare(token: str, models_file: str, inputs: InputSet, proof_inputs: np.nd
     model = unproven.model64.float().eval() if unproven is not None else unfused  # as the run casts it
     _STATE[token] = _RunState(inputs, reference, noise_floor, model, torch.from_numpy(inputs.inputs[:1]))
     accuracy = None if inputs.labels is None else task_accuracy(reference, inputs.labels)
-    return Prepared(proof, noise_floor, reference, accuracy)
+    return Prepared(proof, noise_floor, reference, accuracy, time.perf_counter() - started)
 
 
 def _validate(token: str, artifact: Artifact, gate_override: str | None) -> Checked:

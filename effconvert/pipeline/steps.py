@@ -196,6 +196,7 @@ def report_proof(prepared: Prepared, on_event: EventCallback) -> None:
                 else f"{proof.modules_fused} modules fused, max rel err {proof.max_rel_err:.1e}"
             )
             + accuracy,
+            prepared.seconds,
         )
     )
 
