@@ -261,3 +261,39 @@ def test_an_api_keyword_or_plan_key_off_the_table_is_refused_with_the_closest(tm
         effconvert.convert(tmp_path / "x.pth", val_dir="images/")
     with pytest.raises(BadInput, match=r"convert\(\): samples must be an integer, not '8'"):
         effconvert.convert(tmp_path / "x.pth", samples="8")
+
+
+def test_a_pair_list_skips_what_a_target_does_not_offer_the_same_way_everywhere(tmp_path, monkeypatch, cli):
+    """coreml,tflite,executorch x fp16,int8 from the CLI, the API and a plan: five pairs and one skip
+    note (ExecuTorch has no fp16), in the same order from each."""
+    import effconvert
+    from effconvert import api, pipeline
+    from effconvert.batch.plan import read_plan
+    from effconvert.request import check_request
+
+    ckpt = tmp_path / "t8.pth"
+    ckpt.write_bytes(b"not read: the run is intercepted")
+    asked = []
+
+    class Intercepted(Exception):
+        pass
+
+    def intercept(request, *args, **kwargs):
+        asked.append(request)
+        raise Intercepted
+
+    monkeypatch.setattr(pipeline, "run", intercept)
+    monkeypatch.setattr(api, "run", intercept)
+    cli(ckpt, "--target", "coreml,tflite,executorch", "--quant", "fp16,int8")
+    with pytest.raises(Intercepted):
+        effconvert.convert(ckpt, targets=["coreml", "tflite", "executorch"], quants=["fp16", "int8"])
+    plan = tmp_path / "plan.toml"
+    plan.write_text(
+        f'[[checkpoints]]\npath = "{ckpt}"\ntargets = ["coreml", "tflite", "executorch"]\nquants = ["fp16", "int8"]\n'
+    )
+    asked.append(read_plan(plan).jobs[0].request)
+    pairs = [check_request(r) for r in asked]
+    assert len(pairs) == 3 and pairs[0] == pairs[1] == pairs[2]
+    assert len(pairs[0].pairs) == 5 and ("executorch", "fp16") not in pairs[0].pairs
+    [note] = pairs[0].skipped
+    assert note.startswith("executorch fp16 skipped: ")
