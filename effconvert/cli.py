@@ -102,7 +102,9 @@ def _guarded(
     except KeyboardInterrupt as exc:
         signum = signal.SIGTERM if isinstance(exc, Terminated) else signal.SIGINT
         done = f"finished: {', '.join(finished)}" if finished else "nothing finished"
-        err.print(f"[bold red]interrupted[/] ({signal.Signals(signum).name}): {done}; {left}", soft_wrap=True)
+        err.print(
+            f"[bold red]interrupted[/] ({signal.Signals(signum).name}): {escape(done)}; {escape(left)}", soft_wrap=True
+        )
         raise typer.Exit(code=INTERRUPT_EXITS[signum]) from None
     except Exception as exc:  # noqa: BLE001 - every error becomes one line + an exit code
         _fail(exc, debug)
@@ -112,12 +114,13 @@ def _fail(exc: BaseException, debug: bool) -> None:
     if debug:
         traceback.print_exception(exc, file=sys.stderr)
     if isinstance(exc, EffconvertError):
-        err.print(f"[bold red]error:[/] {exc.message}", soft_wrap=True)
+        # Messages quote user data (paths, plan keys such as "[defaults]"): printed as text, not as markup.
+        err.print(f"[bold red]error:[/] {escape(exc.message)}", soft_wrap=True)
         if exc.hint:
-            err.print(f"[dim]hint:[/] {exc.hint}", soft_wrap=True)
+            err.print(f"[dim]hint:[/] {escape(exc.hint)}", soft_wrap=True)
         raise typer.Exit(code=exc.exit_code) from None
     first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-    err.print(f"[bold red]internal error:[/] {type(exc).__name__}: {first[:300]}", soft_wrap=True)
+    err.print(f"[bold red]internal error:[/] {type(exc).__name__}: {escape(first[:300])}", soft_wrap=True)
     err.print("[dim]hint:[/] this is a bug in effconvert; rerun with --debug for the traceback", soft_wrap=True)
     raise typer.Exit(code=INTERNAL_ERROR_EXIT) from None
 
@@ -374,7 +377,7 @@ def batch_cmd(
     counts = ", ".join(f"{n} {status}" for status, n in sorted(outcome.record["counts"].items()))
     err.print(
         f"batch: {len(outcome.results)} jobs ({counts}) in {outcome.record['wall_s']:.0f} s; "
-        f"index: {outcome.index_path} (batch.json, matrix.md beside it)",
+        f"index: {escape(str(outcome.index_path))} (batch.json, matrix.md beside it)",
         soft_wrap=True,
     )
     raise typer.Exit(code=outcome.exit_code)
@@ -418,9 +421,9 @@ class _BatchProgress:
     def planned(self, plan: Plan, todo: int) -> None:
         resumed = len(plan.jobs) - todo
         err.print(
-            f"{plan.path.name}: {len(plan.jobs)} jobs"
+            f"{escape(plan.path.name)}: {len(plan.jobs)} jobs"
             + (f", {resumed} done earlier (--resume)" if resumed else "")
-            + f" -> {plan.out_dir}",
+            + f" -> {escape(str(plan.out_dir))}",
             soft_wrap=True,
         )
         self.task = self.bar.add_task("jobs", total=len(plan.jobs), completed=0)
@@ -489,7 +492,7 @@ def make_checkpoint_cmd(
     with _guarded(debug):
         made = make_checkpoint(arch, output, layout=layout, seed=seed)
     err.print(
-        f"wrote {made.path} ({made.arch}, {made.layout} layout, seed {made.seed}): "
+        f"wrote {escape(str(made.path))} ({made.arch}, {made.layout} layout, seed {made.seed}): "
         f"logit std {made.stats.logit_std:.2f}, {made.stats.distinct_top1} distinct top-1 classes "
         f"over {made.stats.images} images — synthetic, not a trained model"
     )

@@ -87,6 +87,9 @@ def test_the_cli_refuses_a_bad_plan_before_writing_anything(tmp_path):
     assert "job mobileone_s0: --layout nchx" in done.stderr and "Traceback" not in done.stderr
     assert not (tmp_path / "out").exists()
     assert _batch(plan, "--workers", "0").returncode == 2
+    # The place is printed as text: "[defaults]" is not swallowed as console markup.
+    typo = _batch(_plan(tmp_path, '[defaults]\ntarget = ["onnx"]\n' + _ONE), "--out", tmp_path / "out")
+    assert typo.returncode == 2 and "plan.toml: [defaults]: unknown key 'target'" in typo.stderr, typo.stderr
 
 
 def test_a_plan_expands_globs_names_and_the_original_layout(tmp_path):
