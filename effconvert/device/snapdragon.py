@@ -35,6 +35,8 @@ def device_report(path: Path) -> DeviceReport:
     calibration = SnapdragonCalibration.load()
     estimate = estimate_ms(graph, trace, soc.name, str(quant), calibration)
     latency = Estimate(**estimate["latency_ms"]) if estimate is not None else None
+    outside = estimate["extrapolated"] if estimate is not None else []
+    beyond = f"; extrapolated — outside the calibration models' range: {', '.join(outside)}" if outside else ""
     what = (
         f"an estimate for the {soc.phone} ({soc.name}, {soc.marketing}) from a cost model calibrated on "
         "Qualcomm AI Hub's published ONNX Runtime + QNN latencies (effconvert/device/data/"
@@ -47,14 +49,14 @@ def device_report(path: Path) -> DeviceReport:
     )
     summary = (
         f"{soc.phone} ({soc.name}) {quant} estimate {latency.estimate:.2f} ms ({latency.low:.2f}–"
-        f"{latency.high:.2f}, a calibrated model, not a measurement); "
+        f"{latency.high:.2f}, a calibrated model, not a measurement{'; extrapolated' if outside else ''}); "
         if latency is not None
         else "no latency estimate; "
     ) + where
     notes = (
         (
             f"{soc.phone} ({soc.name}) estimate: {latency.estimate:.2f} ms, band {latency.low:.2f}–"
-            f"{latency.high:.2f} ms — {what}",
+            f"{latency.high:.2f} ms — {what}{beyond}",
         )
         if latency is not None
         else (what,)
@@ -67,4 +69,5 @@ def device_report(path: Path) -> DeviceReport:
     }
     if estimate is not None:
         details["calibration"] = estimate["calibration"]
+        details["extrapolated"] = outside
     return DeviceReport(f"snapdragon-{soc.name.lower()}-htp", what, residency, latency, summary, notes, details)

@@ -31,6 +31,13 @@ FEATURES = {
     "hops": lambda g, t: sum(t["qnn_ops"].values()) / 100,
     "transposes": lambda g, t: t["qnn_ops"].get("Transpose", 0) / 10,
     "cpu_nodes": lambda g, t: len(t["cpu_nodes"]),
+    # The compiled op mix by kind: attention's activation-by-activation products, its norms and
+    # softmaxes, layout reshapes, convolutions — the HTP's cost per op differs by kind.
+    "matmuls": lambda g, t: t["qnn_ops"].get("MatMul", 0) / 10,
+    "layernorms": lambda g, t: t["qnn_ops"].get("LayerNorm", 0) / 10,
+    "softmaxes": lambda g, t: t["qnn_ops"].get("Softmax", 0) / 10,
+    "reshapes": lambda g, t: t["qnn_ops"].get("Reshape", 0) / 100,
+    "convs": lambda g, t: (t["qnn_ops"].get("Conv2d", 0) + t["qnn_ops"].get("DepthWiseConv2d", 0)) / 100,
 }
 
 
@@ -44,6 +51,15 @@ class Fit:
     weights: tuple[float, ...]
     band: float  # relative half-width: the leave-one-model-out |error|'s 90th percentile
     loo: Mapping[str, Any] = field(default_factory=dict)  # median / p90 error and the rows
+    ranges: Mapping[str, tuple[float, float]] = field(default_factory=dict)  # each feature over the rows
+
+    def outside(self, x: Mapping[str, float]) -> list[str]:
+        """The features of `x` outside the calibration models' range, each with that range."""
+        return [
+            f"{f} {x[f]:.3g} (calibrated {low:.3g}–{high:.3g})"
+            for f, (low, high) in self.ranges.items()
+            if f != "fixed" and not low <= x[f] <= high
+        ]
 
     def predict_ms(self, x: Mapping[str, float]) -> float:
         return sum(w * x[f] for f, w in zip(self.features, self.weights, strict=True))
@@ -60,7 +76,13 @@ class SnapdragonCalibration:
             return cls({})
         data = json.loads(Path(path).read_text(encoding="utf-8"))
         fits = {
-            key: Fit(tuple(f["features"]), tuple(f["weights"]), f["band"], f.get("loo", {}))
+            key: Fit(
+                tuple(f["features"]),
+                tuple(f["weights"]),
+                f["band"],
+                f.get("loo", {}),
+                {name: (low, high) for name, (low, high) in f.get("ranges", {}).items()},
+            )
             for key, f in data["fits"].items()
         }
         return cls(fits, data.get("source", ""))
@@ -98,7 +120,8 @@ def estimate_ms(
     chosen = calibration.fits.get(key(soc, quant))
     if chosen is None:
         return None
-    ms = chosen.predict_ms(features_of(graph, trace))
+    x = features_of(graph, trace)
+    ms = chosen.predict_ms(x)
     return {
         "latency_ms": {
             "estimate": round(ms, 3),
@@ -112,4 +135,5 @@ def estimate_ms(
             "leave_one_model_out": {k: v for k, v in chosen.loo.items() if k != "rows"},
             "source": calibration.source,
         },
+        "extrapolated": chosen.outside(x),
     }
