@@ -17,10 +17,10 @@ REPRESENTATIVES = {
 }
 
 
-# Open: EfficientFormerV2 on ExecuTorch fp32 computes wrong logits (max rel err 5e1-8e4 across the
-# four variants; bench/results/support_matrix.md, 2026-12-01). The report says so; when it is fixed,
-# this test fails until the entry is removed.
-KNOWN_FAILURES = {("efficientformerv2", "executorch")}
+# Cells known to fail, reported as failed (none now: EfficientFormerV2 on ExecuTorch passes since its
+# talking heads are exported as a Linear, convert/talking_heads.py). When one is fixed, this test
+# fails until its entry is removed.
+KNOWN_FAILURES: set[tuple[str, str]] = set()
 
 
 def test_every_family_has_a_representative():
@@ -68,7 +68,7 @@ def test_mit_linear_attention_needs_its_fp32_islands_in_core_ml_fp16(tmp_path, c
     from effconvert.fuse import fuse_model
     from effconvert.labels import labels_for
     from effconvert.load import load_checkpoint
-    from effconvert.pipeline import _model_info
+    from effconvert.pipeline.steps import Loaded
     from effconvert.quantize import QuantPlan
     from effconvert.validate import gate_for, input_set, validate_artifact
 
@@ -78,7 +78,7 @@ def test_mit_linear_attention_needs_its_fp32_islands_in_core_ml_fp16(tmp_path, c
         reference = loaded.model(torch.from_numpy(inputs.inputs)).numpy()
     fused = fuse_model(loaded.model, inputs=torch.from_numpy(inputs.inputs[:8])).model
     labels, source = labels_for(loaded.num_classes, None)
-    info = _model_info(loaded, labels, source)
+    info = Loaded(loaded, labels, source).info
     results = {}
     for name, ops in (("none", ()), ("family", FAMILIES["efficientvit-b"].coreml_fp32_ops)):
         artifact = convert(
@@ -90,12 +90,13 @@ def test_mit_linear_attention_needs_its_fp32_islands_in_core_ml_fp16(tmp_path, c
             plan=QuantPlan("fp16", fp32_ops=ops),
         )
         results[name] = validate_artifact(artifact, inputs, reference, gate=gate_for("fp16"))
-    bare, islands = results["none"], results["family"]
+    bare, islands = results["none"].verdict, results["family"].verdict
     print(
         f"\nb0 coreml fp16: no islands {bare.parity.psnr_db:.1f} dB, first divergent "
         f"{bare.first_divergent_op}; islands {islands.parity.psnr_db:.1f} dB"
     )
-    assert not bare.passed and bare.parity.psnr_db < 35
+    assert not bare.passed and bare.parity is not None and bare.parity.psnr_db < 35
     # the overflow itself: a matmul whose fp16 output is inf on the worst sample
-    assert bare.first_divergent_op["op"] == "matmul" and bare.first_divergent_op["psnr_db"] == float("-inf")
-    assert islands.passed and islands.parity.psnr_db > 50
+    divergent = bare.first_divergent_op
+    assert divergent is not None and divergent.op == "matmul" and divergent.psnr_db == float("-inf")
+    assert islands.passed and islands.parity is not None and islands.parity.psnr_db > 50

@@ -23,6 +23,7 @@ from ..runtime.executorch import METADATA_METHOD  # the name the runtime reads b
 from ..stopwatch import Stopwatch
 from ..targets import ExportOptions
 from .metadata import ModelInfo
+from .talking_heads import heads_as_linear
 
 
 def metadata_tensor(metadata: dict[str, str]) -> torch.Tensor:
@@ -45,16 +46,17 @@ def export_executorch(
             from executorch.exir import to_edge_transform_and_lower
 
         try:
-            module = quantizer.quantized_module(model.eval(), sample, plan, clock=clock)
-            with clock.running():
-                program = torch.export.export(module, (sample,))
-                edge = to_edge_transform_and_lower(
-                    program,
-                    partitioner=[XnnpackPartitioner()],
-                    constant_methods={
-                        METADATA_METHOD: metadata_tensor({**metadata, "effconvert.input_layout": "nchw"})
-                    },
-                )
+            with heads_as_linear(model) as rewritten:
+                module = quantizer.quantized_module(model.eval(), sample, plan, clock=clock)
+                with clock.running():
+                    program = torch.export.export(module, (sample,))
+                    edge = to_edge_transform_and_lower(
+                        program,
+                        partitioner=[XnnpackPartitioner()],
+                        constant_methods={
+                            METADATA_METHOD: metadata_tensor({**metadata, "effconvert.input_layout": "nchw"})
+                        },
+                    )
             coverage = delegation(edge)
             with clock.running():
                 buffer = edge.to_executorch().buffer
@@ -66,6 +68,14 @@ def export_executorch(
     return [
         f"XNNPACK delegated {coverage['delegated']} of {coverage['delegated'] + coverage['portable']} nodes "
         f"in {coverage['subgraphs']} subgraph(s)" + (f"; on portable kernels: {kept}" if kept else ""),
+        *(
+            [
+                f"{rewritten} attention block(s): talking heads mixed by a Linear, not a 1x1 conv (XNNPACK's "
+                "conv + softmax(-1) is wrong; docs/guides/upstream.md)"
+            ]
+            if rewritten
+            else []
+        ),
         *quantizer.notes(plan),
     ]
 
