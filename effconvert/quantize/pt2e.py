@@ -27,9 +27,26 @@ def calibrated_int8(
 ) -> torch.fx.GraphModule:
     from torchao.quantization.pt2e import quantize_pt2e
 
-    graph = torch.export.export(module, (example,)).module()
+    graph = drop_identity_pads(torch.export.export(module, (example,)).module())
     graph = quantize_pt2e.prepare_pt2e(graph, quantizer)
     with torch.no_grad():
         for i in range(len(calibration)):  # batch 1: the exported shape
             graph(calibration[i : i + 1])
     return quantize_pt2e.convert_pt2e(graph, fold_quantize=fold_quantize)
+
+
+_PADS = {"aten.pad.default", "aten.constant_pad_nd.default"}
+
+
+def drop_identity_pads(graph: torch.fx.GraphModule) -> torch.fx.GraphModule:
+    """Remove pads whose amounts are all zero (exact: they copy their input). timm's EfficientViT-M
+    pads every window attention's input by what the window leaves over, zero when it divides the map;
+    quantized, that zero pad made XNNPACK refuse the whole ExecuTorch program at load
+    (`Failed to create StaticConstantPad node ... xnn_status_invalid_parameter`, executorch 1.5.1)."""
+    for node in list(graph.graph.nodes):
+        if node.op == "call_function" and str(node.target) in _PADS and not any(node.args[1]):
+            node.replace_all_uses_with(node.args[0])
+            graph.graph.erase_node(node)
+    graph.graph.lint()
+    graph.recompile()
+    return graph
