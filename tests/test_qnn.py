@@ -74,14 +74,22 @@ def test_residency_names_every_node_off_the_htp(qnn_small, cli):
 
 
 def test_a_fresh_session_runs_the_binary_without_compiling_and_gives_the_same_logits(qnn_small, small_t8):
-    """Reopened in another process with the QNN EP: bitwise the validation run's outputs."""
+    """Reopened in another process with the QNN EP: bitwise the outputs of this process, whose parity
+    against PyTorch is the validation run's (the same inputs, the same numbers)."""
     from effconvert.load import load_checkpoint
+    from effconvert.pipeline.executor import logits_of
     from effconvert.runtime import open_runtime
     from effconvert.validate import input_set
+    from effconvert.validate.metrics import parity
 
     path = qnn_small.out_dir / "fastvit_t8_fp16.qnn.onnx"
-    inputs = input_set(load_checkpoint(small_t8.checkpoint).preprocessing, samples=2).inputs
+    validated = artifact(qnn_small, "qnn", "fp16").verdict.parity
+    loaded = load_checkpoint(small_t8.checkpoint)
+    inputs = input_set(loaded.preprocessing, samples=validated.samples).inputs
     here = open_runtime(path).run(_batch(inputs))
+    again = parity(here, logits_of(loaded.model, inputs))
+    assert again.psnr_db == pytest.approx(validated.psnr_db, rel=1e-6)
+    assert again.max_abs_err == pytest.approx(validated.max_abs_err, rel=1e-6)
     script = (
         "import sys, numpy as np; from effconvert.runtime import open_runtime, Batch; "
         "x = np.load(sys.argv[2]); np.save(sys.argv[3], open_runtime(sys.argv[1]).run(Batch(x)))"
