@@ -39,12 +39,12 @@ class _Flagless:
     value: it shows none) and a required argument as `{NAME}` in the usage line (shown: NAME)."""
 
     def collect_usage_pieces(self, ctx: Any) -> list[str]:
-        pieces: list[str] = super().collect_usage_pieces(ctx)  # type: ignore[misc]
+        pieces: list[str] = super().collect_usage_pieces(ctx)  # type: ignore[misc]  # typer is untyped here
         # "{ARTIFACT...}..." (a metavar with dots, nargs=-1) reads "ARTIFACT..."
         return [p.replace("{", "").replace("}", "").replace("......", "...") for p in pieces]
 
     def get_params(self, ctx: Any) -> list[Any]:
-        params: list[Any] = super().get_params(ctx)  # type: ignore[misc]
+        params: list[Any] = super().get_params(ctx)  # type: ignore[misc]  # typer is untyped here
         for param in params:
             if getattr(param, "is_flag", False) and param.metavar is None:
                 param.metavar = " "

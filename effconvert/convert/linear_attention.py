@@ -43,7 +43,7 @@ def split_linear_attention(model: nn.Module) -> Iterator[int]:
 
     patched = [m for m in model.modules() if isinstance(m, LiteMLA)]
     for module in patched:
-        module._attn = types.MethodType(_two_product_attention, module)  # type: ignore[method-assign]
+        module._attn = types.MethodType(_two_product_attention, module)  # type: ignore[method-assign]  # this instance only
     try:
         yield len(patched)
     finally:

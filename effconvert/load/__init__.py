@@ -11,13 +11,13 @@ from pathlib import Path
 import torch
 
 from ..errors import BadInput
-from . import efficientformer as _efficientformer  # noqa: F401
-from . import efficientvit as _efficientvit  # noqa: F401
 
-# Importing a family module registers it; detection tries families in this order.
-from . import fastvit as _fastvit  # noqa: F401
+# Importing a family module registers it in FAMILIES.
+from . import efficientformer as _efficientformer  # noqa: F401 - imported to register the family
+from . import efficientvit as _efficientvit  # noqa: F401 - imported to register the family
+from . import fastvit as _fastvit  # noqa: F401 - imported to register the family
 from . import metadata, snapshot
-from . import mobileone as _mobileone  # noqa: F401
+from . import mobileone as _mobileone  # noqa: F401 - imported to register the family
 from .family import FAMILIES, Family, Layout, StateDict, all_variants, build_timm, family_of_arch
 from .infer import compare, name_hint, rank_candidates
 from .metadata import CheckpointMetadata, image_size_value

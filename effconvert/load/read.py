@@ -88,7 +88,7 @@ def _read_safetensors(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, st
         with safe_open(str(path), framework="pt") as f:
             meta = dict(f.metadata() or {})
             # safe_open is not iterable (safetensors 0.8): its names come from keys()
-            return {k: f.get_tensor(k) for k in f.keys()}, meta  # noqa: SIM118
+            return {k: f.get_tensor(k) for k in f.keys()}, meta  # noqa: SIM118 - not iterable
     except Exception as exc:  # safetensors raises several types for a damaged header
         raise BadInput(f"not a readable safetensors file: {path.name} ({first_line(exc)})") from exc
 

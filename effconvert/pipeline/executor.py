@@ -257,17 +257,21 @@ class _Worker:
         shutil.rmtree(self._tmp, ignore_errors=True)
 
     def _send(self) -> None:
+        stdin = self._popen.stdin
+        assert stdin is not None  # opened with PIPE
         try:
             while True:
-                pickle.dump(self._outbox.get(), self._popen.stdin, protocol=pickle.HIGHEST_PROTOCOL)  # type: ignore[arg-type]
-                self._popen.stdin.flush()  # type: ignore[union-attr]
+                pickle.dump(self._outbox.get(), stdin, protocol=pickle.HIGHEST_PROTOCOL)
+                stdin.flush()
         except (OSError, ValueError):  # the process is gone: the reader fails what is pending
             return
 
     def _receive(self) -> None:
+        stdout = self._popen.stdout
+        assert stdout is not None  # opened with PIPE
         try:
             while True:
-                number, ok, value = pickle.load(self._popen.stdout)  # type: ignore[arg-type]
+                number, ok, value = pickle.load(stdout)
                 with self._lock:
                     future = self._futures.pop(number)
                 if ok:
