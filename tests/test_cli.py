@@ -218,13 +218,12 @@ def test_help_is_generated_from_the_tables_it_is_checked_against(cli):
     assert all(layout in " ".join(cli("make-checkpoint", "-h").output.split()) for layout in CHECKPOINT_LAYOUTS)
 
 
-def test_the_three_entry_points_share_one_default(tmp_path, monkeypatch, cli):
-    """`effconvert CKPT`, `effconvert.convert(CKPT)` and a plan entry with only a path ask for the same
-    targets and quants (the option table's defaults), and every option reaches each of them."""
+def _requests_of_the_three_entry_points(tmp_path, monkeypatch, cli, flags=(), keywords=None, plan_keys=""):
+    """The Request that `effconvert CKPT FLAGS`, `effconvert.convert(CKPT, **KEYWORDS)` and a plan entry
+    with PLAN_KEYS each build, the run intercepted before anything is read."""
     import effconvert
     from effconvert import api, pipeline
     from effconvert.batch.plan import read_plan
-    from effconvert.options import DEFAULT_QUANTS, DEFAULT_TARGETS, OPTIONS
 
     ckpt = tmp_path / "t8.pth"
     ckpt.write_bytes(b"not read: the run is intercepted")
@@ -239,12 +238,22 @@ def test_the_three_entry_points_share_one_default(tmp_path, monkeypatch, cli):
 
     monkeypatch.setattr(pipeline, "run", intercept)
     monkeypatch.setattr(api, "run", intercept)
-    cli(ckpt)
+    cli(ckpt, *flags)
     with pytest.raises(Intercepted):
-        effconvert.convert(ckpt)
+        effconvert.convert(ckpt, **(keywords or {}))
     plan = tmp_path / "plan.toml"
-    plan.write_text(f'[[checkpoints]]\npath = "{ckpt}"\n')
+    plan.write_text(f'[[checkpoints]]\npath = "{ckpt}"\n{plan_keys}')
     asked.append(read_plan(plan).jobs[0].request)
+    return asked
+
+
+def test_the_three_entry_points_share_one_default(tmp_path, monkeypatch, cli):
+    """`effconvert CKPT`, `effconvert.convert(CKPT)` and a plan entry with only a path ask for the same
+    targets and quants (the option table's defaults), and every option reaches each of them."""
+    import effconvert
+    from effconvert.options import DEFAULT_QUANTS, DEFAULT_TARGETS, OPTIONS
+
+    asked = _requests_of_the_three_entry_points(tmp_path, monkeypatch, cli)
     assert [(r.targets, r.quants) for r in asked] == [(DEFAULT_TARGETS, DEFAULT_QUANTS)] * 3
     help_text = " ".join(cli("convert", "-h").output.split())
     signature = inspect.signature(effconvert.convert).parameters
@@ -266,32 +275,16 @@ def test_an_api_keyword_or_plan_key_off_the_table_is_refused_with_the_closest(tm
 def test_a_pair_list_skips_what_a_target_does_not_offer_the_same_way_everywhere(tmp_path, monkeypatch, cli):
     """coreml,tflite,executorch x fp16,int8 from the CLI, the API and a plan: five pairs and one skip
     note (ExecuTorch has no fp16), in the same order from each."""
-    import effconvert
-    from effconvert import api, pipeline
-    from effconvert.batch.plan import read_plan
     from effconvert.request import check_request
 
-    ckpt = tmp_path / "t8.pth"
-    ckpt.write_bytes(b"not read: the run is intercepted")
-    asked = []
-
-    class Intercepted(Exception):
-        pass
-
-    def intercept(request, *args, **kwargs):
-        asked.append(request)
-        raise Intercepted
-
-    monkeypatch.setattr(pipeline, "run", intercept)
-    monkeypatch.setattr(api, "run", intercept)
-    cli(ckpt, "--target", "coreml,tflite,executorch", "--quant", "fp16,int8")
-    with pytest.raises(Intercepted):
-        effconvert.convert(ckpt, targets=["coreml", "tflite", "executorch"], quants=["fp16", "int8"])
-    plan = tmp_path / "plan.toml"
-    plan.write_text(
-        f'[[checkpoints]]\npath = "{ckpt}"\ntargets = ["coreml", "tflite", "executorch"]\nquants = ["fp16", "int8"]\n'
+    asked = _requests_of_the_three_entry_points(
+        tmp_path,
+        monkeypatch,
+        cli,
+        flags=("--target", "coreml,tflite,executorch", "--quant", "fp16,int8"),
+        keywords={"targets": ["coreml", "tflite", "executorch"], "quants": ["fp16", "int8"]},
+        plan_keys='targets = ["coreml", "tflite", "executorch"]\nquants = ["fp16", "int8"]\n',
     )
-    asked.append(read_plan(plan).jobs[0].request)
     pairs = [check_request(r) for r in asked]
     assert len(pairs) == 3 and pairs[0] == pairs[1] == pairs[2]
     assert len(pairs[0].pairs) == 5 and ("executorch", "fp16") not in pairs[0].pairs

@@ -37,13 +37,18 @@ class _ConvSoftmax(nn.Module):
         return self.mix(attn).softmax(dim=-1)
 
 
-def _on_xnnpack(module: nn.Module, x: torch.Tensor) -> torch.Tensor:
+def _xnnpack_method(module: nn.Module, x: torch.Tensor):
+    """`module` lowered to XNNPACK as effconvert lowers it, loaded on ExecuTorch's runtime."""
     from executorch.backends.xnnpack.partition.xnnpack_partitioner import XnnpackPartitioner
     from executorch.exir import to_edge_transform_and_lower
     from executorch.runtime import Runtime
 
-    edge = to_edge_transform_and_lower(torch.export.export(module.eval(), (x,)), partitioner=[XnnpackPartitioner()])
-    return Runtime.get().load_program(edge.to_executorch().buffer).load_method("forward").execute([x])[0]
+    edge = to_edge_transform_and_lower(torch.export.export(module, (x,)), partitioner=[XnnpackPartitioner()])
+    return Runtime.get().load_program(edge.to_executorch().buffer).load_method("forward")
+
+
+def _on_xnnpack(module: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    return _xnnpack_method(module.eval(), x).execute([x])[0]
 
 
 @pytest.mark.slow  # two ExecuTorch lowerings, ~20 s
@@ -96,21 +101,16 @@ class _ZeroPadBetweenConvs(nn.Module):
 
 
 def _quantized_on_xnnpack(graph: torch.fx.GraphModule, x: torch.Tensor):
-    from executorch.backends.xnnpack.partition.xnnpack_partitioner import XnnpackPartitioner
     from executorch.backends.xnnpack.quantizer.xnnpack_quantizer import (
         XNNPACKQuantizer,
         get_symmetric_quantization_config,
     )
-    from executorch.exir import to_edge_transform_and_lower
-    from executorch.runtime import Runtime
     from torchao.quantization.pt2e import quantize_pt2e
 
     quantizer = XNNPACKQuantizer().set_global(get_symmetric_quantization_config(is_per_channel=True))
     prepared = quantize_pt2e.prepare_pt2e(graph, quantizer)
     prepared(x)
-    converted = quantize_pt2e.convert_pt2e(prepared)
-    edge = to_edge_transform_and_lower(torch.export.export(converted, (x,)), partitioner=[XnnpackPartitioner()])
-    return Runtime.get().load_program(edge.to_executorch().buffer).load_method("forward")
+    return _xnnpack_method(quantize_pt2e.convert_pt2e(prepared), x)
 
 
 @pytest.mark.slow  # two PT2E quantizations and lowerings, ~10 s
