@@ -9,7 +9,6 @@ from __future__ import annotations
 import contextlib
 import inspect
 import json
-import signal
 import sys
 import traceback
 from collections.abc import Iterator
@@ -23,7 +22,8 @@ from rich.progress import TaskID
 from rich.table import Table
 from typer.core import TyperCommand, TyperGroup
 
-from .errors import BadInput, EffconvertError
+from . import signals
+from .errors import BadInput, EffconvertError, os_error_of
 from .options import OPTIONS, Option, Request, request_from, three_numbers
 from .targets import CHECKPOINT_LAYOUTS, ORIGINAL_LAYOUT, SOCS, TARGETS
 
@@ -74,18 +74,7 @@ app = typer.Typer(
 err = Console(stderr=True, highlight=False, width=None if sys.stderr.isatty() else 200)
 out = Console(highlight=False, width=None if sys.stdout.isatty() else 200)
 INTERNAL_ERROR_EXIT = 4
-INTERRUPT_EXITS = {signal.SIGINT: 130, signal.SIGTERM: 143}  # 128 + the signal, as shells report it
 SUBCOMMANDS = ("convert", "demo", "batch", "inspect", "make-checkpoint", "app", "bench", "device")
-
-
-class Terminated(KeyboardInterrupt):
-    """SIGTERM, raised like Ctrl-C so that every `finally` (temporary folders, locks) runs."""
-
-    exit_code = 143  # 128 + SIGTERM
-
-
-def _on_sigterm(signum: int, frame: object) -> None:
-    raise Terminated()
 
 
 @contextlib.contextmanager
@@ -100,27 +89,33 @@ def _guarded(
     except typer.Exit:
         raise
     except KeyboardInterrupt as exc:
-        signum = signal.SIGTERM if isinstance(exc, Terminated) else signal.SIGINT
+        signum = signals.signal_of(exc)
         done = f"finished: {', '.join(finished)}" if finished else "nothing finished"
-        err.print(
-            f"[bold red]interrupted[/] ({signal.Signals(signum).name}): {escape(done)}; {escape(left)}", soft_wrap=True
-        )
-        raise typer.Exit(code=INTERRUPT_EXITS[signum]) from None
+        err.print(f"[bold red]interrupted[/] ({signum.name}): {escape(done)}; {escape(left)}", soft_wrap=True)
+        raise typer.Exit(code=signals.INTERRUPT_EXITS[signum]) from None
     except Exception as exc:  # noqa: BLE001 - every error becomes one line + an exit code
         _fail(exc, debug)
+
+
+def one_line(text: str) -> str:
+    """User data (paths, option values, checkpoint keys) inside a message: printed as text, never
+    as markup (a `[/]` in a file name would end a style), on one line (line breaks, tabs and other
+    control characters become spaces)."""
+    return escape("".join(c if c.isprintable() else " " for c in str(text)))
 
 
 def _fail(exc: BaseException, debug: bool) -> None:
     if debug:
         traceback.print_exception(exc, file=sys.stderr)
+    if not isinstance(exc, EffconvertError):
+        exc = os_error_of(exc) or exc  # a full disk, a name too long: the user's to fix, not a bug
     if isinstance(exc, EffconvertError):
-        # Messages quote user data (paths, plan keys such as "[defaults]"): printed as text, not as markup.
-        err.print(f"[bold red]error:[/] {escape(exc.message)}", soft_wrap=True)
+        err.print(f"[bold red]error:[/] {one_line(exc.message)}", soft_wrap=True)
         if exc.hint:
-            err.print(f"[dim]hint:[/] {escape(exc.hint)}", soft_wrap=True)
+            err.print(f"[dim]hint:[/] {one_line(exc.hint)}", soft_wrap=True)
         raise typer.Exit(code=exc.exit_code) from None
     first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-    err.print(f"[bold red]internal error:[/] {type(exc).__name__}: {escape(first[:300])}", soft_wrap=True)
+    err.print(f"[bold red]internal error:[/] {type(exc).__name__}: {one_line(first[:300])}", soft_wrap=True)
     err.print("[dim]hint:[/] this is a bug in effconvert; rerun with --debug for the traceback", soft_wrap=True)
     raise typer.Exit(code=INTERNAL_ERROR_EXIT) from None
 
@@ -680,10 +675,7 @@ def _options(
 
 def main(argv: list[str] | None = None) -> None:
     """Console entry point: `effconvert CKPT ...` means `effconvert convert CKPT ...`."""
-    signal.signal(signal.SIGTERM, _on_sigterm)
-    # A shell starts background jobs with SIGINT ignored, and Python then keeps ignoring it; the
-    # interrupt contract (a message, exit 130, no partial file) holds however effconvert was started.
-    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signals.install()
     # The process is effconvert's own: the MIL executor's heap settings apply (runtime/mil/heap.py).
     from .runtime.mil import heap
 

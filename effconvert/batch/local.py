@@ -3,50 +3,59 @@
 One process per slot (not a shared pool) so that a worker that dies — SIGKILL, the OOM killer, a
 crash in a converter's C++ — costs exactly the job it was running: that job is recorded as crashed
 with its signal, a fresh worker takes the slot, the other jobs go on. Workers start with `spawn`
-(torch's threads do not survive `fork`) and ignore SIGINT: Ctrl-C reaches the whole process group,
-and the driver decides — it sends each busy worker SIGTERM, which unwinds the pipeline's `finally`
-blocks (private temporary folder, output lock) before the process exits.
+(torch's threads do not survive `fork`) and ignore SIGINT from their first instruction (it is
+ignored while they are started, and an ignored signal stays ignored across exec): Ctrl-C reaches
+the whole process group, and the driver decides — it sends each busy worker SIGTERM, which unwinds
+the pipeline's `finally` blocks (private temporary folder, output lock) before the process exits;
+a second SIGTERM (the group's, then the driver's) does not cut that cleanup short (signals.py).
+
+A worker killed outright (SIGKILL, the OOM killer) runs no `finally`: each worker's temporary files
+live in a folder the driver made for it and removes when the worker is gone, and the driver sweeps
+the dead worker's job folder (its lock file, a conversion's temporary folder).
 """
 
 from __future__ import annotations
 
 import multiprocessing
 import os
+import shutil
 import signal
+import tempfile
 from collections.abc import Callable, Iterator
 from multiprocessing.connection import Connection, wait
+from pathlib import Path
 
+from .. import signals
+from ..atomic import remove_stale_temporaries
+from ..workspace import remove_dead_lock
 from .job import JobResult, run_job
 from .plan import Job
 
 STOP_GRACE_S = 30  # a worker's time to clean up after SIGTERM before SIGKILL
 
 
-class _Stop(BaseException):
-    """SIGTERM in a worker: unwinds like KeyboardInterrupt, past `except Exception`."""
-
-
-def _raise_stop(signum, frame) -> None:
-    raise _Stop()
-
-
-def _worker(conn: Connection, threads: int) -> None:
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, _raise_stop)
+def _worker(conn: Connection, threads: int, temp: str) -> None:
+    signals.install(sigint=False)  # SIGTERM unwinds (Terminated); SIGINT stays ignored
+    os.environ["TMPDIR"] = tempfile.tempdir = temp
     for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):  # converters' own thread pools too
         os.environ[name] = str(threads)
     try:
         while (job := conn.recv()) is not None:
             conn.send(run_job(job, threads))
-    except (_Stop, EOFError):
+    except (KeyboardInterrupt, EOFError, BrokenPipeError):
         pass
 
 
 class _Slot:
     def __init__(self, context, threads: int):
         self.conn, child = context.Pipe()
-        self.process = context.Process(target=_worker, args=(child, threads), daemon=True)
-        self.process.start()
+        self.temp = tempfile.mkdtemp(prefix="effconvert-worker-")
+        self.process = context.Process(target=_worker, args=(child, threads, self.temp), daemon=True)
+        previous = signal.signal(signal.SIGINT, signal.SIG_IGN)  # inherited: ignored from the start
+        try:
+            self.process.start()
+        finally:
+            signal.signal(signal.SIGINT, previous)
         child.close()
         self.job: Job | None = None
 
@@ -58,6 +67,14 @@ class _Slot:
             self.process.kill()
             self.process.join()
         self.conn.close()
+        shutil.rmtree(self.temp, ignore_errors=True)
+
+
+def _sweep(job: Job) -> None:
+    """What a worker killed mid-job leaves in the job's folder: its lock, a conversion's temporary."""
+    out = Path(job.out_dir)
+    if out.is_dir() and remove_dead_lock(out):
+        remove_stale_temporaries(out)
 
 
 def run_local(
@@ -92,6 +109,7 @@ def run_local(
                         " — its completed artifacts stand; --resume reruns the job",
                     )
                     slot.stop()
+                    _sweep(job)
                     slots[index] = _Slot(context, threads)
                 yield result
     finally:

@@ -24,6 +24,7 @@ from typing import Protocol, cast
 import torch
 
 from ..quantize import QuantPlan
+from ..signals import third_party
 from ..stopwatch import Stopwatch
 from ..targets import TARGETS, ExportOptions, artifact_name
 from .artifact import Artifact
@@ -79,16 +80,17 @@ def convert(
     out = Path(out_dir) / artifact_name(info.arch, target, plan.quant)
     clock = Stopwatch()
     start = time.perf_counter()
-    notes = exporter.export(
-        model,
-        info,
-        sample,
-        out,
-        plan=plan,
-        options=options,
-        metadata=provenance(info, target=target, quant=plan.quant),
-        clock=clock,
-    )
+    with third_party():  # converters swallow KeyboardInterrupt: see effconvert/signals.py
+        notes = exporter.export(
+            model,
+            info,
+            sample,
+            out,
+            plan=plan,
+            options=options,
+            metadata=provenance(info, target=target, quant=plan.quant),
+            clock=clock,
+        )
     return Artifact(
         target,
         plan.quant,

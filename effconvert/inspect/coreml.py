@@ -7,12 +7,14 @@ from pathlib import Path
 
 from ..errors import BadInput
 from ..files import size_on_disk
+from ..runtime.mil.program import check_weight_blobs
 
 
 def rows(path: Path) -> tuple[list[tuple[str, str]], dict[str, str]]:
     from ..quiet import quiet
+    from ..signals import third_party
 
-    with quiet():
+    with quiet(), third_party():  # coremltools' import swallows KeyboardInterrupt (effconvert/signals.py)
         import coremltools as ct
 
         try:
@@ -34,10 +36,14 @@ def rows(path: Path) -> tuple[list[tuple[str, str]], dict[str, str]]:
     block = function.block_specializations[function.opset]
     ops = Counter(op.type for op in block.operations)
     dtypes: Counter[str] = Counter()
+    blobs: list[int] = []
     for op in block.operations:
         if op.type == "const":
-            value_type = op.attributes["val"].type.tensorType
-            dtypes[ct.proto.MIL_pb2.DataType.Name(value_type.dataType)] += 1
+            value = op.attributes["val"]
+            dtypes[ct.proto.MIL_pb2.DataType.Name(value.type.tensorType.dataType)] += 1
+            if value.WhichOneof("value") == "blobFileValue":
+                blobs.append(value.blobFileValue.offset)
+    check_weight_blobs(path, blobs)  # a truncated weight.bin is refused, as device and bench refuse it
     size = size_on_disk(path)
     rows = [
         ("inputs", ", ".join(feature(f) for f in spec.description.input)),

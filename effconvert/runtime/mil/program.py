@@ -128,9 +128,10 @@ class Program:
 
 def load_program(path: Path) -> Program:
     from ...quiet import quiet
+    from ...signals import third_party
 
     path = Path(path)
-    with quiet():
+    with quiet(), third_party():  # coremltools' import swallows KeyboardInterrupt (effconvert/signals.py)
         import coremltools as ct
 
         try:
@@ -325,6 +326,22 @@ class _Blobs:
     def close(self) -> None:
         self.file.close()
         self._reader = None
+
+
+def check_weight_blobs(package: Path, offsets: list[int]) -> None:
+    """Each blob the program names is in weight.bin whole (its record's sentinel, its data inside
+    the file): a truncated or missing weight.bin is refused without reading the weights."""
+    if not offsets:
+        return
+    weights = Path(package) / "Data" / "com.apple.CoreML" / "weights" / "weight.bin"
+    if not weights.is_file():
+        raise BadInput(f"{Path(package).name}: weights/weight.bin is missing")
+    blobs = _Blobs(weights)
+    try:
+        for offset in offsets:
+            blobs._record(offset)
+    finally:
+        blobs.close()
 
 
 def rank_violations(program: Program) -> list[str]:
