@@ -21,6 +21,9 @@ from typing import TYPE_CHECKING
 
 from ._version import __version__
 from .errors import BadInput, ConversionFailed, EffconvertError, ParityFailed
+from .offline import stay_offline
+
+stay_offline()  # before anything can import onnxruntime (see offline.py)
 
 if TYPE_CHECKING:  # for type checkers and IDEs only
     from .api import Result as Result

@@ -1,7 +1,8 @@
 """A library call leaves the caller's process as it was (design.md, "library manners"): after
 `effconvert.convert()` and `effconvert.validate()` return — a Core ML artifact run in the caller's
 own process by the MIL executor included — the temporary-file folder, the environment, the signal
-handlers, the child processes and glibc's allocator thresholds are what they were before."""
+handlers, the child processes and glibc's allocator thresholds are what they were before, but for
+ORT_DISABLE_TELEMETRY=1, which `import effconvert` sets unless the caller did (offline.py)."""
 
 from __future__ import annotations
 
@@ -72,4 +73,7 @@ def test_convert_and_validate_leave_the_callers_process_as_it_was(tmp_path, smal
     assert seen["runtime"] == "coreml-mil-executor" and seen["exit"] in (0, 1)  # the executor ran in the caller
     before, after = seen["before"], seen["after"]
     assert after["mapped_3mib"] == before["mapped_3mib"] == 0  # glibc's thresholds untouched
+    # The one deliberate change, made by `import effconvert` (effconvert/offline.py): onnxruntime's
+    # telemetry off, unless the caller set the variable.
+    assert after.pop("environ") == before.pop("environ") | {"ORT_DISABLE_TELEMETRY": "1"}
     assert after == before
