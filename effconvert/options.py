@@ -23,6 +23,7 @@ from typing import Any
 
 from .errors import BadInput
 from .files import HUB_PREFIX
+from .names import derived_name
 from .targets import (
     CALIBRATED,
     DEFAULT_SOC,
@@ -327,13 +328,14 @@ CHECKPOINT_SUFFIXES = (".pth.tar", ".safetensors", ".pth", ".pt", ".tar", ".bin"
 
 
 def default_out_dir(checkpoint: Path | str) -> Path:
-    """effconvert-out/<checkpoint name without its suffix> (an hf-hub id: ORG--NAME)."""
+    """effconvert-out/<checkpoint name without its suffix> (an hf-hub id: ORG--NAME), made a safe
+    folder name (`...pth` would otherwise name `..`: names.py)."""
     text = str(checkpoint)
     if text.startswith(HUB_PREFIX):
-        return Path("effconvert-out") / text[len(HUB_PREFIX) :].replace("/", "--")
+        return Path("effconvert-out") / derived_name(text[len(HUB_PREFIX) :].replace("/", "--"))
     name = Path(checkpoint).name
     for suffix in CHECKPOINT_SUFFIXES:
         if name.endswith(suffix):
             name = name[: -len(suffix)]
             break
-    return Path("effconvert-out") / name
+    return Path("effconvert-out") / derived_name(name)

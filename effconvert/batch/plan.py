@@ -28,14 +28,15 @@ from __future__ import annotations
 import difflib
 import fnmatch
 import glob
-import tomllib
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from ..errors import BadInput
 from ..files import HUB_PREFIX
+from ..names import confined, derived_name, plain_name
 from ..options import BY_NAME, OPTIONS, Request, default_out_dir, request_from
+from ..parsing import toml_data
 from ..request import check_request
 from ..targets import CHECKPOINT_LAYOUTS, ORIGINAL_LAYOUT
 
@@ -60,6 +61,7 @@ class Job:
     name: str
     request: Request
     make: MakeSpec | None = None
+    named: bool = False  # the plan chose the name (name = ...): never changed
 
     @property
     def checkpoint(self) -> Path:
@@ -121,16 +123,23 @@ def read_plan(path: Path, out_dir: Path | None = None) -> Plan:
     if not isinstance(entries, list) or not entries or not all(isinstance(e, dict) for e in entries):
         raise BadInput(f"{where} lists no checkpoints", hint="add [[checkpoints]] tables with path = ... or make = ...")
     jobs: list[Job] = []
+    named: dict[str, str] = {}  # a name = ... -> the entry that chose it
     for index, entry in enumerate(entries):
         label = f"{where}: checkpoints[{index}]"
         _known(entry, set(BY_NAME) | _SOURCE_KEYS, label)
         options = {**defaults, **{k: v for k, v in entry.items() if k not in _SOURCE_KEYS}}
         for name, checkpoint, make in _sources(entry, base, out, label):
+            if "name" in entry:
+                if name in named:
+                    raise BadInput(f"{named[name]} and {label} both have name = {name!r}", hint="one name per entry")
+                named[name] = label
             request = request_from(checkpoint, options, where=f"{label}.")
-            jobs.append(Job(name, replace(_resolved(request, base), out=out / name), make))
+            jobs.append(Job(name, replace(_resolved(request, base), out=out / name), make, "name" in entry))
     if len(jobs) > MAX_JOBS:
         raise BadInput(f"{where} expands to {len(jobs)} jobs, more than {MAX_JOBS}")
     jobs = _unique_names(jobs, out, where)
+    for job in jobs:
+        confined(job.out_dir, out, f"{where}: job {job.name}: its folder")
     for job in jobs:
         try:
             # a make = ... checkpoint is written by the job itself: all but the file is checked
@@ -146,11 +155,10 @@ def _parse(path: Path) -> dict:
     if path.stat().st_size > MAX_PLAN_BYTES:
         raise BadInput(f"plan {path} is {path.stat().st_size:,} bytes; a plan is at most {MAX_PLAN_BYTES:,}")
     try:
-        return tomllib.loads(path.read_text(encoding="utf-8"))
+        text = path.read_text(encoding="utf-8")
     except UnicodeDecodeError:
         raise BadInput(f"plan {path} is not UTF-8 text") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise BadInput(f"plan {path} is not valid TOML: {exc}") from None
+    return toml_data(text, f"plan {path}")
 
 
 def _known(table: dict, allowed: set[str], where: str) -> None:
@@ -200,9 +208,9 @@ def _sources(entry: dict, base: Path, out: Path, where: str) -> list[tuple[str, 
     if "name" in entry:
         if len(sources) != 1:
             raise BadInput(f"{where}: name = ... names one checkpoint; this entry has {len(sources)}")
-        name = _text(entry["name"], f"{where}.name")
-        if Path(name).name != name or name.startswith(".") or name == CHECKPOINTS_FOLDER:
-            raise BadInput(f"{where}.name {name!r} must be a plain folder name (not {CHECKPOINTS_FOLDER!r})")
+        name = plain_name(_text(entry["name"], f"{where}.name"), f"{where}.name")
+        if name == CHECKPOINTS_FOLDER:
+            raise BadInput(f"{where}.name {name!r} is taken: the plan's made checkpoints go there")
         sources = [(name, *sources[0][1:])]
     return sources
 
@@ -243,21 +251,29 @@ def _made(entry: dict, out: Path, where: str) -> list[tuple[str, Path, MakeSpec 
 
 
 def _unique_names(jobs: list[Job], out: Path, where: str) -> list[Job]:
-    """Two checkpoints with one stem (models/a/x.pth, models/b/x.pth): the parent folder joins the name."""
+    """Two checkpoints with one stem (models/a/x.pth, models/b/x.pth): the parent folder joins the
+    name. A name the plan chose is never changed: a later one clashing with an earlier is refused."""
     seen: dict[str, Job] = {}
     result = []
     for job in jobs:
         name = job.name
+        if name in seen and job.named:
+            raise BadInput(
+                f"{where}: name = {name!r} (for {job.checkpoint}) is already the folder of {seen[name].checkpoint}",
+                hint="choose another name = ...",
+            )
         if name in seen:
             if seen[name].checkpoint == job.checkpoint and seen[name].make == job.make:
                 raise BadInput(
                     f"{where}: {job.checkpoint} is listed twice",
                     hint="one entry per checkpoint; give the second a different name = ...",
                 )
-            name = job.checkpoint.name.removesuffix(".pth.tar") if job.make else f"{job.checkpoint.parent.name}--{name}"
+            name = derived_name(
+                job.checkpoint.name.removesuffix(".pth.tar") if job.make else f"{job.checkpoint.parent.name}--{name}"
+            )
             if name in seen:
                 raise BadInput(f"{where}: two jobs would write to {out / name}", hint="give one a name = ...")
-            job = Job(name, replace(job.request, out=out / name), job.make)
+            job = Job(name, replace(job.request, out=out / name), job.make, job.named)
         seen[name] = job
         result.append(job)
     return result
