@@ -4,7 +4,11 @@ used by load (checkpoint sha256), convert (artifact size), inspect, measure and 
 from __future__ import annotations
 
 import hashlib
+import os
+import stat
 from pathlib import Path
+
+from .errors import BadInput
 
 CHUNK = 1 << 20
 HUB_PREFIX = "hf-hub:"  # a checkpoint named by its Hugging Face id, read from the local cache
@@ -42,3 +46,33 @@ def artifact_sha256(path: Path) -> str:
             for chunk in iter(lambda: handle.read(CHUNK), b""):
                 digest.update(chunk)
     return digest.hexdigest()
+
+
+def check_artifact(path: Path, what: str = "artifact") -> None:
+    """Refuse, before anything reads it, an artifact that is missing, empty, or not made of plain
+    files: a link inside a package (it could point at /dev/zero, which a reader would read forever)
+    or a device, FIFO or socket in place of the file."""
+    path = Path(path)
+    try:
+        os.lstat(path)  # a name too long is an OSError of its own (ENAMETOOLONG), not "not found"
+    except FileNotFoundError:
+        raise BadInput(f"{what} not found: {path}") from None
+    try:
+        top = path.stat()
+    except OSError as exc:
+        raise BadInput(f"{path}: {'a symbolic link loop' if exc.errno == 40 else exc.strerror or exc}") from None
+    if stat.S_ISDIR(top.st_mode):
+        for folder, dirs, names in os.walk(path):
+            for name in dirs + names:
+                entry = Path(folder) / name
+                mode = entry.lstat().st_mode
+                if stat.S_ISLNK(mode):
+                    raise BadInput(
+                        f"{path.name}: {entry.relative_to(path)} is a symbolic link; a package holds its own files"
+                    )
+                if not (stat.S_ISDIR(mode) or stat.S_ISREG(mode)):
+                    raise BadInput(f"{path.name}: {entry.relative_to(path)} is not a regular file")
+    elif not stat.S_ISREG(top.st_mode):
+        raise BadInput(f"{path} is not a regular file (a device, FIFO or socket): not an artifact")
+    if size_on_disk(path) == 0:
+        raise BadInput(f"{path} is empty (0 bytes): not an artifact")

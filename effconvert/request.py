@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-from .errors import BadInput
+from .errors import BadInput, shown
 from .labels import read_labels_file
 from .limits import MAX_INPUT_BYTES, MAX_SAMPLES, gib, input_bytes
 from .load.metadata import image_size_value
@@ -35,7 +35,7 @@ def check_request(request: Request, *, checkpoint: bool = True) -> Pairs:
         value = getattr(request, option.name)
         if option.choices is not None and value is not None and value not in option.choices:
             raise BadInput(
-                f"{option.flag} {value} is not supported",
+                f"{option.flag} {shown(value)} is not supported",
                 hint="choose from: " + ", ".join(str(c) for c in option.choices),
             )
         used = any(quant in option.quants for _, quant in pairs.pairs)

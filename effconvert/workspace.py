@@ -43,6 +43,48 @@ def check_output_dir(path: Path, flag: str = "--out") -> None:
         raise BadInput(f"{flag} {path} is not writable: {existing}: {reason.lower()}") from None
 
 
+def check_not_in_use(out_dir: Path) -> None:
+    """Refuse at once (before loading: seconds to minutes) a folder another run holds; nothing is
+    created. `output_lock` still decides: a run may take the folder between the two."""
+    lock_path = Path(out_dir) / LOCK_NAME
+    try:
+        handle = open(lock_path, "rb")  # noqa: SIM115 - closed in the finally below
+    except OSError:
+        return  # no lock file (or no folder): nobody holds it
+    try:
+        fcntl.flock(handle, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except OSError as exc:
+        if exc.errno in (errno.EAGAIN, errno.EACCES):
+            raise _in_use(Path(out_dir)) from None
+    finally:
+        handle.close()
+
+
+def remove_dead_lock(out_dir: Path) -> bool:
+    """Remove the lock file a killed run left (nobody holds it); True when the folder is free."""
+    lock_path = Path(out_dir) / LOCK_NAME
+    try:
+        handle = open(lock_path, "rb")  # noqa: SIM115 - closed in the finally below
+    except OSError:
+        return True
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        return False  # a live run holds it
+    else:
+        lock_path.unlink(missing_ok=True)
+        return True
+    finally:
+        handle.close()
+
+
+def _in_use(out_dir: Path) -> BadInput:
+    return BadInput(
+        f"output folder in use by another effconvert run: {out_dir}",
+        hint="wait for it to finish, or choose another --out",
+    )
+
+
 @contextlib.contextmanager
 def output_lock(out_dir: Path) -> Iterator[None]:
     """Hold `out_dir` for one run: a second run into the same folder is refused, not interleaved."""
@@ -55,10 +97,7 @@ def output_lock(out_dir: Path) -> Iterator[None]:
     except OSError as exc:
         handle.close()
         if exc.errno in (errno.EAGAIN, errno.EACCES):
-            raise BadInput(
-                f"output folder in use by another effconvert run: {out_dir}",
-                hint="wait for it to finish, or choose another --out",
-            ) from None
+            raise _in_use(out_dir) from None
         raise
     try:
         yield

@@ -17,6 +17,7 @@ import importlib
 from pathlib import Path
 
 from ..errors import BadInput
+from ..files import check_artifact
 from ..targets import TARGETS, target_of
 from .report import DeviceReport, Estimate, OffAccelerator, Residency
 
@@ -35,6 +36,7 @@ def device_report(path: Path) -> DeviceReport:
             f"{Path(path).name}: no device model for {target.name} artifacts",
             hint="the device report reads " + " or ".join(t.suffix for t in with_device) + " artifacts",
         )
+    check_artifact(Path(path))
     module = importlib.import_module(f"{__name__}.{target.device}")
     report: DeviceReport = module.device_report(Path(path))
     return report

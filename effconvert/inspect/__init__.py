@@ -8,11 +8,11 @@ checkpoint is read by load/ as a conversion would read it.
 from __future__ import annotations
 
 import importlib
-import json
 from pathlib import Path
 
 from ..errors import BadInput
-from ..files import size_on_disk
+from ..files import check_artifact
+from ..parsing import json_data
 from ..targets import TARGETS, target_of
 
 __all__ = ["inspect_path", "metadata_rows"]
@@ -20,11 +20,8 @@ __all__ = ["inspect_path", "metadata_rows"]
 
 def inspect_path(path: Path) -> list[tuple[str, str]]:
     path = Path(path)
-    if not path.exists():
-        raise BadInput(f"not found: {path}")
     if any(path.name.lower().endswith(t.suffix) for t in TARGETS.values()):
-        if size_on_disk(path) == 0:
-            raise BadInput(f"{path} is empty (0 bytes): not an artifact")
+        check_artifact(path)
         target = target_of(path)
         module = importlib.import_module(f"{__name__}.{target.inspector}")
         rows, metadata = module.rows(path)
@@ -64,8 +61,18 @@ def _inspect_checkpoint(path: Path) -> list[tuple[str, str]]:
 def metadata_rows(meta: dict[str, str]) -> list[tuple[str, str]]:
     rows = []
     for key, value in meta.items():
-        if key == "effconvert.labels":
-            labels = json.loads(value)
-            value = f"{len(labels)} labels: {', '.join(labels[:3])}, ..."
+        if key == "effconvert.labels":  # the artifact's own words: shown as they are unless a list of names
+            labels = _json_or_none(value)
+            if isinstance(labels, list) and all(isinstance(x, str) for x in labels):
+                value = f"{len(labels)} labels: {', '.join(labels[:3])}, ..."
+            else:
+                value = f"(not a JSON list of names) {value[:80]!r}"
         rows.append((key, value))
     return rows
+
+
+def _json_or_none(text: str) -> object:
+    try:
+        return json_data(text, "effconvert.labels")
+    except BadInput:
+        return None

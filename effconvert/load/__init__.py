@@ -52,6 +52,8 @@ def load_checkpoint(path: Path | str, *, arch: str | None = None, image_size: in
     _check_finite(state)
     fused = family.is_fused(state)
     num_classes = _num_classes(family, state)
+    if config is not None:
+        _agrees_with_weights(config, num_classes)
     meta = _metadata(raw, unwrapped)
     image_size = image_size_value(image_size)
     if image_size is None:
@@ -91,11 +93,7 @@ def load_checkpoint(path: Path | str, *, arch: str | None = None, image_size: in
             ),
             "config.json pretrained_cfg",
         )
-    labels = (
-        config.label_names
-        if config is not None and config.label_names and len(config.label_names) == num_classes
-        else None
-    )
+    labels = config.label_names if config is not None and config.label_names else None
     return LoadedModel(
         model=model,
         arch=arch,
@@ -145,6 +143,23 @@ def _check_finite(state: StateDict) -> None:
         raise BadInput(
             f"checkpoint has NaN/Inf values in {len(bad)} tensors (e.g. {bad[0]})",
             hint="the training run diverged or the file is damaged",
+        )
+
+
+def _agrees_with_weights(config: snapshot.SnapshotConfig, num_classes: int) -> None:
+    """config.json describes the weights beside it: a class count or label list that contradicts
+    them is a mix-up of files, refused rather than silently dropped."""
+    if config.num_classes is not None and config.num_classes != num_classes:
+        raise BadInput(
+            f"{snapshot.CONFIG_FILE} num_classes {config.num_classes} contradicts the weights "
+            f"(their classifier has {num_classes} classes)",
+            hint="the config and the weights come from different models",
+        )
+    if config.label_names and len(config.label_names) != num_classes:
+        raise BadInput(
+            f"{snapshot.CONFIG_FILE} label_names has {len(config.label_names)} names, "
+            f"the weights have {num_classes} classes",
+            hint="fix label_names, or pass --labels FILE with one name per class",
         )
 
 

@@ -71,6 +71,7 @@ def check_checkpoint_path(path: Path) -> None:
 def read_checkpoint(path: Path) -> RawCheckpoint:
     path = Path(path)
     check_checkpoint_path(path)
+    _sniff(path)  # before hashing: an 8 GB file of zeros is refused at once, not after reading it all
     try:
         sha = sha256_of(path)
     except OSError as exc:
@@ -79,6 +80,27 @@ def read_checkpoint(path: Path) -> RawCheckpoint:
         content, meta = _read_safetensors(path)
         return RawCheckpoint(path, sha, content, meta)
     return RawCheckpoint(path, sha, _read_pickle(path))
+
+
+def _sniff(path: Path) -> None:
+    """Refuse a file whose first bytes are none of the formats read: a zip (torch.save since 1.6,
+    TorchScript), a pickle (older torch.save: protocol 2+), a safetensors header (little-endian
+    length, then a JSON object)."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(9)
+    except OSError as exc:
+        raise BadInput(f"cannot read checkpoint {path}: {exc.strerror or exc}") from None
+    if path.name.endswith(SAFETENSORS_SUFFIX):
+        if len(head) == 9 and 2 <= int.from_bytes(head[:8], "little") < path.stat().st_size and head[8:] == b"{":
+            return
+        raise BadInput(f"not a readable safetensors file: {path.name} (no safetensors header)")
+    if head.startswith(b"PK\x03\x04") or (len(head) >= 2 and head[0] == 0x80 and 2 <= head[1] <= 5):
+        return
+    raise BadInput(
+        f"not a readable PyTorch checkpoint: {path.name} (neither a zip archive nor a pickle)",
+        hint="the file may be corrupt, truncated or not a checkpoint at all",
+    )
 
 
 def _read_safetensors(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:

@@ -8,7 +8,6 @@ a bad one is refused naming the field (exit 2).
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,9 +17,11 @@ from ..errors import BadInput
 from ..files import HUB_PREFIX
 from ..limits import MAX_IMAGE_SIZE, MIN_IMAGE_SIZE
 from ..numeric import rgb
+from ..parsing import json_data
 
 WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
 CONFIG_FILE = "config.json"
+MIN_STD = 1e-3  # a std divides the pixels: below this it multiplies them by more than 1000
 MAX_CONFIG_BYTES = 16 << 20
 INTERPOLATIONS = ("bicubic", "bilinear", "nearest")
 
@@ -48,7 +49,12 @@ def resolve(path: str | Path) -> tuple[Path, SnapshotConfig]:
     """(weights file, config) of a snapshot folder or an hf-hub id."""
     text = str(path)
     folder = _from_cache(text[len(HUB_PREFIX) :]) if text.startswith(HUB_PREFIX) else Path(path)
-    weights = next((folder / name for name in WEIGHT_FILES if (folder / name).is_file()), None)
+    named = [folder / name for name in WEIGHT_FILES if os.path.lexists(folder / name)]
+    weights = next((p for p in named if p.is_file()), None)
+    if weights is None and named:  # there, but not a file: say what it is (read.py's own words)
+        from .read import check_checkpoint_path
+
+        check_checkpoint_path(named[0])
     if weights is None:
         raise BadInput(
             f"expected a checkpoint file, got a folder: {folder}",
@@ -80,10 +86,7 @@ def _from_cache(repo_id: str) -> Path:
 def read_config(path: Path, *, source: str) -> SnapshotConfig:
     if path.stat().st_size > MAX_CONFIG_BYTES:
         raise BadInput(f"{path} is larger than {MAX_CONFIG_BYTES:,} bytes: not a model config")
-    try:
-        data = json.loads(path.read_bytes().decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise BadInput(f"{path} is not valid JSON ({exc.__class__.__name__})") from None
+    data = json_data(path.read_bytes(), str(path))
     if not isinstance(data, dict):
         raise BadInput(f"{path}: expected a JSON object, got {type(data).__name__}")
     pre = data.get("pretrained_cfg", {})
@@ -157,8 +160,9 @@ def _floats(value: Any, what: str, *, positive: bool = False) -> tuple[float, fl
         and len(value) == 3
         and all(isinstance(v, (int, float)) and not isinstance(v, bool) and abs(v) < 1e3 and v == v for v in value)
     )
-    if not ok or (positive and min(value) <= 0):
+    if not ok or (positive and min(value) < MIN_STD):
         raise BadInput(
-            f"{what} must be 3 {'positive ' if positive else ''}numbers (one per RGB channel), got {str(value)[:80]}"
+            f"{what} must be 3 {f'numbers of at least {MIN_STD} (a std divides pixels)' if positive else 'numbers'}"
+            f" (one per RGB channel), got {str(value)[:80]}"
         )
     return rgb(value)

@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from ..errors import ArtifactFailed, BadInput, EffconvertError
-from ..files import size_on_disk
+from ..files import check_artifact, size_on_disk
 from ..limits import MAX_RUNS, MAX_THREADS
 from ..quiet import first_line
 from .timing import Timing, time_calls
@@ -103,11 +103,8 @@ def check_bench_options(paths: list[Path], *, threads: int, runs: int) -> None:
     if not 1 <= runs <= MAX_RUNS:
         raise BadInput(f"--runs {runs} is out of range: from 1 to {MAX_RUNS}")
     for path in map(Path, paths):
-        if not path.exists():
-            raise BadInput(f"artifact not found: {path}")
+        check_artifact(path)
         target_of(path)
-        if size_on_disk(path) == 0:
-            raise BadInput(f"{path} is empty (0 bytes): not an artifact")
 
 
 def bench_artifact(path: Path, *, threads: int = 2, runs: int = 20, warmup: int = 3) -> ArtifactBench:
@@ -115,7 +112,12 @@ def bench_artifact(path: Path, *, threads: int = 2, runs: int = 20, warmup: int 
     check_bench_options([path], threads=threads, runs=runs)
     context = multiprocessing.get_context("spawn")
     with concurrent.futures.ProcessPoolExecutor(max_workers=1, mp_context=context) as pool:
-        result = pool.submit(_measure_in_child, str(path), threads, runs, warmup).result()
+        try:
+            result = pool.submit(_measure_in_child, str(path), threads, runs, warmup).result()
+        except concurrent.futures.process.BrokenProcessPool:
+            raise ArtifactFailed(
+                f"{path.name}: its runtime crashed the measuring process (the file is damaged or not what its name says)"
+            ) from None
     if "error" in result:
         raise (ArtifactFailed if result.get("fails_at_run") else BadInput)(result["error"])
     return ArtifactBench(
@@ -180,6 +182,10 @@ def _measure_in_child(path: str, threads: int, runs: int, warmup: int) -> dict:
         before, library_before = _rss_mb("VmRSS"), _library_rss_mb()
         target = target_of(Path(path))
         runtime = open_runtime(Path(path), threads=threads)
+        if len(runtime.input_shape) != 4:
+            return {
+                "error": f"{Path(path).name}: its input is {list(runtime.input_shape)}, not an image batch (N, C, H, W)"
+            }
         batch = noise_batch((1, *runtime.input_shape[1:]))
     except EffconvertError as exc:  # sent back as text: exceptions pickle badly
         return {"error": exc.message}

@@ -22,6 +22,7 @@ from ..options import Request
 from ..report.schema import Report
 from ..request import check_request
 from ..targets import artifact_name
+from ..workspace import check_not_in_use
 from . import steps
 from .build import Context, Reference, build_pairs
 from .events import Done, Event, EventCallback, Started, ignore
@@ -58,6 +59,7 @@ def run(request: Request, on_event: EventCallback = ignore, *, second_process: b
     and some conversions in a second process (None: when there are two cores; a batch job passes
     False — a batch runs jobs side by side)."""
     pairs = check_request(request)
+    check_not_in_use(request.output_dir)
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="effconvert-run-") as tmp, Executor(second_process) as executor:
         loaded = steps.load(request, pairs, on_event)

@@ -7,6 +7,7 @@ delegate and which run ExecuTorch's portable kernels — the artifact's own acco
 
 from __future__ import annotations
 
+import builtins
 import json
 from collections import Counter
 from dataclasses import dataclass
@@ -14,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..errors import BadInput
 from ..quiet import quiet, quiet_native_stderr
 from . import DEFAULT_THREADS, RUNTIMES, Batch
 
@@ -28,6 +30,7 @@ class ExecuTorchRuntime:
     def __init__(self, path: Path, threads: int) -> None:
         import torch
 
+        check_pte_header(Path(path))  # ExecuTorch's loader aborts the process on a damaged file
         with quiet(), quiet_native_stderr():  # cpuinfo's probing lines on fd 2
             import executorch.extension.pybindings.portable_lib as portable
             from executorch.runtime import Runtime
@@ -65,8 +68,19 @@ class ProgramSummary:
     methods: list[str]
 
 
+PTE_IDENTIFIER = b"ET"  # bytes 4-5 of every .pte (the flatbuffer file identifier "ET12": version after)
+
+
+def check_pte_header(path: Path) -> None:
+    with builtins.open(path, "rb") as f:
+        head = f.read(8)
+    if len(head) < 8 or head[4:6] != PTE_IDENTIFIER or not head[6:8].isdigit():
+        raise BadInput(f"{path.name} is not an ExecuTorch program (no ET file identifier in its header)")
+
+
 def program_summary(path: Path) -> ProgramSummary:
     """Read the .pte flatbuffer as data: no code runs, nothing is loaded into a runtime."""
+    check_pte_header(Path(path))
     with quiet():  # torch's pytree warning on import
         from executorch.exir._serialize._program import deserialize_pte_binary
 
