@@ -20,6 +20,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.progress import TaskID
 from rich.table import Table
+from rich.text import Text
 from typer.core import TyperCommand, TyperGroup
 
 from . import signals
@@ -90,6 +91,7 @@ def _guarded(
         raise
     except KeyboardInterrupt as exc:
         signum = signals.signal_of(exc)
+        finished = getattr(exc, "finished", finished)  # the run's own account of what is on disk
         done = f"finished: {', '.join(finished)}" if finished else "nothing finished"
         err.print(f"[bold red]interrupted[/] ({signum.name}): {escape(done)}; {escape(left)}", soft_wrap=True)
         raise typer.Exit(code=signals.INTERRUPT_EXITS[signum]) from None
@@ -97,11 +99,11 @@ def _guarded(
         _fail(exc, debug)
 
 
-def one_line(text: str) -> str:
-    """User data (paths, option values, checkpoint keys) inside a message: printed as text, never
-    as markup (a `[/]` in a file name would end a style), on one line (line breaks, tabs and other
-    control characters become spaces)."""
-    return escape("".join(c if c.isprintable() else " " for c in str(text)))
+def labelled(label: str, style: str, text: str) -> Text:
+    """`label: text` for the terminal: the label styled, the text (user data: paths, option values,
+    checkpoint keys) never read as markup — not escaped either (rich's escape of a trailing backslash
+    prints two) — and on one line (line breaks, tabs, control characters become spaces)."""
+    return Text.assemble((label, style), " ", "".join(c if c.isprintable() else " " for c in str(text)))
 
 
 def _fail(exc: BaseException, debug: bool) -> None:
@@ -110,12 +112,12 @@ def _fail(exc: BaseException, debug: bool) -> None:
     if not isinstance(exc, EffconvertError):
         exc = os_error_of(exc) or exc  # a full disk, a name too long: the user's to fix, not a bug
     if isinstance(exc, EffconvertError):
-        err.print(f"[bold red]error:[/] {one_line(exc.message)}", soft_wrap=True)
+        err.print(labelled("error:", "bold red", exc.message), soft_wrap=True)
         if exc.hint:
-            err.print(f"[dim]hint:[/] {one_line(exc.hint)}", soft_wrap=True)
+            err.print(labelled("hint:", "dim", exc.hint), soft_wrap=True)
         raise typer.Exit(code=exc.exit_code) from None
     first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-    err.print(f"[bold red]internal error:[/] {type(exc).__name__}: {one_line(first[:300])}", soft_wrap=True)
+    err.print(labelled("internal error:", "bold red", f"{type(exc).__name__}: {first[:300]}"), soft_wrap=True)
     err.print("[dim]hint:[/] this is a bug in effconvert; rerun with --debug for the traceback", soft_wrap=True)
     raise typer.Exit(code=INTERNAL_ERROR_EXIT) from None
 

@@ -11,6 +11,7 @@ from pathlib import Path
 from .errors import BadInput
 
 CHUNK = 1 << 20
+PACKAGE_MANIFEST = "Manifest.json"  # every .mlpackage (the only artifact that is a folder) has one
 HUB_PREFIX = "hf-hub:"  # a checkpoint named by its Hugging Face id, read from the local cache
 
 
@@ -76,3 +77,6 @@ def check_artifact(path: Path, what: str = "artifact") -> None:
         raise BadInput(f"{path} is not a regular file (a device, FIFO or socket): not an artifact")
     if size_on_disk(path) == 0:
         raise BadInput(f"{path} is empty (0 bytes): not an artifact")
+    if stat.S_ISDIR(top.st_mode) and not (path / PACKAGE_MANIFEST).is_file():
+        # checked before coremltools is imported (seconds) to say so
+        raise BadInput(f"{path.name} has no {PACKAGE_MANIFEST}: not a complete Core ML package")

@@ -3,9 +3,11 @@
 Python turns a signal into an exception where the main thread happens to be. Converters catch
 everything there: coremltools imports its optional dependencies (executorch, torchao: seconds of
 work) and runs many of its passes under a bare `except:` (51 of them in coremltools 9), so an
-interrupt raised there is swallowed and the run goes on to exit 0. Calls into such code run
+interrupt raised there is swallowed and the run goes on to exit 0 (Python itself swallows one
+raised in a finaliser or a weakref callback, printing "Exception ignored in"). Calls into such code run
 inside `third_party()`: a signal received there is raised again every half second until it leaves
-the call, and raised on the way out if the call returned anyway. Outside those calls, and once
+the call, and raised on the way out if the call returned anyway; one swallowed by Python is raised
+again (`sys.unraisablehook`), without the traceback. Outside those calls, and once
 effconvert's own code has the exception (its `finally` blocks are cleaning up), a repeated signal
 is not raised again: cleanup is not cut short.
 
@@ -18,10 +20,12 @@ from __future__ import annotations
 import _thread
 import contextlib
 import signal
+import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from types import FrameType
+from typing import Any
 
 INTERRUPT_EXITS = {signal.SIGINT: 130, signal.SIGTERM: 143}  # 128 + the signal, as shells report it
 REDELIVER_S = 0.5
@@ -39,6 +43,7 @@ class _State:
     seen = False  # effconvert's own code has the exception
     depth = 0  # third_party() calls the main thread is inside
     redelivering = False
+    previous_unraisable: Callable[[Any], object] = sys.__unraisablehook__
 
 
 _state = _State()
@@ -51,6 +56,8 @@ def install(*, sigint: bool = True) -> None:
     A batch worker passes sigint=False: Ctrl-C reaches the process group, and its driver decides."""
     signal.signal(signal.SIGINT, _handler if sigint else signal.SIG_IGN)
     signal.signal(signal.SIGTERM, _handler)
+    _state.previous_unraisable = sys.unraisablehook
+    sys.unraisablehook = _unraisable
     _state.installed = True
 
 
@@ -70,19 +77,36 @@ def _handler(signum: int, frame: FrameType | None) -> None:
             return  # our cleanup is running: a repeated signal must not cut it short
         if _state.depth == 0:
             _state.seen = True
-        elif not _state.redelivering:
-            _state.redelivering = True
-            threading.Thread(target=_redeliver, name="effconvert-redeliver", daemon=True).start()
+        else:
+            _redeliver_soon()
         pending = _state.pending
     raise exception_for(pending)
 
 
+def _unraisable(info: Any) -> None:
+    """Python swallows an exception raised in a finaliser or a weakref callback, printing it as
+    "Exception ignored in": when it is our signal's, it is lost, not printed: raise it again."""
+    if isinstance(info.exc_value, KeyboardInterrupt) and _state.pending is not None:
+        with _lock:
+            _state.seen = False
+            _redeliver_soon()
+        return
+    _state.previous_unraisable(info)
+
+
+def _redeliver_soon() -> None:
+    if not _state.redelivering:
+        _state.redelivering = True
+        threading.Thread(target=_redeliver, name="effconvert-redeliver", daemon=True).start()
+
+
 def _redeliver() -> None:
-    """Raise the pending signal again in the main thread until it leaves the third-party call."""
+    """Raise the pending signal again in the main thread until effconvert's own code has it (it
+    left the third-party call, or the finaliser that swallowed it)."""
     while True:
         time.sleep(REDELIVER_S)
         with _lock:
-            if _state.seen or _state.depth == 0 or _state.pending is None:
+            if _state.seen or _state.pending is None:
                 _state.redelivering = False
                 return
             signum = _state.pending

@@ -451,11 +451,11 @@ def _plan(folder: Path, text: str) -> Path:
 def test_any_text_prints_as_itself_on_one_line(text):
     from rich.console import Console
 
-    from effconvert.cli import one_line
+    from effconvert.cli import labelled
 
     console = Console(width=10_000, color_system=None, highlight=False, force_terminal=False)
     with console.capture() as captured:
-        console.print(f"[bold red]error:[/] {one_line(text)}", soft_wrap=True)
+        console.print(labelled("error:", "bold red", text), soft_wrap=True)
     assert captured.get() == "error: " + "".join(c if c.isprintable() else " " for c in text) + "\n"
 
 
@@ -905,3 +905,33 @@ def test_inspect_of_a_link_loop_says_so(tmp_path, cli, suffix):
 
 def test_device_of_an_artifact_without_a_device_model_names_the_target(cli, failing_onnx):
     _assert_refused(cli("device", failing_onnx), None, "no device model for onnx artifacts")
+
+
+def test_a_truncated_calibration_image_is_refused_before_loading(tmp_path, cli, t8):
+    import numpy as np
+    from PIL import Image
+
+    folder = tmp_path / "calib"
+    folder.mkdir()
+    noise = np.random.default_rng(0).integers(0, 255, (256, 256, 3), dtype=np.uint8)
+    Image.fromarray(noise).save(folder / "a.jpg", quality=90)  # header intact, pixels cut in half
+    data = (folder / "a.jpg").read_bytes()
+    (folder / "a.jpg").write_bytes(data[: len(data) // 2])
+    result = cli(t8, "--quant", "int8", "--target", "tflite", "--calib", folder, "--out", tmp_path / "o")
+    _assert_refused(result, tmp_path / "o", "truncated (JPEG without its end marker)")
+    assert "load" not in result.output
+
+
+def test_a_package_without_its_manifest_is_refused_before_coremltools_loads(tmp_path, cli, small_package):
+    import shutil
+
+    package = tmp_path / "nomanifest.mlpackage"
+    shutil.copytree(small_package, package)
+    (package / "Manifest.json").unlink()
+    _assert_refused(cli("inspect", package), None, "has no Manifest.json")
+
+
+def test_an_unreachable_ray_address_is_refused_at_once(tmp_path, cli):
+    plan = _plan(tmp_path, '[[checkpoints]]\nmake = "fastvit_t8"\n')
+    result = cli("batch", plan, "--ray", "127.0.0.1:9", "--out", tmp_path / "o")
+    _assert_refused(result, None, "--ray 127.0.0.1:9: nothing answers there")  # our probe, not Ray's 20 s retries

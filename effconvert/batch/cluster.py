@@ -10,6 +10,7 @@ reruns it, and a job that kills its worker (out of memory) would otherwise kill 
 
 from __future__ import annotations
 
+import socket
 from collections.abc import Iterator
 
 from ..errors import BadInput
@@ -33,6 +34,7 @@ def connect(address: str, workers: int) -> tuple[str, int]:
     except ImportError:
         raise BadInput("--ray needs Ray, which is not installed", hint="pip install 'effconvert[ray]'") from None
     if not ray.is_initialized():
+        _check_reachable(address)
         try:
             if address == LOCAL:
                 ray.init(num_cpus=workers, include_dashboard=False, log_to_driver=False)
@@ -45,6 +47,24 @@ def connect(address: str, workers: int) -> tuple[str, int]:
             ) from None
     cpus = int(ray.cluster_resources().get("CPU", 0))
     return f"Ray {ray.__version__} ({cpus} CPUs)", cpus
+
+
+PROBE_TIMEOUT_S = 3.0
+
+
+def _check_reachable(address: str) -> None:
+    """A HOST:PORT address that does not answer is refused in seconds (Ray itself retries for ~20 s)."""
+    host, _, port = address.removeprefix("ray://").rpartition(":")
+    if not host or not port.isdigit():
+        return  # "auto", "local", or a form Ray resolves itself
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=PROBE_TIMEOUT_S).close()
+    except (OSError, ValueError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else type(exc).__name__
+        raise BadInput(
+            f"--ray {address}: nothing answers there within {PROBE_TIMEOUT_S:.0f} s ({reason})",
+            hint="start one with `ray start --head`, or use --ray local",
+        ) from None
 
 
 def run_ray(jobs: list[Job], threads: int) -> Iterator[JobResult]:

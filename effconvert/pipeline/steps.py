@@ -208,15 +208,25 @@ def writing(out_dir: Path, executor: Executor, paths: list[Path]) -> Iterator[Pa
     which), except after a failed fusion proof: they were made from a model proven wrong."""
     with output_lock(out_dir):
         remove_stale_temporaries(out_dir)  # left by a killed run (SIGKILL skips every finally)
+        earlier = {path: _mtime(path) for path in paths}
         try:
             yield out_dir
         except BaseException as exc:
             executor.close(aborted=True)
             remove_stale_temporaries(out_dir)
+            if isinstance(exc, KeyboardInterrupt):  # what stays, the second process's work included
+                exc.finished = [p.name for p in paths if _mtime(p) not in (None, earlier[p])]  # type: ignore[attr-defined]  # read by the CLI's interrupt message
             if isinstance(exc, FusionProofFailed):
                 for path in paths:
                     shutil.rmtree(path, ignore_errors=True) if path.is_dir() else path.unlink(missing_ok=True)
             raise
+
+
+def _mtime(path: Path) -> int | None:
+    try:
+        return path.stat().st_mtime_ns
+    except OSError:
+        return None
 
 
 def artifact_report(built: Built) -> ArtifactReport:

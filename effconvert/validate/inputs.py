@@ -70,8 +70,8 @@ def check_image_folder(folder: Path, samples: int, flag: str) -> None:
     """Refuse a folder that cannot give `samples` images, naming the first bad image, before any
     image is decoded (headers only: a decompression bomb is refused by its header)."""
     for path, _ in pick_images(folder, samples, flag)[0]:
-        with open_image(path):
-            pass
+        with open_image(path) as image:
+            _check_complete(path, image.format)
 
 
 def pick_images(folder: Path, samples: int, flag: str = "--val") -> tuple[list[tuple[Path, int]], tuple[str, ...]]:
@@ -116,6 +116,23 @@ def open_image(path: Path) -> Image.Image:
             f"{MAX_IMAGE_PIXELS:,} allowed (a decompression bomb, or a photo to downscale first)"
         )
     return image
+
+
+# The bytes a complete file of the format ends with (near its end: writers may pad after them).
+_TRAILERS = {"JPEG": b"\xff\xd9", "PNG": b"IEND"}
+_TRAILER_WINDOW = 4096
+
+
+def _check_complete(path: Path, kind: str | None) -> None:
+    """A truncated JPEG or PNG (its end marker missing) is refused now, from its last bytes, rather
+    than when it is decoded after the model has loaded."""
+    trailer = _TRAILERS.get(kind or "")
+    if trailer is None:
+        return
+    with open(path, "rb") as f:
+        f.seek(max(0, path.stat().st_size - _TRAILER_WINDOW))
+        if trailer not in f.read():
+            raise BadInput(f"cannot read image {path}: truncated ({kind} without its end marker)")
 
 
 @contextlib.contextmanager
