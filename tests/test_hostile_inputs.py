@@ -935,3 +935,12 @@ def test_an_unreachable_ray_address_is_refused_at_once(tmp_path, cli):
     plan = _plan(tmp_path, '[[checkpoints]]\nmake = "fastvit_t8"\n')
     result = cli("batch", plan, "--ray", "127.0.0.1:9", "--out", tmp_path / "o")
     _assert_refused(result, None, "--ray 127.0.0.1:9: nothing answers there")  # our probe, not Ray's 20 s retries
+
+
+def test_a_second_process_that_died_of_a_full_disk_is_not_blamed_on_memory():
+    from effconvert.errors import OutOfSpace
+    from effconvert.pipeline.executor import _died
+
+    died = _died(1, "OSError: [Errno 28] No space left on device: '/data/out/x.onnx'")
+    assert isinstance(died, OutOfSpace) and died.exit_code == 3 and "no space left" in died.message
+    assert "memory" in (_died(-9, "").hint or "")  # a plain kill still says what usually causes it

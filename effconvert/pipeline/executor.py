@@ -37,7 +37,7 @@ import numpy as np
 import torch
 
 from ..convert import Artifact, ExportOptions, ModelInfo, convert
-from ..errors import ConversionFailed, EffconvertError
+from ..errors import ConversionFailed, EffconvertError, os_error_of
 from ..fuse import FUSION_TOLERANCE, FusionProof, Unproven, prove_fusion, skipped_proof
 from ..quantize import QuantPlan
 from ..quiet import first_line
@@ -294,7 +294,10 @@ class _Worker:
         return lines[-1].strip() if lines else ""
 
 
-def _died(code: int | None, last_words: str = "") -> SecondProcessFailed:
+def _died(code: int | None, last_words: str = "") -> EffconvertError:
+    full_disk = os_error_of(RuntimeError(last_words))  # its last words name a full disk: that, not memory
+    if full_disk is not None:
+        return full_disk
     how = f"signal {-code}" if code is not None and code < 0 else f"exit code {code}"
     said = f": {last_words}" if last_words else ""
     return SecondProcessFailed(
