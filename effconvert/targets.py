@@ -128,6 +128,8 @@ class Target:
     keeps_fp32_ops: bool = False
     # `--target all` includes it. A target validated on a simulator is asked for by name.
     in_all: bool = True
+    # Its CPU runtime is XNNPACK: the graph rewrites for XNNPACK's kernels apply (convert/large_kernels.py).
+    xnnpack: bool = False
     # How many validation inputs a runtime that takes seconds per image runs.
     validation_budget: Budget | None = None
 
@@ -169,6 +171,7 @@ for _row in (
         options=("layout", "int8_io"),
         platforms=("android",),
         device="android_gpu",
+        xnnpack=True,
     ),
     Target(
         "onnx",
@@ -196,6 +199,7 @@ for _row in (
             ),
         ),
         platforms=("android",),
+        xnnpack=True,
     ),
     Target(
         "qnn",

@@ -3,7 +3,7 @@
 Input `input`: float32 NHWC normalised pixels by default (Android camera pipelines deliver
 channel-last buffers), `--layout nchw` keeps NCHW. Output `logits`. The quant modes are
 quantize/tflite.py's (fp16 and dynamic-range recipes, PT2E W8A8 with float GELUs and float I/O).
-Depthwise convs larger than 4x4 are tiled first (tflite_large_kernels.py), except for
+Depthwise convs larger than 4x4 are tiled first (convert/__init__.py: the row says xnnpack), except for
 int8-weights, where each tile would quantize its input again.
 """
 
@@ -21,7 +21,6 @@ from ..quiet import first_line, quiet, quiet_native_stderr
 from ..stopwatch import Stopwatch
 from ..targets import ExportOptions
 from .metadata import ModelInfo
-from .tflite_large_kernels import MAX_TILE, tile_large_depthwise
 from .tflite_metadata import add_metadata
 from .tflite_metadata import read_metadata as read_metadata
 from .tflite_standard_metadata import ImageClassifierMetadata, metadata_buffer, with_associated_files
@@ -41,9 +40,6 @@ def export_tflite(
 ) -> list[str]:
     """Write `out`; return notes for the report. `standard`: the standard TFLite metadata to add
     (an NHWC image input: what MediaPipe, ML Kit and the Task Library read)."""
-    tiled = 0
-    if plan.quant != "int8-weights":  # dynamic range re-quantizes the input once per tile: measured slower
-        model, tiled = tile_large_depthwise(model, sample)
     module = ChannelsLast(model).eval() if layout == "nhwc" else model.eval()
     example = sample.permute(0, 2, 3, 1).contiguous() if layout == "nhwc" else sample
     clock = clock or Stopwatch()
@@ -79,14 +75,7 @@ def export_tflite(
             if standard is not None and layout == "nhwc":  # last: the labels archive follows the flatbuffer
                 data = with_associated_files(data, standard.labels)
             tmp.write_bytes(data)
-    notes = (
-        [
-            f"{tiled} depthwise conv(s) larger than {MAX_TILE}x{MAX_TILE} computed as {MAX_TILE}x{MAX_TILE} tiles "
-            "(XNNPACK's fast kernels)"
-        ]
-        if tiled
-        else []
-    )
+    notes = []
     if standard is not None:
         notes.append(
             "standard TFLite metadata (MediaPipe, ML Kit, Task Library): RGB input normalised with mean/std on "

@@ -1,4 +1,5 @@
-"""Large depthwise kernels as sums of small ones, for XNNPACK.
+"""Large depthwise kernels as sums of small ones, for XNNPACK (LiteRT's and ExecuTorch's CPU
+backend: convert() applies it for every target whose row says `xnnpack`).
 
 XNNPACK (ai-edge-litert 2.3.0, x86-64) runs depthwise convolutions of up to 25 taps in one pass;
 a 7x7 (49 taps) falls to a multipass kernel that is slower than the 49 taps justify. Measured on
@@ -20,6 +21,7 @@ import copy
 import torch
 from torch import nn
 
+NOT_TILED_QUANTS = ("int8-weights",)  # dynamic range: each tile would quantize its input again
 MIN_TILED_PIXELS = 16 * 16  # output maps smaller than this stay whole (see tile_large_depthwise)
 MAX_TILE = 4  # 16 taps: one XNNPACK pass; 4 divides the strides used (1, 2, 4), see forward()
 
@@ -112,3 +114,7 @@ def tile_large_depthwise(model: nn.Module, sample: torch.Tensor) -> tuple[nn.Mod
         parent = model.get_submodule(parent_name) if parent_name else model
         setattr(parent, child, TiledDepthwise(getattr(parent, child)))
     return model, len(targets)
+
+
+def tiled_note(count: int) -> str:
+    return f"{count} depthwise conv(s) larger than {MAX_TILE}x{MAX_TILE} computed as {MAX_TILE}x{MAX_TILE} tiles (XNNPACK's fast kernels)"

@@ -1,4 +1,4 @@
-"""Large depthwise kernels cut into XNNPACK-sized tiles (convert/tflite_large_kernels.py): exact in
+"""Large depthwise kernels cut into XNNPACK-sized tiles (convert/large_kernels.py): exact in
 float64 for the shapes FastViT uses (7x7, stride 1 and 2, channel multiplier) and beyond."""
 
 from __future__ import annotations
@@ -7,7 +7,7 @@ import pytest
 import torch
 from torch import nn
 
-from effconvert.convert.tflite_large_kernels import MAX_TILE, TiledDepthwise, tile_large_depthwise
+from effconvert.convert.large_kernels import MAX_TILE, TiledDepthwise, tile_large_depthwise
 
 
 @pytest.mark.parametrize(
