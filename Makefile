@@ -4,7 +4,7 @@ VENV    := .venv
 BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed
 
-.PHONY: install demo lint test test-slow bench bench-int8 matrix matrix-qnn docs clean
+.PHONY: install demo lint test test-slow bench bench-int8 matrix matrix-qnn matrix-executorch docs clean
 
 install: $(STAMP)
 
@@ -52,6 +52,14 @@ matrix-qnn: install
 	$(BIN)/effconvert batch bench/zoo_qnn.toml --out $(MATRIX_QNN_OUT) --resume; test $$? -le 1
 	cp $(MATRIX_QNN_OUT)/matrix.md bench/results/support_matrix_qnn.md
 	cp $(MATRIX_QNN_OUT)/batch.json bench/results/support_matrix_qnn.json
+
+# The ExecuTorch columns: every variant x executorch x fp32/int8 (all-int8, no fallback), validated on
+# ExecuTorch's runtime.
+MATRIX_ET_OUT ?= effconvert-batch/zoo-executorch
+matrix-executorch: install
+	$(BIN)/effconvert batch bench/zoo_executorch.toml --out $(MATRIX_ET_OUT) --resume; test $$? -le 1
+	cp $(MATRIX_ET_OUT)/matrix.md bench/results/support_matrix_executorch.md
+	cp $(MATRIX_ET_OUT)/batch.json bench/results/support_matrix_executorch.json
 
 # The documentation site (MkDocs Material) into site/; --strict: a broken link or reference fails.
 docs: install
