@@ -43,39 +43,35 @@ def check_output_dir(path: Path, flag: str = "--out") -> None:
         raise BadInput(f"{flag} {path} is not writable: {existing}: {reason.lower()}") from None
 
 
-def check_not_in_use(out_dir: Path) -> None:
-    """Refuse at once (before loading: seconds to minutes) a folder another run holds; nothing is
-    created. `output_lock` still decides: a run may take the folder between the two."""
-    lock_path = Path(out_dir) / LOCK_NAME
+def _held(lock_path: Path) -> bool | None:
+    """Whether a live run holds `lock_path` (None: there is no lock file). Nothing is created."""
     try:
         handle = open(lock_path, "rb")  # noqa: SIM115 - closed in the finally below
     except OSError:
-        return  # no lock file (or no folder): nobody holds it
+        return None
     try:
-        fcntl.flock(handle, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)  # released with the handle
     except OSError as exc:
-        if exc.errno in (errno.EAGAIN, errno.EACCES):
-            raise _in_use(Path(out_dir)) from None
+        return exc.errno in (errno.EAGAIN, errno.EACCES)
     finally:
         handle.close()
+    return False
+
+
+def check_not_in_use(out_dir: Path) -> None:
+    """Refuse at once (before loading: seconds to minutes) a folder another run holds; nothing is
+    created. `output_lock` still decides: a run may take the folder between the two."""
+    if _held(Path(out_dir) / LOCK_NAME):
+        raise _in_use(Path(out_dir))
 
 
 def remove_dead_lock(out_dir: Path) -> bool:
     """Remove the lock file a killed run left (nobody holds it); True when the folder is free."""
     lock_path = Path(out_dir) / LOCK_NAME
-    try:
-        handle = open(lock_path, "rb")  # noqa: SIM115 - closed in the finally below
-    except OSError:
-        return True
-    try:
-        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError:
-        return False  # a live run holds it
-    else:
-        lock_path.unlink(missing_ok=True)
-        return True
-    finally:
-        handle.close()
+    if _held(lock_path):
+        return False
+    lock_path.unlink(missing_ok=True)
+    return True
 
 
 def _in_use(out_dir: Path) -> BadInput:
