@@ -1,5 +1,6 @@
-"""The exact rewrites that keep XNNPACK programs right: EfficientFormerV2's talking heads as a Linear
-(convert/talking_heads.py) and identity pads dropped before PT2E quantization (quantize/pt2e.py) —
+"""The exact rewrites that keep XNNPACK programs right and whole: EfficientFormerV2's talking heads as
+a Linear (convert/talking_heads.py), EfficientViT-M's group attention in delegated ops
+(convert/group_attention.py) and identity pads dropped before PT2E quantization (quantize/pt2e.py) —
 each the same arithmetic, and the XNNPACK bug each works around still there."""
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ import timm
 import torch
 from torch import nn
 
+from effconvert.convert.group_attention import GroupAttentionForExport, group_attention_for_export
 from effconvert.convert.talking_heads import HeadsLinear, heads_as_linear
 from effconvert.quantize.pt2e import drop_identity_pads
 
@@ -127,3 +129,49 @@ def test_the_xnnpack_zero_pad_bug_is_still_there_and_dropping_the_pad_avoids_it(
         method = _quantized_on_xnnpack(drop_identity_pads(torch.export.export(model, (x,)).module()), x)
         got = method.execute([x])[0]
     assert float((got - expected).abs().max() / expected.abs().max()) < 0.05  # int8 of two convs
+
+
+def _first_group_attention(model: nn.Module) -> nn.Module:
+    from timm.models.efficientvit_msra import CascadedGroupAttention
+
+    return next(m for m in model.modules() if isinstance(m, CascadedGroupAttention))
+
+
+def test_group_attention_for_export_computes_what_timm_does_and_leaves_the_model_as_it_was():
+    torch.manual_seed(0)
+    model = timm.create_model("efficientvit_m0", num_classes=10).eval()
+    with torch.no_grad():  # timm initialises the biases to zero: make them matter
+        for m in model.modules():
+            if hasattr(m, "attention_biases"):
+                m.attention_biases.normal_()
+    x = torch.randn(2, 3, 224, 224)
+    before = [type(m).__name__ for m in model.modules()]
+    with torch.no_grad():
+        expected = model(x)
+        with group_attention_for_export(model) as rewritten:
+            got = model(x)
+            assert sum(isinstance(m, GroupAttentionForExport) for m in model.modules()) == rewritten
+    assert rewritten == 6  # M0's attention blocks: 1 + 2 + 3
+    assert torch.allclose(got, expected, rtol=1e-5, atol=1e-5), (got - expected).abs().max()
+    assert [type(m).__name__ for m in model.modules()] == before
+
+
+@pytest.mark.slow  # two ExecuTorch lowerings of one attention block, ~10 s
+def test_timms_group_attention_still_leaves_xnnpack_and_the_rewrite_does_not():
+    """When an ExecuTorch upgrade delegates timm's form whole, this test fails: drop the rewrite."""
+    from executorch.backends.xnnpack.partition.xnnpack_partitioner import XnnpackPartitioner
+    from executorch.exir import to_edge_transform_and_lower
+
+    from effconvert.convert.executorch import delegation
+
+    torch.manual_seed(0)
+    attention = _first_group_attention(timm.create_model("efficientvit_m0").eval())
+    x = torch.randn(1, attention.qkvs[0].conv.in_channels * len(attention.qkvs), 7, 7)
+
+    def portable(module: nn.Module) -> dict[str, int]:
+        edge = to_edge_transform_and_lower(torch.export.export(module, (x,)), partitioner=[XnnpackPartitioner()])
+        return delegation(edge)["portable_ops"]
+
+    left = portable(attention)
+    assert {"aten_index_tensor", "aten_expand_copy_default"} <= set(left), left
+    assert portable(GroupAttentionForExport(attention)) == {}

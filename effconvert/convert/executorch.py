@@ -22,6 +22,7 @@ from ..quiet import first_line, quiet, quiet_native_stderr
 from ..runtime.executorch import METADATA_METHOD  # the name the runtime reads back
 from ..stopwatch import Stopwatch
 from ..targets import ExportOptions
+from .group_attention import group_attention_for_export
 from .metadata import ModelInfo
 from .talking_heads import heads_as_linear
 
@@ -46,7 +47,7 @@ def export_executorch(
             from executorch.exir import to_edge_transform_and_lower
 
         try:
-            with heads_as_linear(model) as rewritten:
+            with heads_as_linear(model) as rewritten, group_attention_for_export(model) as regrouped:
                 module = quantizer.quantized_module(model.eval(), sample, plan, clock=clock)
                 with clock.running():
                     program = torch.export.export(module, (sample,))
@@ -74,6 +75,14 @@ def export_executorch(
                 "conv + softmax(-1) is wrong; docs/guides/upstream.md)"
             ]
             if rewritten
+            else []
+        ),
+        *(
+            [
+                f"{regrouped} cascaded group attention block(s): biases gathered beforehand, splits as slices, "
+                "products as bmm (every op on XNNPACK)"
+            ]
+            if regrouped
             else []
         ),
         *quantizer.notes(plan),
