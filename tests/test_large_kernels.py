@@ -28,6 +28,8 @@ def test_tiled_depthwise_is_exact(conv, size):
     tiled, count = tile_large_depthwise(model, x)
     assert count == 1 and isinstance(tiled[1], TiledDepthwise)
     assert all(max(t.kernel_size) <= MAX_TILE for t in tiled[1].tiles)
+    # a channel multiplier is computed by plain depthwise tiles over the repeated input, not grouped ones
+    assert all(t.groups == t.in_channels == t.out_channels for t in tiled[1].tiles)
     assert isinstance(model[1], nn.Conv2d)  # the caller's model is untouched
     with torch.no_grad():
         assert torch.allclose(tiled(x), model(x), rtol=0, atol=1e-12)
