@@ -48,7 +48,9 @@ def export_executorch(
 
         try:
             with heads_as_linear(model) as rewritten, group_attention_for_export(model) as regrouped:
-                module = quantizer.quantized_module(model.eval(), sample, plan, clock=clock)
+                with torch.no_grad():  # fills timm's attention-bias caches (EfficientFormer, -V2): exported
+                    model.eval()(sample)  # as constants, not as a gather ExecuTorch runs on portable kernels
+                module = quantizer.quantized_module(model, sample, plan, clock=clock)
                 with clock.running():
                     program = torch.export.export(module, (sample,))
                     edge = to_edge_transform_and_lower(
