@@ -4,6 +4,7 @@
 - changelog.md       from CHANGELOG.md
 - {{ effconvert_gates }}            the gate table and definitions (validate/gates.py, report/explain.py)
 - {{ effconvert_support_matrix }}   bench/results/support_matrix.md
+- {{ effconvert_executorch_matrix }} bench/results/support_matrix_executorch.md
 - {{ effconvert_benchmarks }}       bench/results/latest.md
 - {{ effconvert_device }}           bench/results/device.md
 - {{ effconvert_gpu }}              bench/results/android_gpu.md
@@ -31,6 +32,7 @@ def on_page_markdown(markdown: str, page, config, files) -> str:
     for name, render in (
         ("effconvert_gates", gates),
         ("effconvert_support_matrix", support_matrix),
+        ("effconvert_executorch_matrix", executorch_matrix),
         ("effconvert_benchmarks", benchmarks),
         ("effconvert_device", device),
         ("effconvert_gpu", android_gpu),
@@ -138,6 +140,10 @@ def targets() -> str:
 
 def support_matrix() -> str:
     return _results("support_matrix.md")
+
+
+def executorch_matrix() -> str:
+    return _results("support_matrix_executorch.md")
 
 
 def benchmarks() -> str:
