@@ -15,19 +15,27 @@ from effconvert.convert.talking_heads import HeadsLinear, heads_as_linear
 from effconvert.quantize.pt2e import drop_identity_pads
 
 
-def test_heads_as_linear_computes_what_the_convs_did_and_leaves_the_model_as_it_was():
-    torch.manual_seed(0)
-    model = timm.create_model("efficientformerv2_s0", num_classes=10).eval()
-    x = torch.randn(2, 3, 224, 224)
+def _outputs_with_rewrite(model: nn.Module, x: torch.Tensor, rewrite, replacement: type, per_block: int):
+    """`model`'s output without and with `rewrite` (a context manager yielding how many blocks it
+    rewrote), after checking `per_block` `replacement` modules per block and the model restored."""
     before = [type(m).__name__ for m in model.modules()]
     with torch.no_grad():
         expected = model(x)
-        with heads_as_linear(model) as rewritten:
+        with rewrite(model) as rewritten:
             got = model(x)
-            assert sum(isinstance(m, HeadsLinear) for m in model.modules()) == 2 * rewritten
+            assert sum(isinstance(m, replacement) for m in model.modules()) == per_block * rewritten
+    assert [type(m).__name__ for m in model.modules()] == before
+    return expected, got, rewritten
+
+
+def test_heads_as_linear_computes_what_the_convs_did_and_leaves_the_model_as_it_was():
+    torch.manual_seed(0)
+    model = timm.create_model("efficientformerv2_s0", num_classes=10).eval()
+    expected, got, rewritten = _outputs_with_rewrite(
+        model, torch.randn(2, 3, 224, 224), heads_as_linear, HeadsLinear, per_block=2
+    )
     assert rewritten == 4  # S0's global attention blocks: two in stage 3, two in stage 4
     assert torch.allclose(got, expected, rtol=1e-5, atol=1e-5), (got - expected).abs().max()
-    assert [type(m).__name__ for m in model.modules()] == before
 
 
 class _ConvSoftmax(nn.Module):
@@ -39,14 +47,19 @@ class _ConvSoftmax(nn.Module):
         return self.mix(attn).softmax(dim=-1)
 
 
-def _xnnpack_method(module: nn.Module, x: torch.Tensor):
-    """`module` lowered to XNNPACK as effconvert lowers it, loaded on ExecuTorch's runtime."""
+def _lowered(module: nn.Module, x: torch.Tensor):
+    """`module` lowered to XNNPACK as effconvert lowers it (the edge program)."""
     from executorch.backends.xnnpack.partition.xnnpack_partitioner import XnnpackPartitioner
     from executorch.exir import to_edge_transform_and_lower
+
+    return to_edge_transform_and_lower(torch.export.export(module, (x,)), partitioner=[XnnpackPartitioner()])
+
+
+def _xnnpack_method(module: nn.Module, x: torch.Tensor):
+    """`module` lowered to XNNPACK, loaded on ExecuTorch's runtime."""
     from executorch.runtime import Runtime
 
-    edge = to_edge_transform_and_lower(torch.export.export(module, (x,)), partitioner=[XnnpackPartitioner()])
-    return Runtime.get().load_program(edge.to_executorch().buffer).load_method("forward")
+    return Runtime.get().load_program(_lowered(module, x).to_executorch().buffer).load_method("forward")
 
 
 def _on_xnnpack(module: nn.Module, x: torch.Tensor) -> torch.Tensor:
@@ -144,34 +157,21 @@ def test_group_attention_for_export_computes_what_timm_does_and_leaves_the_model
         for m in model.modules():
             if hasattr(m, "attention_biases"):
                 m.attention_biases.normal_()
-    x = torch.randn(2, 3, 224, 224)
-    before = [type(m).__name__ for m in model.modules()]
-    with torch.no_grad():
-        expected = model(x)
-        with group_attention_for_export(model) as rewritten:
-            got = model(x)
-            assert sum(isinstance(m, GroupAttentionForExport) for m in model.modules()) == rewritten
+    expected, got, rewritten = _outputs_with_rewrite(
+        model, torch.randn(2, 3, 224, 224), group_attention_for_export, GroupAttentionForExport, per_block=1
+    )
     assert rewritten == 6  # M0's attention blocks: 1 + 2 + 3
     assert torch.allclose(got, expected, rtol=1e-5, atol=1e-5), (got - expected).abs().max()
-    assert [type(m).__name__ for m in model.modules()] == before
 
 
 @pytest.mark.slow  # two ExecuTorch lowerings of one attention block, ~10 s
 def test_timms_group_attention_still_leaves_xnnpack_and_the_rewrite_does_not():
     """When an ExecuTorch upgrade delegates timm's form whole, this test fails: drop the rewrite."""
-    from executorch.backends.xnnpack.partition.xnnpack_partitioner import XnnpackPartitioner
-    from executorch.exir import to_edge_transform_and_lower
-
     from effconvert.convert.executorch import delegation
 
     torch.manual_seed(0)
     attention = _first_group_attention(timm.create_model("efficientvit_m0").eval())
     x = torch.randn(1, attention.qkvs[0].conv.in_channels * len(attention.qkvs), 7, 7)
-
-    def portable(module: nn.Module) -> dict[str, int]:
-        edge = to_edge_transform_and_lower(torch.export.export(module, (x,)), partitioner=[XnnpackPartitioner()])
-        return delegation(edge)["portable_ops"]
-
-    left = portable(attention)
+    left = delegation(_lowered(attention, x))["portable_ops"]
     assert {"aten_index_tensor", "aten_expand_copy_default"} <= set(left), left
-    assert portable(GroupAttentionForExport(attention)) == {}
+    assert delegation(_lowered(GroupAttentionForExport(attention), x))["portable_ops"] == {}

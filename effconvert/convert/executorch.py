@@ -68,27 +68,21 @@ def export_executorch(
     with atomic_path(out) as tmp:
         tmp.write_bytes(buffer)
     kept = ", ".join(f"{op} x{n}" for op, n in coverage["portable_ops"].items())
-    return [
+    notes = [
         f"XNNPACK delegated {coverage['delegated']} of {coverage['delegated'] + coverage['portable']} nodes "
-        f"in {coverage['subgraphs']} subgraph(s)" + (f"; on portable kernels: {kept}" if kept else ""),
-        *(
-            [
-                f"{rewritten} attention block(s): talking heads mixed by a Linear, not a 1x1 conv (XNNPACK's "
-                "conv + softmax(-1) is wrong; docs/guides/upstream.md)"
-            ]
-            if rewritten
-            else []
-        ),
-        *(
-            [
-                f"{regrouped} cascaded group attention block(s): biases gathered beforehand, splits as slices, "
-                "products as bmm (every op on XNNPACK)"
-            ]
-            if regrouped
-            else []
-        ),
-        *quantizer.notes(plan),
+        f"in {coverage['subgraphs']} subgraph(s)" + (f"; on portable kernels: {kept}" if kept else "")
     ]
+    if rewritten:
+        notes.append(
+            f"{rewritten} attention block(s): talking heads mixed by a Linear, not a 1x1 conv (XNNPACK's "
+            "conv + softmax(-1) is wrong; docs/guides/upstream.md)"
+        )
+    if regrouped:
+        notes.append(
+            f"{regrouped} cascaded group attention block(s): biases gathered beforehand, splits as slices, "
+            "products as bmm (every op on XNNPACK)"
+        )
+    return notes + quantizer.notes(plan)
 
 
 def delegation(edge) -> dict:
