@@ -103,6 +103,12 @@ class Request:
         off="Keep every layer int8 even if the gate fails",
         quants=("int8",),
     )
+    equalize: bool = _option(
+        True,
+        "Migrate activation range into the weights before int8 where the simulation says it helps",
+        off="Quantize the fused model's own scales (to measure the migration's effect)",
+        quants=("int8",),
+    )
     int8_io: bool = _option(False, "Integer input/output tensors", quants=("int8",))
     palettize: int | None = _option(None, "Also write N-bit palettized weights", choices=(4, 6))
     gate: str | None = _option(None, "Override gates, e.g. psnr=40,top1=0.995")

@@ -132,6 +132,8 @@ class Target:
     xnnpack: bool = False
     # How many validation inputs a runtime that takes seconds per image runs.
     validation_budget: Budget | None = None
+    # Its int8 activations are symmetric (zero at code 0), not affine: the fallback simulates the same.
+    symmetric_activations: bool = False
 
     def why_not(self, quant: str) -> str:
         return dict(self.refused).get(quant, f"{self.name} offers {', '.join(self.quants)}")
@@ -154,6 +156,7 @@ for _row in (
         exporter="coreml",
         runtime="coreml",
         inspector="coreml",
+        symmetric_activations=True,
         description="Core ML ML Program (iPhone, Neural Engine)",
         options=("ios", "input", "palettize"),
         platforms=("ios",),

@@ -7,6 +7,7 @@ converts T8 to int8 once; the digits-trained acceptance (accuracy, size) is in `
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -149,3 +150,41 @@ def test_digits_programs_keep_accuracy(arch, tmp_path):
     assert fp32["parity"]["max_rel_err"] <= 1e-5
     assert reference - int8["parity"]["accuracy"] <= 0.01
     assert int8["size_bytes"] <= 0.30 * fp32["size_bytes"]
+
+
+@pytest.mark.slow  # about 3 minutes: calibration, ranking, the all-int8 program and the fallback's attempts
+def test_efficientformerv2_int8_with_its_fallback_ends_with_every_artifact_reported(tmp_path, checkpoints, cli):
+    """Issue 36's reproduction: EfficientFormerV2-S0 (make-checkpoint), ExecuTorch int8 calibrated on
+    a folder of 32 JPEGs, fallback on. It ended in `internal error: KeyError` (exit 4) beside a .pte
+    that could not run; now it ends 0 or 1 and report.json names every artifact in the folder."""
+    from PIL import Image
+
+    from effconvert.validate.natural_images import natural_images
+
+    calib = tmp_path / "calib"
+    calib.mkdir()
+    for i, pixels in enumerate(natural_images(32, (256, 256), seed=11)):
+        Image.fromarray(pixels).save(calib / f"{i:02d}.jpg", quality=90)
+    out = tmp_path / "out"
+    result = cli(
+        checkpoints("efficientformerv2_s0", "original"),
+        "--target",
+        "executorch",
+        "--quant",
+        "int8",
+        "--calib",
+        calib,
+        "--samples",
+        "8",
+        "--out",
+        out,
+    )
+    assert result.exit_code in (0, 1), result.output
+    report = json.loads((out / "report.json").read_text())
+    named = {Path(a["path"]).name for a in report["artifacts"] if a["path"]}
+    on_disk = {p.name for p in out.iterdir() if p.name not in ("report.json", "report.html")}
+    assert on_disk <= named, (on_disk, named)
+    [entry] = report["artifacts"]
+    assert entry["parity"]["psnr_db"] > 25
+    for attempt in (entry.get("fallback") or {}).get("attempts", []):
+        assert attempt.get("error") or attempt["psnr_db"] is not None

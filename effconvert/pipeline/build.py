@@ -44,6 +44,12 @@ class Context:
     calibration: Calibration | None
     prepared: Reference  # the reference and the fusion proof, from the executor
     on_event: EventCallback
+    int8_model: torch.nn.Module | None = None  # `model` with scales migrated for int8 (quantize/equalize.py)
+
+    def model_for(self, quant: str) -> torch.nn.Module:
+        """What a pair converts: the migrated copy for int8, the fused model otherwise (and always
+        what validation compares against)."""
+        return self.int8_model if quant == "int8" and self.int8_model is not None else self.model
 
     def plan(self, target: str, quant: str) -> QuantPlan:
         return QuantPlan(
@@ -180,7 +186,7 @@ def convert_here(context: Context, executor: Executor, target: str, plan: QuantP
     context.on_event(Started(f"converting {target} {plan.quant}{floats}"))
     try:
         artifact = convert(
-            context.model,
+            context.model_for(plan.quant),
             context.info,
             target=target,
             plan=plan,

@@ -19,6 +19,7 @@ from ..quantize import LayerSensitivity, simulated_psnr
 from ..quantize import fallback as policy
 from ..report.schema import Fallback, FallbackAttempt
 from ..runtime import RUNTIMES
+from ..targets import TARGETS
 from ..validate import Verdict
 from .build import Built, Context, convert_here
 from .events import Done, Started
@@ -35,7 +36,12 @@ def float_fallback(context: Context, executor: Executor, first: Built, sensitivi
     context.on_event(Started("predicting how many layers the gate needs in float (simulated W8A8)"))
     sets = policy.candidates(sensitivity)
     assert context.calibration is not None
-    simulated = simulated_psnr(context.model, context.calibration.inputs, sets)
+    simulated = simulated_psnr(
+        context.model_for(first.quant),
+        context.calibration.inputs,
+        sets,
+        symmetric=TARGETS[first.target].symmetric_activations,
+    )
     predictions = [policy.Prediction(len(s), score) for s, score in zip(sets, simulated, strict=True)]
     measured_offset = verdict.parity.psnr_db - predictions[0].simulated_psnr_db  # runtime vs simulation
     offset = measured_offset

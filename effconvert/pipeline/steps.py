@@ -24,6 +24,7 @@ from ..labels import labels_for
 from ..load import FAMILIES, LoadedModel, load_checkpoint
 from ..options import Request
 from ..quantize import SIMULATION_BATCH, Calibration, LayerSensitivity, layer_sensitivity
+from ..quantize.equalize import Equalization, equalized
 from ..report import versions, write_report
 from ..report.html import render_html
 from ..report.schema import (
@@ -165,6 +166,22 @@ def calibrate(loaded: Loaded, request: Request, pairs: Pairs, on_event: EventCal
     return calibration
 
 
+def equalize(
+    model: torch.nn.Module, calibration: Calibration | None, request: Request, pairs: Pairs, on_event: EventCallback
+) -> tuple[torch.nn.Module | None, Equalization | None]:
+    """The model the int8 pairs quantize: `model` with activation range migrated into the weights
+    where the simulation says it helps (quantize/equalize.py). None when no pair is int8."""
+    if calibration is None or not any(quant == "int8" for _, quant in pairs.pairs):
+        return None, None
+    if not request.equalize:
+        return model, None
+    on_event(Started("migrating activation scales for int8 (simulated W8A8)"))
+    clock = time.perf_counter()
+    migrated, equalization = equalized(model, calibration.inputs)
+    on_event(Done("equalize", equalization.summary(), time.perf_counter() - clock))
+    return migrated, equalization
+
+
 def rank_layers(
     model: torch.nn.Module, calibration: Calibration | None, on_event: EventCallback
 ) -> list[LayerSensitivity] | None:
@@ -270,6 +287,7 @@ def assemble_report(
     prepared: Prepared,
     calibration: Calibration | None,
     sensitivity: list[LayerSensitivity] | None,
+    equalization: Equalization | None,
     built: list[Built],
     started: float,
 ) -> Report:
@@ -303,6 +321,7 @@ def assemble_report(
         )
         if sensitivity and calibration
         else None,
+        equalization=equalization,
         skipped=pairs.skipped,
     )
 

@@ -3,6 +3,8 @@
     plan.py          QuantPlan — the typed plan of one artifact (mode, calibration, float layers,
                      fp32 islands, integer I/O); the exporters read nothing else about quantization
     calibration.py   Calibration — the int8 calibration images in both input forms
+    equalize.py      scale migration before int8: activation range moved into the weights, exactly
+    ranges.py        activation ranges of least squared int8 error (Core ML, the simulation)
     sensitivity.py   per-layer int8 sensitivity, simulated in PyTorch (the fallback's ranking)
     fallback.py      the float-fallback policy: which layers go back to float, in which order
     coreml.py        Core ML: int8 weights, W8A8 calibrated with the MIL executor, palettization

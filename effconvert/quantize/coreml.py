@@ -198,7 +198,10 @@ def _measured_stats(mlmodel, feeds) -> dict[str, dict[str, np.float32]]:
         ranges = activation_ranges(MILExecutor(path), feeds)
     if not ranges:
         raise ValueError("no calibration input reached the program")
-    return {name: {"rmin": np.float32(r.min), "rmax": np.float32(r.max)} for name, r in ranges.items()}
+    return {
+        name: dict(zip(("rmin", "rmax"), map(np.float32, r.quantizer_range()), strict=True))
+        for name, r in ranges.items()
+    }
 
 
 def _share_concat_ranges(function, stats: dict) -> None:

@@ -1,7 +1,7 @@
 """Per-layer int8 sensitivity: how much the logits move when only one layer is quantized.
 
 Each conv/linear is simulated in W8A8 on its own — weights per-output-channel symmetric int8, its
-input per-tensor affine int8 over the range the calibration images reach — while every other
+input per-tensor int8 over the calibration images' range of least error (ranges.py) — while every other
 layer stays float; the score is the PSNR of the logits against the float model on the
 calibration images. The lowest PSNR is the most sensitive layer: the first to keep in float when
 an int8 artifact misses its gate (pipeline's fallback). A simulation ranks; only the artifact's
@@ -19,6 +19,7 @@ import torch
 from torch import nn
 
 from ..numeric import psnr_db
+from .ranges import SAMPLES_PER_INPUT, least_error_range, strided_sample
 
 SIMULATION_BATCH = 8
 QUANTIZABLE = (nn.Conv2d, nn.Linear)
@@ -58,37 +59,45 @@ def layer_sensitivity(
 
 
 @torch.no_grad()
-def simulated_psnr(model: nn.Module, calibration: np.ndarray, float_layers: list[tuple[str, ...]]) -> list[float]:
+def simulated_psnr(
+    model: nn.Module, calibration: np.ndarray, float_layers: list[tuple[str, ...]], *, symmetric: bool = False
+) -> list[float]:
     """For each set of float layers: the PSNR of the logits with every other conv/linear in
-    simulated W8A8, against the float model (the same simulation as the ranking, all layers at once)."""
-    images, layers, ranges, reference = _simulation(model, calibration)
+    simulated W8A8, against the float model (the same simulation as the ranking, all layers at once).
+    `symmetric`: activations on [-c, c] as Core ML quantizes them, else affine as PT2E and QNN do."""
+    images, layers, ranges, reference = _simulation(model, calibration, symmetric=symmetric)
     scores = []
     for keep in float_layers:
         with contextlib.ExitStack() as stack:
             for name, layer in layers:
                 if name not in keep:
-                    stack.enter_context(_quantized(layer, *ranges[name]))
+                    stack.enter_context(_quantized(layer, *ranges[name], symmetric=symmetric))
             scores.append(psnr_db(model(images).numpy(), reference))
     return scores
 
 
-def _simulation(model: nn.Module, calibration: np.ndarray, batch: int = SIMULATION_BATCH):
+def _simulation(model: nn.Module, calibration: np.ndarray, batch: int = SIMULATION_BATCH, *, symmetric: bool = False):
     """(images, quantizable layers, each layer's input range, float logits): what both simulations
     start from."""
     model.eval()
     images = torch.from_numpy(np.asarray(calibration[:batch], dtype=np.float32))
     layers = [(name, m) for name, m in model.named_modules() if isinstance(m, QUANTIZABLE)]
-    return images, layers, _input_ranges(model, layers, images), model(images).numpy()
+    return images, layers, _input_ranges(model, layers, images, symmetric), model(images).numpy()
 
 
-def _input_ranges(model, layers, images) -> dict[str, tuple[float, float]]:
+def _input_ranges(model, layers, images, symmetric: bool) -> dict[str, tuple[float, float]]:
     ranges: dict[str, tuple[float, float]] = {}
-    hooks = [
-        layer.register_forward_pre_hook(
-            lambda m, args, name=name: ranges.__setitem__(name, (float(args[0].min()), float(args[0].max())))
-        )
-        for name, layer in layers
-    ]
+
+    def record(name: str):
+        def hook(layer, args):
+            x = args[0]
+            ranges[name] = least_error_range(
+                strided_sample(x, len(x) * SAMPLES_PER_INPUT), float(x.min()), float(x.max()), symmetric=symmetric
+            )
+
+        return hook
+
+    hooks = [layer.register_forward_pre_hook(record(name)) for name, layer in layers]
     try:
         model(images)
     finally:
@@ -98,10 +107,12 @@ def _input_ranges(model, layers, images) -> dict[str, tuple[float, float]]:
 
 
 @contextlib.contextmanager
-def _quantized(layer: nn.Conv2d | nn.Linear, low: float, high: float) -> Iterator[None]:
+def _quantized(layer: nn.Conv2d | nn.Linear, low: float, high: float, *, symmetric: bool = False) -> Iterator[None]:
     original = layer.weight.data.clone()
     layer.weight.data.copy_(_fake_quant_weight(original))
-    hook = layer.register_forward_pre_hook(lambda m, args: (_fake_quant_activation(args[0], low, high),))
+    hook = layer.register_forward_pre_hook(
+        lambda m, args: (_fake_quant_activation(args[0], low, high, symmetric=symmetric),)
+    )
     try:
         yield
     finally:
@@ -116,8 +127,11 @@ def _fake_quant_weight(w: torch.Tensor) -> torch.Tensor:
     return torch.clamp(torch.round(w / scale), -127, 127) * scale
 
 
-def _fake_quant_activation(x: torch.Tensor, low: float, high: float) -> torch.Tensor:
-    """Per-tensor affine int8 over [low, high] (zero always representable)."""
+def _fake_quant_activation(x: torch.Tensor, low: float, high: float, *, symmetric: bool = False) -> torch.Tensor:
+    """Per-tensor int8 over [low, high]: symmetric on [-c, c], or affine (zero always representable)."""
+    if symmetric:
+        step = max(abs(low), abs(high), 1e-12) / 127.0
+        return torch.clamp(torch.round(x / step), -127, 127) * step
     low, high = min(low, 0.0), max(high, 0.0)
     scale = max(high - low, 1e-12) / 255.0
     zero = round(-128 - low / scale)

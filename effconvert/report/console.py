@@ -54,6 +54,8 @@ def render_console(err: Console, report: Report, report_path: Path) -> None:
             + ", ".join(f"{escape(w.name)} {w.psnr_db:.1f} dB" for w in worst)
             + " ... (report.json)"
         )
+    if report.equalization is not None:
+        err.print(f"int8 {escape(report.equalization.summary())}", soft_wrap=True)
     for note in dict.fromkeys(report.skipped + tuple(notes)):
         err.print(f"[yellow]note:[/] {escape(note)}", soft_wrap=True)
     for name in dict.fromkeys(a.runtime for a in report.artifacts if a.runtime):

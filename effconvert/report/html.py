@@ -62,6 +62,8 @@ def render_html(report: Report, plots: dict[str, str]) -> str:
     ]
     for artifact in report.artifacts:
         parts.append(_card(artifact, plots.get(artifact.path or "")))
+    if report.equalization is not None:
+        parts.append(f"<p class='small'>int8: {_e(report.equalization.summary())}</p>")
     if report.sensitivity is not None:
         parts.append(_sensitivity(report.sensitivity, report.artifacts))
     versions = ", ".join(f"{k} {v}" for k, v in report.versions.items())

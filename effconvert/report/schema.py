@@ -15,6 +15,7 @@ from typing import Any
 from ..device.report import DeviceReport
 from ..fuse import FusionProof
 from ..load.model import ModelSummary
+from ..quantize.equalize import Equalization
 from ..quantize.sensitivity import LayerSensitivity
 from ..validate import Verdict
 
@@ -242,6 +243,7 @@ class Report:
     timings_s: Mapping[str, float]
     calibration: CalibrationInfo | None = None
     sensitivity: Sensitivity | None = None
+    equalization: Equalization | None = None  # int8's scale migration (quantize/equalize.py)
     skipped: tuple[str, ...] = ()  # pairs asked for that a target does not offer, each with why
     schema: str = field(default=SCHEMA)
 
@@ -268,6 +270,8 @@ class Report:
             body["calibration"] = vars(self.calibration)
         if self.sensitivity is not None:
             body["int8_sensitivity"] = self.sensitivity.to_json()
+        if self.equalization is not None:
+            body["int8_equalization"] = self.equalization.to_json()
         body.update(
             inputs=self.inputs.to_json(),
             reference=vars(self.reference),
@@ -300,5 +304,6 @@ class Report:
             timings_s=data.get("timings_s", {}),
             calibration=CalibrationInfo(**data["calibration"]) if data.get("calibration") else None,
             sensitivity=Sensitivity.from_json(data["int8_sensitivity"]) if data.get("int8_sensitivity") else None,
+            equalization=Equalization.from_json(data["int8_equalization"]) if data.get("int8_equalization") else None,
             skipped=tuple(data.get("skipped", ())),
         )
