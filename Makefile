@@ -4,7 +4,7 @@ VENV    := .venv
 BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed
 
-.PHONY: install demo lint test test-slow bench bench-int8 matrix matrix-qnn matrix-executorch docs clean
+.PHONY: install demo lint test test-slow bench bench-int8 bench-int8-table matrix matrix-qnn matrix-executorch docs clean
 
 install: $(STAMP)
 
@@ -60,6 +60,12 @@ matrix-executorch: install
 	$(BIN)/effconvert batch bench/zoo_executorch.toml --out $(MATRIX_ET_OUT) --resume; test $$? -le 1
 	cp $(MATRIX_ET_OUT)/matrix.md bench/results/support_matrix_executorch.md
 	cp $(MATRIX_ET_OUT)/batch.json bench/results/support_matrix_executorch.json
+
+# int8 by family x target (all-int8 and with the fallback): one variant per family, then the table.
+INT8_TABLE_OUT ?= effconvert-batch/zoo-int8
+bench-int8-table: install
+	$(BIN)/effconvert batch bench/zoo_int8.toml --out $(INT8_TABLE_OUT) --resume; test $$? -le 1
+	$(BIN)/python bench/int8_table.py $(INT8_TABLE_OUT)
 
 # The documentation site (MkDocs Material) into site/; --strict: a broken link or reference fails.
 docs: install

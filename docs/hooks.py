@@ -8,6 +8,7 @@
 - {{ effconvert_benchmarks }}       bench/results/latest.md
 - {{ effconvert_device }}           bench/results/device.md
 - {{ effconvert_gpu }}              bench/results/android_gpu.md
+- {{ effconvert_int8_by_family }}   bench/results/int8_by_family.md
 - {{ effconvert_options }}          every option: CLI flag, API keyword / plan key, type, default, help (options.py)
 - {{ effconvert_targets }}          the target table (targets.py)
 """
@@ -36,6 +37,7 @@ def on_page_markdown(markdown: str, page, config, files) -> str:
         ("effconvert_benchmarks", benchmarks),
         ("effconvert_device", device),
         ("effconvert_gpu", android_gpu),
+        ("effconvert_int8_by_family", int8_by_family),
         ("effconvert_options", options),
         ("effconvert_targets", targets),
         ("effconvert_snapdragon", snapdragon),
@@ -156,6 +158,10 @@ def device() -> str:
 
 def android_gpu() -> str:
     return _results("android_gpu.md")
+
+
+def int8_by_family() -> str:
+    return _results("int8_by_family.md")
 
 
 def snapdragon() -> str:

@@ -297,14 +297,75 @@ def test_fallback_policy_tries_the_most_sensitive_layers_in_doubling_counts():
 
 def test_fallback_converts_the_fewest_float_layers_predicted_to_pass():
     """The simulation's PSNR plus the runtime's measured offset: the first count clearing the gate
-    by the margin; the policy's maximum when none does; never fewer than what already failed."""
-    from effconvert.quantize.fallback import MARGIN_DB, Prediction, choose
+    by the margin; the policy's maximum when none does but it is within the simulation's error;
+    never fewer than what already failed."""
+    from effconvert.quantize.fallback import MARGIN_DB, Aim, Choice, Offsets, Prediction, choose
 
     predictions = [Prediction(0, 20.0), Prediction(1, 22.0), Prediction(2, 24.5), Prediction(4, 27.0)]
-    assert choose(predictions, offset_db=-1.0, gate_psnr=25.0) == 4  # 26.0 >= 25 + 1
-    assert choose(predictions, offset_db=+2.0, gate_psnr=25.0) == 2  # 26.5
-    assert choose(predictions, offset_db=-9.0, gate_psnr=25.0) == 4  # none: the most allowed
-    assert choose(predictions, offset_db=+2.0, gate_psnr=25.0, above=2) == 4
-    assert choose(predictions, offset_db=0.0, gate_psnr=25.0, above=4) == 4  # nothing left to try
-    assert choose(predictions, offset_db=0.0, gate_psnr=None) == 1  # a top-1-only gate
+    psnr = Aim(psnr_db=25.0)
+    assert choose(predictions, Offsets(-1.0), psnr) == Choice(4)  # 26.0 >= 25 + 1
+    assert choose(predictions, Offsets(+2.0), psnr) == Choice(2)  # 26.5
+    assert choose(predictions, Offsets(-3.0), psnr) == Choice(4)  # 24.0: short, within the error: tried
+    assert choose(predictions, Offsets(+2.0), psnr, above=2) == Choice(4)
+    assert choose(predictions, Offsets(0.0), psnr, above=4).float_layers is None  # nothing left to try
     assert MARGIN_DB > 0
+
+
+def test_fallback_stops_before_converting_when_no_count_can_pass():
+    """Predicted short of the gate by more than the simulation's error at the most float layers
+    allowed: no conversion, and the reason names the predicted number and the gate."""
+    from effconvert.quantize.fallback import STOP_DB, Aim, Offsets, Prediction, choose
+
+    predictions = [Prediction(0, 12.0), Prediction(1, 13.0), Prediction(2, 14.5)]
+    choice = choose(predictions, Offsets(0.0), Aim(psnr_db=14.5 + STOP_DB + 1.0))
+    assert choice.float_layers is None
+    assert "PSNR 14.5 dB (gate 18.5)" in choice.why_stop and "2 layers in float" in choice.why_stop
+
+
+def test_fallback_aims_at_the_metric_that_failed():
+    """Only top-1 failed: the count is chosen by predicted top-1, whatever PSNR predicts; both
+    failed: both must clear."""
+    from effconvert.quantize.fallback import Aim, Choice, Offsets, Prediction, choose
+
+    predictions = [
+        Prediction(0, 40.0, 0.80),
+        Prediction(1, 41.0, 0.85),
+        Prediction(2, 41.5, 0.95),
+        Prediction(4, 42.0, 1.00),
+    ]
+    assert choose(predictions, Offsets(0.0, 0.0), Aim(top1=0.9)) == Choice(2)
+    assert choose(predictions, Offsets(0.0, -0.06), Aim(top1=0.9)) == Choice(4)  # 0.89 at 2 is short
+    assert choose(predictions, Offsets(0.0, 0.0), Aim(psnr_db=41.5, top1=0.9)) == Choice(4)  # 41.5 + 1 at 4
+    stop = choose(predictions, Offsets(0.0, -0.5), Aim(top1=0.9))
+    assert stop.float_layers is None and "top-1 0.50 (gate 0.9)" in stop.why_stop
+
+
+@pytest.mark.slow  # one int8 conversion and the fallback's simulation: 15 s
+def test_a_gate_no_count_can_reach_spends_no_conversion(small_t8, tmp_path):
+    """A PSNR gate far above what a quarter of the layers in float is predicted to reach: the
+    all-int8 artifact is kept and the report says why nothing more was converted."""
+    from effconvert.pipeline import Request, run
+
+    events = []
+    outcome = run(
+        Request(
+            small_t8.checkpoint,
+            ("tflite",),
+            ("int8",),
+            tmp_path,
+            samples=8,
+            calib=small_t8.train_dir,
+            calib_samples=16,
+            gate="psnr=90",
+        ),
+        events.append,
+    )
+    [entry] = outcome.report.to_json()["artifacts"]
+    fallback = entry["fallback"]
+    assert fallback["attempts"] == [] and fallback["float_layers"] == []
+    assert "no attempt within the budget can pass" in fallback["prediction"]["stopped"]
+    assert "gate 90" in fallback["prediction"]["stopped"]
+    assert sum(1 for e in events if getattr(e, "what", "").startswith("converting tflite int8")) == 1
+    assert any("no fallback:" in getattr(e, "message", "") for e in events)
+    assert outcome.exit_code == 1 and (tmp_path / entry["path"]).exists()
+    assert "no fallback:" in (tmp_path / "report.html").read_text(encoding="utf-8")

@@ -15,8 +15,9 @@ import time
 from pathlib import Path
 
 from ..files import size_on_disk
-from ..quantize import LayerSensitivity, simulated_psnr
+from ..quantize import LayerSensitivity
 from ..quantize import fallback as policy
+from ..quantize.sensitivity import simulated as simulate
 from ..report.schema import Fallback, FallbackAttempt
 from ..runtime import RUNTIMES
 from ..targets import TARGETS
@@ -28,6 +29,9 @@ from .executor import Executor
 LATENCY_ELSEWHERE = "not measured: this runtime's time is not the device's (see the runtime's description)"
 
 
+FALLBACK_BATCH = 32  # calibration images the fallback simulates: top-1 needs more than the ranking's 8
+
+
 def float_fallback(context: Context, executor: Executor, first: Built, sensitivity: list[LayerSensitivity]) -> Built:
     """`first`: the all-int8 artifact, validated, that missed its gate."""
     verdict = first.verdict
@@ -36,32 +40,33 @@ def float_fallback(context: Context, executor: Executor, first: Built, sensitivi
     context.on_event(Started("predicting how many layers the gate needs in float (simulated W8A8)"))
     sets = policy.candidates(sensitivity)
     assert context.calibration is not None
-    simulated = simulated_psnr(
+    simulated = simulate(
         context.model_for(first.quant),
         context.calibration.inputs,
         sets,
         symmetric=TARGETS[first.target].symmetric_activations,
+        batch=FALLBACK_BATCH,
     )
-    predictions = [policy.Prediction(len(s), score) for s, score in zip(sets, simulated, strict=True)]
-    measured_offset = verdict.parity.psnr_db - predictions[0].simulated_psnr_db  # runtime vs simulation
-    offset = measured_offset
-    gate_psnr = verdict.gate.psnr
+    predictions = [policy.Prediction(len(s), sim.psnr_db, sim.top1) for s, sim in zip(sets, simulated, strict=True)]
+    aim = _aim(verdict)
+    offsets = measured = _offsets(verdict, predictions[0])
     with tempfile.TemporaryDirectory(prefix="effconvert-fallback-") as keep:
         all_int8 = _copy(first.artifact.path, Path(keep) / "all-int8")
         best, best_copy, best_count, last = first, all_int8, 0, first
         attempts: list[FallbackAttempt] = []
-        count = 0
+        count, stopped = 0, ""
         for _ in range(policy.MAX_CONVERSIONS):
-            chosen = policy.choose(predictions, offset, gate_psnr, above=count)
-            if chosen == count:
+            choice = policy.choose(predictions, offsets, aim, above=count)
+            if choice.float_layers is None:
+                stopped = choice.why_stop if not attempts else ""
                 break
-            count = chosen
+            count = choice.float_layers
             predicted = next(p for p in predictions if p.float_layers == count)
             context.on_event(
                 Done(
                     "fallback",
                     f"{first.artifact.path.name}: missed its gate; {count} layer(s) in "
-                    f"float (predicted {predicted.predicted(offset):.1f} dB)",
+                    f"float (predicted {_predicted_text(predicted, offsets, aim)})",
                     status="warning",
                 )
             )
@@ -75,7 +80,7 @@ def float_fallback(context: Context, executor: Executor, first: Built, sensitivi
                 attempts.append(
                     FallbackAttempt(
                         count,
-                        round(predicted.predicted(offset), 2),
+                        round(predicted.predicted(offsets.psnr_db), 2),
                         None,
                         False,
                         error=f"could not {'build' if attempt.artifact is None else 'run'}: {why}"[:300],
@@ -86,12 +91,13 @@ def float_fallback(context: Context, executor: Executor, first: Built, sensitivi
             attempts.append(
                 FallbackAttempt(
                     count,
-                    round(predicted.predicted(offset), 2),
+                    round(predicted.predicted(offsets.psnr_db), 2),
                     verdict_of.parity.psnr_db,
                     verdict_of.passed,
                     top1_agreement=round(verdict_of.parity.top1_agreement_decided, 4),
                     size_bytes=attempt.artifact.size_bytes,
                     seconds=seconds,
+                    predicted_top1=round(predicted.predicted_top1(offsets.top1), 4) if aim.top1 is not None else None,
                 )
             )
             if _better(attempt, best):
@@ -99,15 +105,41 @@ def float_fallback(context: Context, executor: Executor, first: Built, sensitivi
                 best_copy = _copy(attempt.artifact.path, Path(keep) / f"float-{count}")
             if verdict_of.passed:
                 break
-            offset = verdict_of.parity.psnr_db - predicted.simulated_psnr_db  # re-measured at this count
-        if not attempts:
+            offsets = _offsets(verdict_of, predicted)  # re-measured at this count
+        if stopped:
+            context.on_event(
+                Done(
+                    "fallback", f"{first.artifact.path.name}: missed its gate; no fallback: {stopped}", status="warning"
+                )
+            )
+        if not attempts and not stopped:
             return first
         if best is not last:
             _restore(best_copy, first.artifact.path)
         best.fallback = _record(
-            context, first, best, attempts, best_count, sensitivity, predictions, measured_offset, all_int8
+            context, first, best, attempts, best_count, sensitivity, predictions, measured, all_int8, aim, stopped
         )
         return best
+
+
+def _aim(verdict: Verdict) -> policy.Aim:
+    """The failed checks the fallback can move: PSNR (cosine moves with it) and top-1."""
+    failed = {c.metric: c.threshold for c in verdict.checks if not c.passed}
+    psnr = verdict.gate.psnr if ("psnr_db" in failed or "cosine" in failed) else None
+    return policy.Aim(psnr_db=psnr, top1=failed.get("top1_agreement"))
+
+
+def _offsets(verdict: Verdict, at: policy.Prediction) -> policy.Offsets:
+    parity = verdict.parity
+    assert parity is not None
+    return policy.Offsets(parity.psnr_db - at.simulated_psnr_db, parity.top1_agreement_decided - at.simulated_top1)
+
+
+def _predicted_text(p: policy.Prediction, offsets: policy.Offsets, aim: policy.Aim) -> str:
+    parts = [f"{p.predicted(offsets.psnr_db):.1f} dB"]
+    if aim.top1 is not None:
+        parts.append(f"top-1 {p.predicted_top1(offsets.top1):.2f}")
+    return ", ".join(parts)
 
 
 def _better(attempt: Built, best: Built) -> bool:
@@ -134,8 +166,10 @@ def _record(
     count: int,
     sensitivity: list[LayerSensitivity],
     predictions: list[policy.Prediction],
-    offset: float,
+    offsets: policy.Offsets,
     all_int8: Path,
+    aim: policy.Aim,
+    stopped: str,
 ) -> Fallback:
     assert first.artifact is not None and kept.artifact is not None and first.verdict is not None
     first_parity = first.verdict.parity
@@ -148,12 +182,21 @@ def _record(
         "failed": [c.text for c in first.verdict.checks if not c.passed],
     }
     prediction = {
-        "method": "PSNR of the logits with every other conv/linear in simulated W8A8, plus the runtime's "
-        "measured offset from the simulation",
-        "offset_db": round(offset, 2),
+        "method": f"PSNR and top-1 (decided inputs) of the logits on {FALLBACK_BATCH} calibration images with every "
+        "other conv/linear in simulated W8A8 (the target's activation scheme), plus the runtime's measured "
+        "offset from the simulation",
+        "aimed_at": [name for name, value in (("psnr_db", aim.psnr_db), ("top1_agreement", aim.top1)) if value],
+        "offset_db": round(offsets.psnr_db, 2),
+        "offset_top1": round(offsets.top1, 4),
         "simulated": [
-            {"float_layers": p.float_layers, "simulated_psnr_db": round(p.simulated_psnr_db, 2)} for p in predictions
+            {
+                "float_layers": p.float_layers,
+                "simulated_psnr_db": round(p.simulated_psnr_db, 2),
+                "simulated_top1": round(p.simulated_top1, 4),
+            }
+            for p in predictions
         ],
+        **({"stopped": stopped} if stopped else {}),
     }
     size_ratio = kept.artifact.size_bytes / all_int8_bytes
     runtime = kept.validation.runtime if kept.validation is not None else "unvalidated"

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..numeric import psnr_db
+from ..numeric import decided_top1, psnr_db
 from .ranges import SAMPLES_PER_INPUT, least_error_range, strided_sample
 
 SIMULATION_BATCH = 8
@@ -58,22 +58,44 @@ def layer_sensitivity(
     return sorted(result, key=lambda s: s.psnr_db)
 
 
+@dataclass(frozen=True)
+class Simulated:
+    """The logits with a set of layers float and every other conv/linear in simulated W8A8."""
+
+    psnr_db: float
+    top1: float  # agreement with the float model over the inputs it decides (numeric.decided_top1)
+    ties: int
+
+
 @torch.no_grad()
-def simulated_psnr(
-    model: nn.Module, calibration: np.ndarray, float_layers: list[tuple[str, ...]], *, symmetric: bool = False
-) -> list[float]:
-    """For each set of float layers: the PSNR of the logits with every other conv/linear in
+def simulated(
+    model: nn.Module,
+    calibration: np.ndarray,
+    float_layers: list[tuple[str, ...]],
+    *,
+    symmetric: bool = False,
+    batch: int = SIMULATION_BATCH,
+) -> list[Simulated]:
+    """For each set of float layers: PSNR and top-1 of the logits with every other conv/linear in
     simulated W8A8, against the float model (the same simulation as the ranking, all layers at once).
     `symmetric`: activations on [-c, c] as Core ML quantizes them, else affine as PT2E and QNN do."""
-    images, layers, ranges, reference = _simulation(model, calibration, symmetric=symmetric)
+    images, layers, ranges, reference = _simulation(model, calibration, batch, symmetric=symmetric)
     scores = []
     for keep in float_layers:
         with contextlib.ExitStack() as stack:
             for name, layer in layers:
                 if name not in keep:
                     stack.enter_context(_quantized(layer, *ranges[name], symmetric=symmetric))
-            scores.append(psnr_db(model(images).numpy(), reference))
+            out = model(images).numpy()
+        scores.append(Simulated(psnr_db(out, reference), *decided_top1(out, reference)))
     return scores
+
+
+def simulated_psnr(
+    model: nn.Module, calibration: np.ndarray, float_layers: list[tuple[str, ...]], *, symmetric: bool = False
+) -> list[float]:
+    """simulated()'s PSNR alone, on SIMULATION_BATCH images."""
+    return [s.psnr_db for s in simulated(model, calibration, float_layers, symmetric=symmetric)]
 
 
 def _simulation(model: nn.Module, calibration: np.ndarray, batch: int = SIMULATION_BATCH, *, symmetric: bool = False):

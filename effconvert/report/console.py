@@ -126,7 +126,11 @@ def _notes(a: ArtifactReport) -> list[str]:
         notes.append(f"{a.target} {a.quant}: {a.device.summary}")
     elif a.device_error:
         notes.append(f"{a.target} {a.quant}: {a.device_error}")
-    if a.fallback is not None:
+    if a.fallback is not None and a.fallback.stopped:
+        f = a.fallback
+        missed = "; ".join(f.all_int8.get("failed", [])) or f"{f.all_int8['psnr_db']:.1f} dB"
+        notes.append(f"{a.target} {a.quant}: all-int8 missed its gate ({missed}); no fallback: {f.stopped}")
+    elif a.fallback is not None:
         f = a.fallback
         missed = "; ".join(f.all_int8.get("failed", [])) or f"{f.all_int8['psnr_db']:.1f} dB"
         tried = ", ".join(

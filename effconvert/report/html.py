@@ -227,6 +227,8 @@ def _fallback_lines(a: ArtifactReport) -> list[str]:
             "" if t.psnr_db is None else f" — {'passed' if t.passed else 'missed its gate'}"
         )
         lines.append(f"{t.float_layers} layer(s) in float: predicted {t.predicted_psnr_db:.1f} dB, measured {result}")
+    if f.stopped:
+        return [*lines, f"no fallback: {f.stopped}"]
     lines.append(
         f"kept: {len(f.float_layers)} layer(s) in float ({', '.join(f.float_layers) or 'none'}), size "
         f"x{f.size_ratio:.2f}"

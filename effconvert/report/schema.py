@@ -47,6 +47,7 @@ class FallbackAttempt:
     top1_agreement: float | None = None  # over the decided inputs, as the gate judges it
     size_bytes: int | None = None
     seconds: float | None = None  # its conversion and validation
+    predicted_top1: float | None = None  # when the fallback aimed at top-1
 
     def to_json(self) -> dict[str, Any]:
         body = {k: v for k, v in vars(self).items() if k != "error"}
@@ -65,6 +66,11 @@ class Fallback:
     latency_ms: float | None = None  # on a runtime whose time is device speed
     latency_ratio: float | None = None
     latency: str | None = None  # why latency was not measured
+
+    @property
+    def stopped(self) -> str:
+        """Why no fallback attempt was converted (the prediction said none could pass), or ""."""
+        return str(self.prediction.get("stopped", ""))
 
     def to_json(self) -> dict[str, Any]:
         body = {

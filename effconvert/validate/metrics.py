@@ -6,9 +6,9 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from ..numeric import max_errors, psnr_db
+from ..numeric import TIE_MARGIN, decided_top1, max_errors, psnr_db
 
-TIE_MARGIN = 0.01  # of the reference logits' range (max - min over the batch)
+__all__ = ["TIE_MARGIN", "Parity", "parity"]
 
 
 @dataclass(frozen=True)
@@ -22,10 +22,8 @@ class Parity:
     psnr_db: float  # 20 log10(range(ref) / rmse)
     top1_agreement: float  # over every sample
     top5_overlap: float
-    # Over samples the reference decides: its top-1 leads the runner-up by >= TIE_MARGIN of the
-    # logit range. Random-direction synthetic heads make near-ties common (a margin of 0.3 % of
-    # the range flips under any fp16 rounding); a trained head has few. The top-1 gate uses this;
-    # both numbers are reported, and how many samples were ties.
+    # Over samples the reference decides (numeric.decided_top1): the top-1 gate uses this; both
+    # numbers are reported, and how many samples were ties.
     top1_agreement_decided: float = 1.0
     top1_ties: int = 0
 
@@ -39,12 +37,9 @@ def parity(out: np.ndarray, ref: np.ndarray) -> Parity:
     out, ref = out.astype(np.float64), ref.astype(np.float64)
     diff = np.abs(out - ref)
     max_abs, max_rel = max_errors(out, ref)
-    peak = float(ref.max() - ref.min())
     psnr = psnr_db(out, ref)
-    sorted_ref = np.sort(ref, axis=-1)
-    margin = sorted_ref[:, -1] - sorted_ref[:, -2] if ref.shape[-1] > 1 else np.full(len(ref), np.inf)
-    decided = margin >= TIE_MARGIN * peak
     agree = out.argmax(-1) == ref.argmax(-1)
+    top1_decided, ties = decided_top1(out, ref)
     k = min(5, ref.shape[-1])
     top_out = np.argsort(-out, axis=-1)[:, :k]
     top_ref = np.argsort(-ref, axis=-1)[:, :k]
@@ -59,8 +54,8 @@ def parity(out: np.ndarray, ref: np.ndarray) -> Parity:
         psnr_db=float(psnr),
         top1_agreement=float(np.mean(agree)),
         top5_overlap=float(overlap),
-        top1_agreement_decided=float(np.mean(agree[decided])) if decided.any() else 1.0,
-        top1_ties=int((~decided).sum()),
+        top1_agreement_decided=top1_decided,
+        top1_ties=ties,
     )
 
 
