@@ -130,3 +130,25 @@ def test_bench_refuses_bad_artifacts_in_one_line(cli, tmp_path, name, content, m
     result = cli("bench", path, "--runs", "1")
     assert result.exit_code == 2, result.output
     assert message in result.output and "Traceback" not in result.output
+
+
+def _time_in_a_daemon(path: str, out) -> None:
+    from effconvert.measure.artifacts import time_artifact
+
+    out.put(time_artifact(path, threads=1, runs=2, warmup=1).median_ms)
+
+
+@pytest.mark.slow  # a spawned interpreter importing the runtimes: 10 s
+def test_the_fallbacks_timing_runs_inside_a_batch_worker(t8_all):
+    """A batch worker is a daemonic process, which multiprocessing lets have no children: the
+    fallback's latency timing once started a measuring child there and crashed the job."""
+    import multiprocessing
+
+    context = multiprocessing.get_context("spawn")
+    out = context.Queue()
+    worker = context.Process(
+        target=_time_in_a_daemon, args=(str(t8_all.out_dir / "fastvit_t8_fp32.tflite"), out), daemon=True
+    )
+    worker.start()
+    worker.join(120)
+    assert worker.exitcode == 0 and out.get(timeout=5) > 0

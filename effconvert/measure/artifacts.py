@@ -134,6 +134,16 @@ def bench_artifact(path: Path, *, threads: int = 2, runs: int = 20, warmup: int 
     )
 
 
+def time_artifact(path: Path, *, threads: int = 2, runs: int = 10, warmup: int = 3) -> Timing:
+    """The artifact's latency on its runtime, timed in this process: no memory figures, and no
+    child — the caller may be a batch worker, which multiprocessing lets have none (daemonic)."""
+    from ..runtime import noise_batch, open_runtime
+
+    runtime = open_runtime(Path(path), threads=threads)
+    batch = noise_batch((1, *runtime.input_shape[1:]))
+    return time_calls(lambda: runtime.run(batch), runs=runs, warmup=warmup)
+
+
 def mil_fixed_cost(*, threads: int = 2) -> ArtifactBench:
     """The MIL executor's fixed memory: what loading and running the smallest package (one 3x3
     convolution, fp16) adds in a fresh child, measured as any artifact is (its `added_rss_mb`, and

@@ -243,11 +243,12 @@ def _restore(copy: Path, path: Path) -> None:
 
 def _latencies_ms(a: Path, b: Path, rounds: int = 2) -> tuple[float, float]:
     """Median latency of two artifacts, timed alternately (a, b, a, b) so that a busy machine
-    weighs on both; the best round of each. What the float fallback costs."""
-    from ..measure.artifacts import bench_artifact
+    weighs on both; the best round of each. What the float fallback costs. In this process: a
+    batch worker may not start a measuring child."""
+    from ..measure.artifacts import time_artifact
 
     times: dict[Path, list[float]] = {a: [], b: []}
     for _ in range(rounds):
         for path in (a, b):
-            times[path].append(bench_artifact(path, threads=2, runs=10).timing.median_ms)
+            times[path].append(time_artifact(path, threads=2, runs=10).median_ms)
     return round(min(times[a]), 3), round(min(times[b]), 3)
