@@ -34,12 +34,14 @@ def rows_of(report: dict) -> list[dict]:
                     f"α {migration['alpha']}, {migration['pairs']} pairs, sim {simulated['without']:.1f} → "
                     f"{simulated['with']:.1f} dB"
                     if migration.get("applied")
-                    else f"not kept ({migration.get('pairs', 0)} pairs)"
+                    else f"not kept ({migration['pairs']} pairs)"
+                    if migration.get("pairs")
+                    else "no pair (GELU/Hardswish blocks)"
                 ),
                 "all_int8_psnr_db": round(first["psnr_db"], 1),
                 "all_int8_failed": first.get("failed", []) if fallback else list(parity["failures"]),
                 "kept_psnr_db": round(parity["psnr_db"], 1),
-                "kept_top1": round(parity["top1_agreement"], 3),
+                "kept_top1": round(parity["top1_agreement_decided"], 3),
                 "float_layers": len(fallback["float_layers"]) if fallback else 0,
                 "attempts": len(fallback["attempts"]) if fallback else 0,
                 "stopped": (fallback or {}).get("prediction", {}).get("stopped", ""),
@@ -51,7 +53,7 @@ def rows_of(report: dict) -> list[dict]:
 
 def markdown(rows: list[dict]) -> str:
     lines = [
-        "| model | target | scale migration | all-int8 PSNR | kept PSNR | top-1 | float layers (attempts) | verdict |",
+        "| model | target | scale migration | all-int8 PSNR | kept PSNR | kept top-1 (decided inputs) | float layers kept (attempts) | verdict |",
         "|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
