@@ -29,7 +29,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .sensitivity import SIMULATION_BATCH, simulated_psnr
+from .sensitivity import SIMULATION_BATCH, each_input, simulated_psnr
 
 ALPHAS = (0.25, 0.5, 0.75)  # tried in turn; the simulation picks
 MIN_GAIN_DB = 0.1  # below this the original model is kept: a migration that does not help is noise
@@ -173,25 +173,13 @@ def _affine_norm(module) -> bool:
 def channel_ranges(model: nn.Module, pairs: list[ScalePair], images: torch.Tensor) -> dict[str, torch.Tensor]:
     """Each consumer's input range per channel (max |x|) over `images`."""
     modules = dict(model.named_modules())
-    ranges: dict[str, torch.Tensor] = {}
 
-    def record(name: str):
-        def hook(layer, args):
-            x = args[0]
-            if isinstance(layer, nn.Conv2d):
-                ranges[name] = x.abs().amax(dim=(0, 2, 3))
-            else:
-                ranges[name] = x.abs().reshape(-1, x.shape[-1]).amax(dim=0)
+    def per_channel(layer: nn.Module, x: torch.Tensor) -> torch.Tensor:
+        if isinstance(layer, nn.Conv2d):
+            return x.abs().amax(dim=(0, 2, 3))
+        return x.abs().reshape(-1, x.shape[-1]).amax(dim=0)
 
-        return hook
-
-    hooks = [modules[p.consumer].register_forward_pre_hook(record(p.consumer)) for p in pairs]
-    try:
-        model(images)
-    finally:
-        for hook in hooks:
-            hook.remove()
-    return ranges
+    return each_input(model, [(p.consumer, modules[p.consumer]) for p in pairs], images, per_channel)
 
 
 def migrated(model: nn.Module, pairs: list[ScalePair], ranges: dict[str, torch.Tensor], alpha: float) -> nn.Module:

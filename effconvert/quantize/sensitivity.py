@@ -11,8 +11,9 @@ own runtime judges.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import TypeVar
 
 import numpy as np
 import torch
@@ -21,6 +22,7 @@ from torch import nn
 from ..numeric import decided_top1, psnr_db
 from .ranges import SAMPLES_PER_INPUT, least_error_range, strided_sample
 
+T = TypeVar("T")
 SIMULATION_BATCH = 8
 QUANTIZABLE = (nn.Conv2d, nn.Linear)
 
@@ -64,7 +66,6 @@ class Simulated:
 
     psnr_db: float
     top1: float  # agreement with the float model over the inputs it decides (numeric.decided_top1)
-    ties: int
 
 
 @torch.no_grad()
@@ -87,7 +88,7 @@ def simulated(
                 if name not in keep:
                     stack.enter_context(_quantized(layer, *ranges[name], symmetric=symmetric))
             out = model(images).numpy()
-        scores.append(Simulated(psnr_db(out, reference), *decided_top1(out, reference)))
+        scores.append(Simulated(psnr_db(out, reference), decided_top1(out, reference)[0]))
     return scores
 
 
@@ -108,24 +109,31 @@ def _simulation(model: nn.Module, calibration: np.ndarray, batch: int = SIMULATI
 
 
 def _input_ranges(model, layers, images, symmetric: bool) -> dict[str, tuple[float, float]]:
-    ranges: dict[str, tuple[float, float]] = {}
+    def least_error(layer, x: torch.Tensor) -> tuple[float, float]:
+        sample = strided_sample(x, len(x) * SAMPLES_PER_INPUT)
+        return least_error_range(sample, float(x.min()), float(x.max()), symmetric=symmetric)
 
-    def record(name: str):
-        def hook(layer, args):
-            x = args[0]
-            ranges[name] = least_error_range(
-                strided_sample(x, len(x) * SAMPLES_PER_INPUT), float(x.min()), float(x.max()), symmetric=symmetric
-            )
+    return each_input(model, layers, images, least_error)
 
-        return hook
 
-    hooks = [layer.register_forward_pre_hook(record(name)) for name, layer in layers]
+def each_input(
+    model: nn.Module,
+    layers: list[tuple[str, nn.Module]],
+    images: torch.Tensor,
+    measure: Callable[[nn.Module, torch.Tensor], T],
+) -> dict[str, T]:
+    """{name: measure(layer, its input)} for each of `layers`, over one forward pass of `images`."""
+    found: dict[str, T] = {}
+    hooks = [
+        layer.register_forward_pre_hook(lambda m, args, name=name: found.__setitem__(name, measure(m, args[0])))
+        for name, layer in layers
+    ]
     try:
         model(images)
     finally:
         for hook in hooks:
             hook.remove()
-    return ranges
+    return found
 
 
 @contextlib.contextmanager

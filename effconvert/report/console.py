@@ -126,22 +126,21 @@ def _notes(a: ArtifactReport) -> list[str]:
         notes.append(f"{a.target} {a.quant}: {a.device.summary}")
     elif a.device_error:
         notes.append(f"{a.target} {a.quant}: {a.device_error}")
-    if a.fallback is not None and a.fallback.stopped:
+    if a.fallback is not None:
         f = a.fallback
         missed = "; ".join(f.all_int8.get("failed", [])) or f"{f.all_int8['psnr_db']:.1f} dB"
-        notes.append(f"{a.target} {a.quant}: all-int8 missed its gate ({missed}); no fallback: {f.stopped}")
-    elif a.fallback is not None:
-        f = a.fallback
-        missed = "; ".join(f.all_int8.get("failed", [])) or f"{f.all_int8['psnr_db']:.1f} dB"
-        tried = ", ".join(
-            f"{t.float_layers} float: " + (f"{t.psnr_db:.1f} dB" if t.psnr_db is not None else str(t.error))
-            for t in f.attempts
-        )
-        notes.append(
-            f"{a.target} {a.quant}: all-int8 missed its gate ({missed}); tried {tried}; kept "
-            f"{len(f.float_layers)} layer(s) in float"
-            + (f": {', '.join(f.float_layers)}" if f.float_layers else "")
-            + f" (size x{f.size_ratio:.2f}"
-            + (f", latency x{f.latency_ratio:.2f})" if f.latency_ratio is not None else ")")
-        )
+        if f.stopped:
+            notes.append(f"{a.target} {a.quant}: all-int8 missed its gate ({missed}); no fallback: {f.stopped}")
+        else:
+            tried = ", ".join(
+                f"{t.float_layers} float: " + (f"{t.psnr_db:.1f} dB" if t.psnr_db is not None else str(t.error))
+                for t in f.attempts
+            )
+            notes.append(
+                f"{a.target} {a.quant}: all-int8 missed its gate ({missed}); tried {tried}; kept "
+                f"{len(f.float_layers)} layer(s) in float"
+                + (f": {', '.join(f.float_layers)}" if f.float_layers else "")
+                + f" (size x{f.size_ratio:.2f}"
+                + (f", latency x{f.latency_ratio:.2f})" if f.latency_ratio is not None else ")")
+            )
     return notes
