@@ -109,6 +109,12 @@ class Request:
         off="Quantize the fused model's own scales (to measure the migration's effect)",
         quants=("int8",),
     )
+    bias_correction: bool = _option(
+        True,
+        "Correct each conv/linear's bias for int8's mean error where the simulation says it helps",
+        off="Keep the biases as they are (to measure the correction's effect)",
+        quants=("int8",),
+    )
     int8_io: bool = _option(False, "Integer input/output tensors", quants=("int8",))
     palettize: int | None = _option(None, "Also write N-bit palettized weights", choices=(4, 6))
     gate: str | None = _option(None, "Override gates, e.g. psnr=40,top1=0.995")

@@ -134,6 +134,10 @@ class Target:
     validation_budget: Budget | None = None
     # Its int8 activations are symmetric (zero at code 0), not affine: the fallback simulates the same.
     symmetric_activations: bool = False
+    # Its int8 biases are corrected for the simulated mean error (quantize/bias_correction.py). Not
+    # where the simulation's means are not the runtime's: on Core ML (digits MobileOne-S0, MIL
+    # executor) a correction simulated at +0.4 dB measured -1.6 dB.
+    corrects_biases: bool = True
 
     def why_not(self, quant: str) -> str:
         return dict(self.refused).get(quant, f"{self.name} offers {', '.join(self.quants)}")
@@ -157,6 +161,7 @@ for _row in (
         runtime="coreml",
         inspector="coreml",
         symmetric_activations=True,
+        corrects_biases=False,
         description="Core ML ML Program (iPhone, Neural Engine)",
         options=("ios", "input", "palettize"),
         platforms=("ios",),
@@ -219,6 +224,9 @@ for _row in (
         device="snapdragon",
         in_all=False,
         validation_budget=Budget(16, 120.0, "the QNN HTP simulator takes seconds per image on x86"),
+        # The HTP's 8-bit arithmetic drifts from ONNX Runtime's QDQ (tests/test_qnn_digits.py): a mean
+        # error simulated on the QDQ model is not yet measured against the simulator's.
+        corrects_biases=False,
     ),
 ):
     _register(_row)

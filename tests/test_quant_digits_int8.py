@@ -28,7 +28,7 @@ def converted(request, tmp_path_factory):
             samples=400,
             val=digits.val_dir,
             calib=digits.train_dir,
-            calib_samples=32,
+            calib_samples=64,  # the default: the steps before int8 are judged on the 32 they were not fitted to
             fallback=False,
         )
     )
@@ -39,10 +39,12 @@ def test_all_int8_keeps_task_accuracy_within_a_point(converted):
     arch, digits, report = converted
     assert digits.accuracy >= 0.95
     entries = {(a["target"], a["quant"]): a["parity"] for a in report["artifacts"]}
+    corrections = report.get("int8_bias_correction", [])
     for target in TARGETS:
         fp32, int8 = entries[(target, "fp32")], entries[(target, "int8")]
         print(
             f"\n{arch} {target}: fp32 accuracy {fp32['accuracy']:.4f}, int8 {int8['accuracy']:.4f} "
-            f"({int8['psnr_db']:.1f} dB); {report.get('int8_equalization', {}).get('simulated_psnr_db')}"
+            f"({int8['psnr_db']:.1f} dB); migration {report.get('int8_equalization', {}).get('simulated_psnr_db')}, "
+            f"bias correction {[c['simulated_psnr_db'] for c in corrections if target in c['targets']]}"
         )
         assert fp32["accuracy"] - int8["accuracy"] <= 0.010, (target, fp32["accuracy"], int8["accuracy"])

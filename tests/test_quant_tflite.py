@@ -99,6 +99,11 @@ def test_int8_artifacts_are_built_as_declared_and_ranked_on_litert(small_t8, tmp
         "samples": 16,
         "builtin": False,
     }
+    prepared = outcome.report.to_json()  # the steps before int8 say what they did, kept or not
+    assert prepared["int8_equalization"]["pairs"] > 0
+    (correction,) = prepared["int8_bias_correction"]  # TFLite alone: one activation scheme
+    assert correction["targets"] == ["tflite"] and correction["activations"] == "affine"
+    assert correction["layers"] > 0 and isinstance(correction["applied"], bool)
 
     path = tmp_path / int8["path"]
     interpreter = Interpreter(model_path=str(path))

@@ -68,8 +68,8 @@ def run(request: Request, on_event: EventCallback = ignore, *, second_process: b
         calibration = steps.calibrate(loaded, request, pairs, on_event)
         paths = [request.output_dir / artifact_name(loaded.model.arch, t, q) for t, q in pairs.pairs]
         with steps.writing(request.output_dir, executor, paths) as out_dir:
-            int8_model, equalization = steps.equalize(fused.model, calibration, request, pairs, on_event)
-            sensitivity = steps.rank_layers(fused.model if int8_model is None else int8_model, calibration, on_event)
+            int8 = steps.equalize(fused.model, calibration, request, pairs, on_event)
+            sensitivity = steps.rank_layers(fused.model if int8 is None else int8.migrated, calibration, on_event)
             context = Context(
                 fused.model,
                 loaded.info,
@@ -84,7 +84,7 @@ def run(request: Request, on_event: EventCallback = ignore, *, second_process: b
                 calibration,
                 Reference(fused.prepared, on_event),
                 on_event,
-                int8_model,
+                int8.by_target if int8 else {},
             )
             built = build_pairs(pairs.pairs, context, executor, sensitivity, float_fallback)
             report = steps.assemble_report(
@@ -96,7 +96,7 @@ def run(request: Request, on_event: EventCallback = ignore, *, second_process: b
                 context.prepared.result(),
                 calibration,
                 sensitivity,
-                equalization,
+                int8,
                 built,
                 started,
             )

@@ -10,7 +10,7 @@ Inline, every pair is converted here in order.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -44,12 +44,14 @@ class Context:
     calibration: Calibration | None
     prepared: Reference  # the reference and the fusion proof, from the executor
     on_event: EventCallback
-    int8_model: torch.nn.Module | None = None  # `model` with scales migrated for int8 (quantize/equalize.py)
+    # target -> what its int8 quantizes: `model` with scales migrated and biases corrected for the
+    # target's activation scheme (pipeline/steps.equalize)
+    int8_models: Mapping[str, torch.nn.Module] = field(default_factory=dict)
 
-    def model_for(self, quant: str) -> torch.nn.Module:
-        """What a pair converts: the migrated copy for int8, the fused model otherwise (and always
-        what validation compares against)."""
-        return self.int8_model if quant == "int8" and self.int8_model is not None else self.model
+    def model_for(self, target: str, quant: str) -> torch.nn.Module:
+        """What a pair converts: the target's int8 model for int8, the fused model otherwise (and
+        always what validation compares against)."""
+        return self.int8_models.get(target, self.model) if quant == "int8" else self.model
 
     def plan(self, target: str, quant: str) -> QuantPlan:
         return QuantPlan(
@@ -186,7 +188,7 @@ def convert_here(context: Context, executor: Executor, target: str, plan: QuantP
     context.on_event(Started(f"converting {target} {plan.quant}{floats}"))
     try:
         artifact = convert(
-            context.model_for(plan.quant),
+            context.model_for(target, plan.quant),
             context.info,
             target=target,
             plan=plan,

@@ -21,7 +21,7 @@ class Started:
 
 @dataclass(frozen=True)
 class Done:
-    step: str  # load | inputs | fuse | calibrate | equalize | sensitivity | convert | validate | fallback | skip
+    step: str  # load | inputs | fuse | calibrate | equalize | bias | sensitivity | convert | validate | fallback | skip
     message: str
     seconds: float | None = None  # the step's own time; None where it has none (a note)
     status: Status = "ok"

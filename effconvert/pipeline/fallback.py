@@ -41,11 +41,12 @@ def float_fallback(context: Context, executor: Executor, first: Built, sensitivi
     sets = policy.candidates(sensitivity)
     assert context.calibration is not None
     simulated = simulate(
-        context.model_for(first.quant),
+        context.model_for(first.target, first.quant),
         context.calibration.inputs,
         sets,
         symmetric=TARGETS[first.target].symmetric_activations,
         batch=FALLBACK_BATCH,
+        reference=context.model,  # what validation compares against (the int8 model's biases may be corrected)
     )
     predictions = [policy.Prediction(len(s), sim.psnr_db, sim.top1) for s, sim in zip(sets, simulated, strict=True)]
     aim = _aim(verdict)

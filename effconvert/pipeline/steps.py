@@ -8,7 +8,7 @@ from __future__ import annotations
 import contextlib
 import shutil
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +24,7 @@ from ..labels import labels_for
 from ..load import FAMILIES, LoadedModel, load_checkpoint
 from ..options import Request
 from ..quantize import SIMULATION_BATCH, Calibration, LayerSensitivity, layer_sensitivity
+from ..quantize.bias_correction import BiasCorrection, with_corrected_biases
 from ..quantize.equalize import Equalization, equalized
 from ..report import versions, write_report
 from ..report.html import render_html
@@ -166,20 +167,47 @@ def calibrate(loaded: Loaded, request: Request, pairs: Pairs, on_event: EventCal
     return calibration
 
 
+@dataclass(frozen=True)
+class Int8Models:
+    """What the int8 pairs quantize, and what was done to get there."""
+
+    migrated: torch.nn.Module  # the fused model with activation range migrated (exact in float)
+    by_target: Mapping[str, torch.nn.Module]  # each int8 target's: `migrated` with its biases corrected
+    equalization: Equalization | None
+    bias_corrections: tuple[BiasCorrection, ...]
+
+
 def equalize(
     model: torch.nn.Module, calibration: Calibration | None, request: Request, pairs: Pairs, on_event: EventCallback
-) -> tuple[torch.nn.Module | None, Equalization | None]:
-    """The model the int8 pairs quantize: `model` with activation range migrated into the weights
-    where the simulation says it helps (quantize/equalize.py). None when no pair is int8."""
-    if calibration is None or not any(quant == "int8" for _, quant in pairs.pairs):
-        return None, None
-    if not request.equalize:
-        return model, None
-    on_event(Started("migrating activation scales for int8 (simulated W8A8)"))
-    clock = time.perf_counter()
-    migrated, equalization = equalized(model, calibration.inputs)
-    on_event(Done("equalize", equalization.summary(), time.perf_counter() - clock))
-    return migrated, equalization
+) -> Int8Models | None:
+    """The models the int8 pairs quantize: `model` with activation range migrated into the weights
+    (quantize/equalize.py), then its biases corrected for int8's mean error in each target's activation
+    scheme (quantize/bias_correction.py), each kept where the simulation says it helps. None when no
+    pair is int8."""
+    targets = tuple(dict.fromkeys(t for t, quant in pairs.pairs if quant == "int8"))
+    if calibration is None or not targets:
+        return None
+    equalization = None
+    if request.equalize:
+        on_event(Started("migrating activation scales for int8 (simulated W8A8)"))
+        clock = time.perf_counter()
+        model, equalization = equalized(model, calibration.inputs)
+        on_event(Done("equalize", equalization.summary(), time.perf_counter() - clock))
+    by_target = dict.fromkeys(targets, model)
+    corrections = []
+    for symmetric in (False, True) if request.bias_correction else ():
+        group = tuple(
+            t for t in targets if TARGETS[t].corrects_biases and TARGETS[t].symmetric_activations == symmetric
+        )
+        if not group:
+            continue
+        on_event(Started(f"correcting biases for int8's mean error ({', '.join(group)}; simulated W8A8)"))
+        clock = time.perf_counter()
+        corrected, done = with_corrected_biases(model, calibration.inputs, symmetric=symmetric, targets=group)
+        on_event(Done("bias", done.summary(), time.perf_counter() - clock))
+        by_target.update(dict.fromkeys(group, corrected))
+        corrections.append(done)
+    return Int8Models(model, by_target, equalization, tuple(corrections))
 
 
 def rank_layers(
@@ -287,7 +315,7 @@ def assemble_report(
     prepared: Prepared,
     calibration: Calibration | None,
     sensitivity: list[LayerSensitivity] | None,
-    equalization: Equalization | None,
+    int8: Int8Models | None,
     built: list[Built],
     started: float,
 ) -> Report:
@@ -321,7 +349,8 @@ def assemble_report(
         )
         if sensitivity and calibration
         else None,
-        equalization=equalization,
+        equalization=int8.equalization if int8 else None,
+        bias_corrections=int8.bias_corrections if int8 else (),
         skipped=pairs.skipped,
     )
 

@@ -29,7 +29,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .sensitivity import SIMULATION_BATCH, each_input, simulated_psnr
+from .sensitivity import RANGE_BATCH, each_input, simulated_psnr, split_for_scoring
 
 ALPHAS = (0.25, 0.5, 0.75)  # tried in turn; the simulation picks
 MIN_GAIN_DB = 0.1  # below this the original model is kept: a migration that does not help is noise
@@ -97,10 +97,10 @@ class Equalization:
 
 
 @torch.no_grad()
-def equalized(
-    model: nn.Module, calibration: np.ndarray, *, batch: int = SIMULATION_BATCH
-) -> tuple[nn.Module, Equalization]:
-    """(the model to quantize, what was done): a migrated copy when it simulates better, else `model`."""
+def equalized(model: nn.Module, calibration: np.ndarray, *, batch: int = RANGE_BATCH) -> tuple[nn.Module, Equalization]:
+    """(the model to quantize, what was done): a migrated copy when it simulates better, else `model`
+    (channel ranges over `batch` calibration images, the simulated PSNR over the next `batch` when
+    there are enough)."""
     model.eval()
     example = torch.from_numpy(np.asarray(calibration[:1], dtype=np.float32))
     try:
@@ -109,13 +109,13 @@ def equalized(
         return model, Equalization(0, False, None, None, None, f"graph not readable: {type(exc).__name__}")
     if not pairs:
         return model, Equalization(0, False, None, None, None, "no producer/consumer pair")
-    images = torch.from_numpy(np.asarray(calibration[:batch], dtype=np.float32))
-    ranges = channel_ranges(model, pairs, images)
-    before = simulated_psnr(model, calibration, [()])[0]
+    fit, scoring = split_for_scoring(calibration[: 2 * batch])
+    ranges = channel_ranges(model, pairs, torch.from_numpy(np.asarray(fit, dtype=np.float32)))
+    before = simulated_psnr(model, scoring, [()], batch=batch)[0]
     best, best_alpha, best_db = model, None, before
     for alpha in ALPHAS:
         candidate = migrated(model, pairs, ranges, alpha)
-        score = simulated_psnr(candidate, calibration, [()])[0]
+        score = simulated_psnr(candidate, scoring, [()], batch=batch)[0]
         if score > best_db:
             best, best_alpha, best_db = candidate, alpha, score
     applied = best_alpha is not None and best_db - before >= MIN_GAIN_DB

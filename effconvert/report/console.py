@@ -56,6 +56,8 @@ def render_console(err: Console, report: Report, report_path: Path) -> None:
         )
     if report.equalization is not None:
         err.print(f"int8 {escape(report.equalization.summary())}", soft_wrap=True)
+    for correction in report.bias_corrections:
+        err.print(f"int8 {escape(correction.summary())}", soft_wrap=True)
     for note in dict.fromkeys(report.skipped + tuple(notes)):
         err.print(f"[yellow]note:[/] {escape(note)}", soft_wrap=True)
     for name in dict.fromkeys(a.runtime for a in report.artifacts if a.runtime):

@@ -64,6 +64,8 @@ def render_html(report: Report, plots: dict[str, str]) -> str:
         parts.append(_card(artifact, plots.get(artifact.path or "")))
     if report.equalization is not None:
         parts.append(f"<p class='small'>int8: {_e(report.equalization.summary())}</p>")
+    for correction in report.bias_corrections:
+        parts.append(f"<p class='small'>int8: {_e(correction.summary())}</p>")
     if report.sensitivity is not None:
         parts.append(_sensitivity(report.sensitivity, report.artifacts))
     versions = ", ".join(f"{k} {v}" for k, v in report.versions.items())

@@ -15,6 +15,7 @@ from typing import Any
 from ..device.report import DeviceReport
 from ..fuse import FusionProof
 from ..load.model import ModelSummary
+from ..quantize.bias_correction import BiasCorrection
 from ..quantize.equalize import Equalization
 from ..quantize.sensitivity import LayerSensitivity
 from ..validate import Verdict
@@ -250,6 +251,7 @@ class Report:
     calibration: CalibrationInfo | None = None
     sensitivity: Sensitivity | None = None
     equalization: Equalization | None = None  # int8's scale migration (quantize/equalize.py)
+    bias_corrections: tuple[BiasCorrection, ...] = ()  # int8's, per activation scheme (quantize/bias_correction.py)
     skipped: tuple[str, ...] = ()  # pairs asked for that a target does not offer, each with why
     schema: str = field(default=SCHEMA)
 
@@ -278,6 +280,8 @@ class Report:
             body["int8_sensitivity"] = self.sensitivity.to_json()
         if self.equalization is not None:
             body["int8_equalization"] = self.equalization.to_json()
+        if self.bias_corrections:
+            body["int8_bias_correction"] = [c.to_json() for c in self.bias_corrections]
         body.update(
             inputs=self.inputs.to_json(),
             reference=vars(self.reference),
@@ -311,5 +315,6 @@ class Report:
             calibration=CalibrationInfo(**data["calibration"]) if data.get("calibration") else None,
             sensitivity=Sensitivity.from_json(data["int8_sensitivity"]) if data.get("int8_sensitivity") else None,
             equalization=Equalization.from_json(data["int8_equalization"]) if data.get("int8_equalization") else None,
+            bias_corrections=tuple(BiasCorrection.from_json(c) for c in data.get("int8_bias_correction", ())),
             skipped=tuple(data.get("skipped", ())),
         )
