@@ -88,3 +88,28 @@ def test_not_kept_when_it_does_not_hold_on_images_it_was_not_fitted_to(calibrati
     kept, done = with_corrected_biases(model, shifted)
     assert kept is model and not done.applied and "not kept" in done.summary()
     assert done.simulated_after_db < done.simulated_before_db
+
+
+@pytest.mark.parametrize("asked", [("tflite", "coreml", "executorch"), ("coreml",)])
+def test_each_target_quantizes_the_model_of_its_own_scheme(calibration, tmp_path, asked):
+    """TFLite and ExecuTorch share one correction (affine activations); Core ML quantizes the model
+    uncorrected (its `corrects_biases` column), and the report says which targets each correction is for."""
+    from effconvert.options import Request
+    from effconvert.pipeline.steps import equalize
+    from effconvert.quantize import Calibration
+    from effconvert.targets import Pairs
+
+    model = Biased().eval()
+    pixels = np.zeros((len(calibration), 8, 8, 3), dtype=np.uint8)
+    request = Request(tmp_path / "x.pth", asked, ("int8",), tmp_path / "out", equalize=False)
+    int8 = equalize(
+        model, Calibration(calibration, pixels, "test", True), request, Pairs(tuple((t, "int8") for t in asked)), print
+    )
+    assert int8 is not None and int8.migrated is model and int8.equalization is None
+    assert int8.by_target["coreml"] is model
+    if "tflite" in asked:
+        (done,) = int8.bias_corrections
+        assert done.targets == ("tflite", "executorch") and not done.symmetric and done.applied
+        assert int8.by_target["tflite"] is int8.by_target["executorch"] is not model
+    else:
+        assert int8.bias_corrections == ()
