@@ -224,9 +224,6 @@ for _row in (
         device="snapdragon",
         in_all=False,
         validation_budget=Budget(16, 120.0, "the QNN HTP simulator takes seconds per image on x86"),
-        # The HTP's 8-bit arithmetic drifts from ONNX Runtime's QDQ (tests/test_qnn_digits.py): a mean
-        # error simulated on the QDQ model is not yet measured against the simulator's.
-        corrects_biases=False,
     ),
 ):
     _register(_row)

@@ -85,6 +85,7 @@ def run(request: Request, on_event: EventCallback = ignore, *, second_process: b
                 Reference(fused.prepared, on_event),
                 on_event,
                 int8.by_target if int8 else {},
+                inputs.inputs,
             )
             built = build_pairs(pairs.pairs, context, executor, sensitivity, float_fallback)
             report = steps.assemble_report(

@@ -15,6 +15,7 @@ from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from ..convert import Artifact, ModelInfo, convert
@@ -47,6 +48,7 @@ class Context:
     # target -> what its int8 quantizes: `model` with scales migrated and biases corrected for the
     # target's activation scheme (pipeline/steps.equalize)
     int8_models: Mapping[str, torch.nn.Module] = field(default_factory=dict)
+    validation_inputs: np.ndarray | None = None  # what each artifact is judged on (the fallback simulates on them)
 
     def model_for(self, target: str, quant: str) -> torch.nn.Module:
         """What a pair converts: the target's int8 model for int8, the fused model otherwise (and

@@ -29,7 +29,7 @@ from .executor import Executor
 LATENCY_ELSEWHERE = "not measured: this runtime's time is not the device's (see the runtime's description)"
 
 
-FALLBACK_BATCH = 32  # calibration images the fallback simulates: top-1 needs more than the ranking's 8
+FALLBACK_BATCH = 32  # validation inputs the fallback simulates on: top-1 needs more than the ranking's 8
 
 
 def float_fallback(context: Context, executor: Executor, first: Built, sensitivity: list[LayerSensitivity]) -> Built:
@@ -47,6 +47,7 @@ def float_fallback(context: Context, executor: Executor, first: Built, sensitivi
         symmetric=TARGETS[first.target].symmetric_activations,
         batch=FALLBACK_BATCH,
         reference=context.model,  # what validation compares against (the int8 model's biases may be corrected)
+        judged_on=context.validation_inputs,
     )
     predictions = [policy.Prediction(len(s), sim.psnr_db, sim.top1) for s, sim in zip(sets, simulated, strict=True)]
     aim = _aim(verdict)
@@ -183,9 +184,9 @@ def _record(
         "failed": [c.text for c in first.verdict.checks if not c.passed],
     }
     prediction = {
-        "method": f"PSNR and top-1 (decided inputs) of the logits on {FALLBACK_BATCH} calibration images with every "
-        "other conv/linear in simulated W8A8 (the target's activation scheme), plus the runtime's measured "
-        "offset from the simulation",
+        "method": f"PSNR and top-1 (decided inputs) of the logits on {FALLBACK_BATCH} validation inputs with every "
+        "other conv/linear in simulated W8A8 (the target's activation scheme, ranges over the calibration images), "
+        "plus the runtime's measured offset from the simulation",
         "aimed_at": [name for name, value in (("psnr_db", aim.psnr_db), ("top1_agreement", aim.top1)) if value],
         "offset_db": round(offsets.psnr_db, 2),
         "offset_top1": round(offsets.top1, 4),
