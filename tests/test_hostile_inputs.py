@@ -383,7 +383,15 @@ def _leftovers(folder: Path) -> list[str]:
     return sorted(p.name for p in folder.iterdir())
 
 
-@pytest.mark.parametrize("signum, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)], ids=["SIGINT", "SIGTERM"])
+@pytest.mark.parametrize(
+    "signum, code",
+    [
+        (signal.SIGINT, 130),
+        # 15 s each; the same handler: SIGTERM in `make test-slow` (the default suite's 10-minute budget)
+        pytest.param(signal.SIGTERM, 143, marks=pytest.mark.slow),
+    ],
+    ids=["SIGINT", "SIGTERM"],
+)
 def test_interrupt_says_what_finished_and_leaves_no_temporary_folder(tmp_path, t8, signum, code):
     private_tmp = tmp_path / "tmp"
     private_tmp.mkdir()

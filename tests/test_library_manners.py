@@ -60,6 +60,7 @@ print(json.dumps({"before": before, "after": after, "runtime": check.runtime, "e
 """
 
 
+@pytest.mark.slow  # 32 s of repeated conversions: `make test-slow` (the default suite's 10-minute budget)
 @pytest.mark.skipif(not GLIBC or sys.platform != "linux", reason="reads /proc and glibc's mallinfo2")
 def test_convert_and_validate_leave_the_callers_process_as_it_was(tmp_path, small_t8):
     done = subprocess.run(
