@@ -108,16 +108,15 @@ def bias_corrected(
     copied = copy.deepcopy(model).eval()
     images = torch.from_numpy(np.asarray(calibration[:batch], dtype=np.float32))
     layers = [(name, m) for name, m in copied.named_modules() if isinstance(m, QUANTIZABLE)]
-    ranges = input_ranges(copied, layers, images, symmetric)
     layers_with_bias = [(name, m) for name, m in layers if _has_bias(m)]
     float_means: dict[str, torch.Tensor] = {}
-    with contextlib.ExitStack() as stack:
+    with contextlib.ExitStack() as stack:  # the float pass that measures the ranges takes the means too
         for name, layer in layers_with_bias:
             hook = layer.register_forward_hook(
                 lambda m, args, out, name=name: float_means.__setitem__(name, _mean(m, out))
             )
             stack.callback(hook.remove)
-        copied(images)
+        ranges = input_ranges(copied, layers, images, symmetric)
     shifts: dict[str, torch.Tensor] = {}
 
     def corrects(name: str):

@@ -94,7 +94,9 @@ def simulated(
     ranges fit them (make-checkpoint MobileOne-S1: 35.3 dB that way against 31.0 dB on the
     validation inputs, where its Core ML artifact measured 31.2)."""
     if judged_on is None:
-        images, layers, ranges, logits = _simulation(model, calibration, batch, symmetric=symmetric)
+        images, layers, ranges, logits = _simulation(
+            model, calibration, batch, symmetric=symmetric, reference=reference
+        )
     else:
         images, layers, ranges, logits = _simulation(
             model,
@@ -102,9 +104,8 @@ def simulated(
             min(len(calibration), JUDGED_RANGE_CAP),
             symmetric=symmetric,
             judged_on=judged_on[:batch],
+            reference=reference,
         )
-    if reference is not None:
-        logits = reference.eval()(images).numpy()
     scores = []
     for keep in float_layers:
         with contextlib.ExitStack() as stack:
@@ -145,15 +146,17 @@ def _simulation(
     *,
     symmetric: bool = False,
     judged_on: np.ndarray | None = None,
+    reference: nn.Module | None = None,
 ):
     """(images, quantizable layers, each layer's input range, float logits): what both simulations
-    start from. Ranges over the first max(batch, RANGE_BATCH) calibration images; the logits on
-    `judged_on`, else on the first `batch` of them."""
+    start from. Ranges over the first max(batch, RANGE_BATCH) calibration images; the logits (of
+    `reference` when given, else of `model`) on `judged_on`, else on the first `batch` of them."""
     model.eval()
     images = torch.from_numpy(np.asarray(calibration[:batch] if judged_on is None else judged_on, dtype=np.float32))
     for_ranges = torch.from_numpy(np.asarray(calibration[: max(batch, RANGE_BATCH)], dtype=np.float32))
     layers = [(name, m) for name, m in model.named_modules() if isinstance(m, QUANTIZABLE)]
-    return images, layers, input_ranges(model, layers, for_ranges, symmetric), model(images).numpy()
+    logits = (model if reference is None else reference.eval())(images).numpy()
+    return images, layers, input_ranges(model, layers, for_ranges, symmetric), logits
 
 
 def input_ranges(model, layers, images, symmetric: bool = False) -> dict[str, tuple[float, float]]:
