@@ -47,7 +47,7 @@ def test_int8_packages_are_built_as_declared_and_run_on_the_executor(small_t8, t
             ("coreml",),
             ("fp32", "int8-weights", "int8"),
             tmp_path,
-            samples=16,
+            samples=8,
             calib=small_t8.train_dir,
             calib_samples=16,
             palettize=6,
@@ -58,7 +58,7 @@ def test_int8_packages_are_built_as_declared_and_run_on_the_executor(small_t8, t
     for entry in (fp32, weights, int8, pal6):
         p = entry["parity"]
         assert entry["runtime"] == "coreml-mil-executor" and np.isfinite(p["psnr_db"]), entry
-        assert p["samples"] == 16
+        assert p["samples"] == 8
     assert fp32["parity"]["passed"] and fp32["parity"]["psnr_db"] > weights["parity"]["psnr_db"]
     for entry in (weights, int8):
         assert entry["size_bytes"] <= 0.30 * fp32["size_bytes"]
