@@ -26,7 +26,7 @@ def test_all_targets_include_an_executorch_program_validated_on_its_runtime(t8_a
     assert entry["parity"]["passed"] and entry["parity"]["max_rel_err"] <= 1e-5
     assert any("XNNPACK delegated" in note and "1 subgraph" in note for note in entry["notes"]), entry["notes"]
     # the TFLite path's rewrite for XNNPACK, shared: the row says xnnpack (convert/large_kernels.py)
-    assert any("computed as 4x4 tiles" in note for note in entry["notes"]), entry["notes"]
+    assert any("computed as centred bands" in note for note in entry["notes"]), entry["notes"]
     assert (t8_all.out_dir / "fastvit_t8_fp32.pte").is_file()
     assert not any(a["target"] == "executorch" and a["quant"] == "fp16" for a in t8_all.report.to_json()["artifacts"])
 

@@ -55,14 +55,14 @@ def _check_sensitivity_table(outcome, checkpoint) -> list[float]:
     return scores
 
 
-def _depthwise_kernels(path) -> list[int]:
+def _depthwise_taps(path) -> list[int]:
     from ai_edge_litert import schema_py_generated as schema
 
     model = schema.ModelT.InitFromPackedBuf(bytearray(path.read_bytes()), 0)
     graph = model.subgraphs[0]
     codes = [max(c.builtinCode, c.deprecatedBuiltinCode) for c in model.operatorCodes]  # small codes: either field
     return [
-        max(graph.tensors[op.inputs[1]].shape[1:3])
+        int(graph.tensors[op.inputs[1]].shape[1] * graph.tensors[op.inputs[1]].shape[2])  # [1, kh, kw, C]
         for op in graph.operators
         if codes[op.opcodeIndex] == schema.BuiltinOperator.DEPTHWISE_CONV_2D
     ]
@@ -172,12 +172,12 @@ def test_int8_has_float_io_unless_asked(quantized, digits, tmp_path):
         if model.operatorCodes[op.opcodeIndex].builtinCode == schema.BuiltinOperator.GELU
     ]
     assert gelu_inputs and set(gelu_inputs) == {schema.TensorType.FLOAT32}
-    # FastViT's 7x7 depthwise convs on maps of >= 16x16 run as 4x4 tiles (XNNPACK's slow multipass
-    # kernel avoided); not in int8-weights, where each tile would quantize its input again.
-    int8_kernels = _depthwise_kernels(path)
-    weights_kernels = _depthwise_kernels(quantized.out_dir / _entry(quantized, "int8-weights")["path"])
-    assert 4 in int8_kernels and 4 not in weights_kernels
-    assert int8_kernels.count(7) < weights_kernels.count(7)
+    # FastViT's 7x7 depthwise convs on maps of >= 16x16 run as centred bands of <= 25 taps (XNNPACK's
+    # slow multipass kernel avoided); not in int8-weights, where each band would quantize its input again.
+    int8_taps = _depthwise_taps(path)
+    weights_taps = _depthwise_taps(quantized.out_dir / _entry(quantized, "int8-weights")["path"])
+    assert 21 in int8_taps and 21 not in weights_taps  # a 3x7 centre band
+    assert int8_taps.count(49) < weights_taps.count(49)
     outcome = run(
         Request(
             digits.checkpoint,

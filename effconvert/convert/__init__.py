@@ -28,7 +28,7 @@ from ..signals import third_party
 from ..stopwatch import Stopwatch
 from ..targets import TARGETS, ExportOptions, artifact_name
 from .artifact import Artifact
-from .large_kernels import NOT_TILED_QUANTS, tile_large_depthwise, tiled_note
+from .large_kernels import NOT_BANDED_QUANTS, band_large_depthwise, banded_note
 from .metadata import ModelInfo, provenance
 
 __all__ = ["Artifact", "ExportOptions", "Exporter", "ModelInfo", "convert", "exporter_of"]
@@ -78,9 +78,9 @@ def convert(
     """Write `<arch>_<quant><suffix>` into `out_dir` (atomically) and describe it."""
     options = options or ExportOptions()
     exporter = exporter_of(target)
-    tiled = 0
-    if TARGETS[target].xnnpack and plan.quant not in NOT_TILED_QUANTS:  # XNNPACK's fast depthwise kernels
-        model, tiled = tile_large_depthwise(model, sample)
+    banded = 0
+    if TARGETS[target].xnnpack and plan.quant not in NOT_BANDED_QUANTS:  # XNNPACK's fast depthwise kernels
+        model, banded = band_large_depthwise(model, sample)
     out = Path(out_dir) / artifact_name(info.arch, target, plan.quant)
     clock = Stopwatch()
     start = time.perf_counter()
@@ -101,6 +101,6 @@ def convert(
         out,
         time.perf_counter() - start,
         exporter.input_layout(options),
-        ([tiled_note(tiled)] if tiled else []) + list(notes),
+        ([banded_note(banded)] if banded else []) + list(notes),
         toolchain_s=clock.seconds,
     )

@@ -5,16 +5,25 @@ XNNPACK (ai-edge-litert 2.3.0, x86-64) runs depthwise convolutions of up to 25 t
 a 7x7 (49 taps) falls to a multipass kernel that is slower than the 49 taps justify. Measured on
 this machine, six 7x7 depthwise convs over 64 channels at 64x64: fp32 17.3 ms as 7x7, 5.0 ms as
 5x5 tiles; int8 25.1 ms vs 4.9 ms. FastViT has one in every ConvMlp and RepCPE and in each patch
-embedding, so its int8 graph was barely faster than fp32. (4x4 tiles measured the same as 5x5.)
-FastViT-S12 @256, 2 threads, one run: fp32 32.9 -> 26.6 ms, int8 27.5 -> 13.3 ms. Not used for
-int8-weights: dynamic range quantizes each tile's input again (15.5 -> 23.4 ms, timed alternately).
-A channel-multiplier conv (FastViT's patch embeddings) is tiled as plain depthwise convs over its
-repeated input (see TiledDepthwise): FastViT-S12 @256, 2 threads, 12 rounds timed alternately,
-LiteRT fp32 33.7 -> 30.5 ms, int8 44.6 -> 25.3 ms; ExecuTorch fp32 33.0 -> 31.0, int8 24.2 -> 21.7.
+embedding, so its int8 graph was barely faster than fp32.
 
-The rewrite is exact up to float summation order: a k x k kernel is cut into tiles of at most
-4x4, each applied as its own conv, and the shifted outputs added. The model is copied; the
-caller's is never modified.
+A k x k kernel (k odd) is cut into centred row bands: the rows around the centre that fit in 25
+taps as one dense band, every further pair of rows c-d, c+d as a two-row band dilated by 2d. Each
+band is centred where the kernel is, so it computes the original output grid with its own
+(smaller) padding: the graph holds the bands and their adds, nothing else. The square tiles used
+before (4x4, shifted outputs) needed two slices per tile to crop their outputs, copies XNNPACK
+makes: on ExecuTorch fp32, FastViT-S12's 96 slices took 2.3 of its 31 ms. Six 7x7 convs as above
+on ExecuTorch, 2 threads, 8 rounds timed alternately: fp32 46.4 ms whole, 13.2 as tiles, 7.7 as
+bands; int8 54.4, 14.8, 12.9. FastViT-S12 @256, 10 rounds alternately, tiles -> bands: ExecuTorch
+fp32 38.1 -> 33.9 ms, int8 25.8 -> 22.1; LiteRT fp32 38.8 -> 33.5, int8 31.5 -> 27.6.
+Not used for int8-weights: dynamic range quantizes each band's input again (as tiles: 15.5 -> 23.4
+ms, timed alternately).
+
+A channel-multiplier conv (FastViT's patch embeddings) is computed as plain depthwise convs over its
+repeated input (see BandedDepthwise): FastViT-S12 @256, 2 threads, 12 rounds timed alternately (as
+tiles), LiteRT fp32 33.7 -> 30.5 ms, int8 44.6 -> 25.3 ms; ExecuTorch fp32 33.0 -> 31.0, int8 24.2 -> 21.7.
+
+The rewrite is exact up to float summation order. The model is copied; the caller's is never modified.
 """
 
 from __future__ import annotations
@@ -24,33 +33,36 @@ import copy
 import torch
 from torch import nn
 
-NOT_TILED_QUANTS = ("int8-weights",)  # dynamic range: each tile would quantize its input again
-MIN_TILED_PIXELS = 16 * 16  # output maps smaller than this stay whole (see tile_large_depthwise)
-MAX_TILE = 4  # 16 taps: one XNNPACK pass; 4 divides the strides used (1, 2, 4), see forward()
+NOT_BANDED_QUANTS = ("int8-weights",)  # dynamic range: each band would quantize its input again
+MIN_BANDED_PIXELS = 16 * 16  # output maps smaller than this stay whole (see band_large_depthwise)
+MAX_TAPS = 25  # XNNPACK's largest one-pass depthwise kernel
 MAX_COPIES = 5  # XNNPACK concatenates 2 to 5 tensors in one op (a channel multiplier's copies)
 
 
-class TiledDepthwise(nn.Module):
-    """A depthwise (or channel-multiplier) Conv2d whose kernel exceeds MAX_TILE, as tiles.
+def _centre_half_height(kw: int) -> int:
+    """a: the centre band's rows are c-a .. c+a, as many as MAX_TAPS allows at this width."""
+    return (MAX_TAPS // kw - 1) // 2
 
-    Each tile is a conv with the original padding and stride; tile (top, left)'s output,
-    shifted by (top, left) / stride, is that tile's share of the original output. Cropping
-    outputs instead of padding inputs keeps an explicit PAD out of the graph (litert-torch's
-    layout pass refused a PAD behind a quantized tensor)."""
+
+class BandedDepthwise(nn.Module):
+    """A depthwise (or channel-multiplier) Conv2d of more than MAX_TAPS taps, as centred row bands.
+
+    Row c (the kernel's centre) and its neighbours up to c±a form one dense band; every further pair
+    of rows c-d, c+d is a two-row band with dilation 2d. Each band is centred on the original
+    kernel's centre, so with the padding shrunk by the rows it leaves out it computes the original's
+    output grid exactly: no crop, no pad, no slice in the graph, only the adds. A 7x7 becomes 3x7
+    (21 taps), 2x7 dilated 4 and 2x7 dilated 6."""
 
     def __init__(self, conv: nn.Conv2d) -> None:
         super().__init__()
         kh, kw = conv.kernel_size
-        if isinstance(conv.padding, str):  # tile_large_depthwise tiles numeric paddings only
-            raise ValueError(f"cannot tile a conv with padding {conv.padding!r}")
-        self.stride: tuple[int, int] = (conv.stride[0], conv.stride[-1])
-        self.padding: tuple[int, int] = (conv.padding[0], conv.padding[-1])
-        self.kernel = (kh, kw)
+        if not _bandable(conv):
+            raise ValueError(f"cannot split {conv} into centred bands")
         # A channel multiplier m (out = m x in, FastViT's patch embeddings) is computed as a plain
         # depthwise conv over the input repeated m times, its output channels in (copy, channel)
         # order, put back in PyTorch's (channel, copy) order at the end. XNNPACK runs a multiplier
         # conv as a grouped IGEMM, one input channel per group: one 7x7 stride-2 64 -> 128 conv at
-        # 128x128 on ExecuTorch, 2 threads, fp32 22.2 -> 4.7 ms, int8 12.8 -> 6.6 ms.
+        # 128x128 on ExecuTorch, 2 threads, fp32 22.2 -> 4.7 ms, int8 12.8 -> 6.6 ms (as tiles).
         copies = conv.out_channels // conv.in_channels
         self.copies = copies if 1 < copies <= MAX_COPIES else 1
         weight, bias = conv.weight.data, conv.bias.data if conv.bias is not None else None
@@ -60,62 +72,64 @@ class TiledDepthwise(nn.Module):
         channels, groups = (
             (conv.out_channels, conv.out_channels) if self.copies > 1 else (conv.in_channels, conv.groups)
         )
-        self.tiles = nn.ModuleList()
-        self.offsets: list[tuple[int, int]] = []
-        for top in range(0, kh, MAX_TILE):
-            for left in range(0, kw, MAX_TILE):
-                share = weight[:, :, top : top + MAX_TILE, left : left + MAX_TILE]
-                first = not self.tiles  # carries the bias: no separate add
-                tile = nn.Conv2d(
-                    channels,
-                    conv.out_channels,
-                    (share.shape[2], share.shape[3]),
-                    stride=self.stride,
-                    padding=self.padding,
-                    groups=groups,
-                    bias=first and bias is not None,
-                )
-                tile.weight.data = share.clone()
-                if tile.bias is not None and bias is not None:
-                    tile.bias.data = bias.clone()
-                self.tiles.append(tile)
-                self.offsets.append((top // conv.stride[0], left // conv.stride[1]))
+        c, a = kh // 2, _centre_half_height(kw)
+        ph, pw = int(conv.padding[0]), int(conv.padding[-1])  # numeric: _bandable checked
+        # (rows, dilation): the dense centre band, then each pair of rows c-d, c+d
+        bands = [(list(range(c - a, c + a + 1)), 1)] + [([c - d, c + d], 2 * d) for d in range(a + 1, c + 1)]
+        self.bands = nn.ModuleList()
+        for rows, dilation in bands:
+            band = nn.Conv2d(
+                channels,
+                conv.out_channels,
+                (len(rows), kw),
+                stride=(conv.stride[0], conv.stride[-1]),
+                padding=(ph - rows[0], pw),  # the original padding less the rows above this band
+                dilation=(dilation, 1),
+                groups=groups,
+                bias=not self.bands and bias is not None,  # the first band carries the bias: no separate add
+            )
+            band.weight.data = weight[:, :, rows, :].clone()
+            if band.bias is not None and bias is not None:
+                band.bias.data = bias.clone()
+            self.bands.append(band)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        (ph, pw), (sh, sw), (kh, kw) = self.padding, self.stride, self.kernel
-        out_h = (x.shape[-2] + 2 * ph - kh) // sh + 1
-        out_w = (x.shape[-1] + 2 * pw - kw) // sw + 1
         if self.copies > 1:  # x.view(...): a second node, as XNNPACK's cat refuses one input twice
             x = torch.cat([x] + [x.view(x.shape) for _ in range(self.copies - 1)], dim=1)
         out: torch.Tensor | None = None
-        for tile, (dy, dx) in zip(self.tiles, self.offsets):  # tile by tile: the graph's op order is the bytes'
-            y = tile(x)[:, :, dy : dy + out_h, dx : dx + out_w]
+        for band in self.bands:  # band by band: the graph's op order is the bytes'
+            y = band(x)
             out = y if out is None else out + y
-        assert out is not None  # a tiled conv has at least one tile
+        assert out is not None  # a banded conv has at least one band
         if self.copies > 1:  # (copy, channel) -> (channel, copy): PyTorch's output order
-            n, c, h, w = out.shape
-            out = out.view(n, self.copies, c // self.copies, h, w).transpose(1, 2).reshape(n, c, h, w)
+            n, ch, h, w = out.shape
+            out = out.view(n, self.copies, ch // self.copies, h, w).transpose(1, 2).reshape(n, ch, h, w)
         return out
 
 
-def _tileable(m: nn.Module) -> bool:
-    return (
+def _bandable(m: nn.Module) -> bool:
+    if not (
         isinstance(m, nn.Conv2d)
         and m.groups == m.in_channels
         and m.groups > 1
-        and max(m.kernel_size) > MAX_TILE
         and m.dilation == (1, 1)
         and m.padding_mode == "zeros"
         and isinstance(m.padding, tuple)
-        and all(MAX_TILE % s == 0 for s in m.stride)
+    ):
+        return False
+    kh, kw = m.kernel_size
+    # Odd height (a centre row), more taps than one pass takes, a two-row band within one pass, and
+    # padding that covers the centre band (each band's own padding is the original's less what it skips).
+    return (
+        kh % 2 == 1 and kh * kw > MAX_TAPS and 2 * kw <= MAX_TAPS and m.padding[0] >= kh // 2 - _centre_half_height(kw)
     )
 
 
-def tile_large_depthwise(model: nn.Module, sample: torch.Tensor) -> tuple[nn.Module, int]:
+def band_large_depthwise(model: nn.Module, sample: torch.Tensor) -> tuple[nn.Module, int]:
     """A copy of `model` with every large depthwise conv whose output (for `sample`) has at least
-    MIN_TILED_PIXELS tiled; and how many were. Small maps gain little time, and each tile adds its
-    own per-channel quantization parameters and bias: on FastViT-T8 @64 tiling every 7x7 grew the
-    int8 file by 0.32 MB (3.70 -> 4.02 MB, 0.31x fp32)."""
+    MIN_BANDED_PIXELS split into bands; and how many were. Small maps gain little time, and each
+    band adds its own per-channel quantization parameters: on FastViT-T8 @64 tiling every 7x7 grew
+    the int8 file by 0.32 MB (3.70 -> 4.02 MB, 0.31x fp32)."""
     model = copy.deepcopy(model)
     pixels: dict[str, int] = {}
     hooks = [
@@ -123,7 +137,7 @@ def tile_large_depthwise(model: nn.Module, sample: torch.Tensor) -> tuple[nn.Mod
             lambda mod, args, out, name=name: pixels.__setitem__(name, out.shape[-2] * out.shape[-1])
         )
         for name, m in model.named_modules()
-        if _tileable(m)
+        if _bandable(m)
     ]
     try:
         with torch.no_grad():
@@ -131,13 +145,16 @@ def tile_large_depthwise(model: nn.Module, sample: torch.Tensor) -> tuple[nn.Mod
     finally:
         for hook in hooks:
             hook.remove()
-    targets = [name for name, count in pixels.items() if count >= MIN_TILED_PIXELS]
+    targets = [name for name, count in pixels.items() if count >= MIN_BANDED_PIXELS]
     for name in targets:
         parent_name, _, child = name.rpartition(".")
         parent = model.get_submodule(parent_name) if parent_name else model
-        setattr(parent, child, TiledDepthwise(getattr(parent, child)))
+        setattr(parent, child, BandedDepthwise(getattr(parent, child)))
     return model, len(targets)
 
 
-def tiled_note(count: int) -> str:
-    return f"{count} depthwise conv(s) larger than {MAX_TILE}x{MAX_TILE} computed as {MAX_TILE}x{MAX_TILE} tiles (XNNPACK's fast kernels)"
+def banded_note(count: int) -> str:
+    return (
+        f"{count} depthwise conv(s) of more than {MAX_TAPS} taps computed as centred bands of at most "
+        f"{MAX_TAPS} (XNNPACK's one-pass kernels)"
+    )

@@ -3,8 +3,8 @@
 Input `input`: float32 NHWC normalised pixels by default (Android camera pipelines deliver
 channel-last buffers), `--layout nchw` keeps NCHW. Output `logits`. The quant modes are
 quantize/tflite.py's (fp16 and dynamic-range recipes, PT2E W8A8 with float GELUs and float I/O).
-Depthwise convs larger than 4x4 are tiled first (convert/__init__.py: the row says xnnpack), except for
-int8-weights, where each tile would quantize its input again.
+Depthwise convs of more than 25 taps are split into centred bands first (convert/__init__.py: the row
+says xnnpack), except for int8-weights, where each band would quantize its input again.
 """
 
 from __future__ import annotations
