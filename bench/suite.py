@@ -13,7 +13,8 @@ efficientformer_l1, efficientvit_m0):
   - effconvert's end-to-end wall time vs the time inside the raw converter calls it makes;
   - the hardware floor: FLOPs / measured sgemm rate, and each runtime's share of it.
 Writes bench/results/latest.json and bench/results/latest.md (which the README includes).
-Every artifact runs in its own child process (clean peak memory); torch runs in this one.
+Every artifact runs in its own child process for its peak memory; latencies are timed in this one,
+every artifact and torch in turn, round by round (a busy machine weighs on each alike).
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ import torch
 
 MODELS = ("fastvit_s12", "efficientformer_l1", "efficientvit_m0")
 RESULTS = Path(__file__).parent / "results"
+ROUNDS = 8  # latency: every artifact timed in turn, --runs calls each spread over this many rounds
 # (column, target, quant): the artifacts the pipeline writes and the suite times.
 ARTIFACTS = (
     ("TFLite fp32", "tflite", "fp32"),
@@ -81,7 +83,7 @@ def main() -> None:
 def bench_model(arch: str, threads: int, runs: int, gflops: float) -> dict:
     from effconvert.fuse import fuse_model
     from effconvert.load import family_of_arch, load_checkpoint
-    from effconvert.measure import bench_artifact, model_flops, time_calls
+    from effconvert.measure import bench_artifact, model_flops, time_alternately
     from effconvert.pipeline import Request, run
     from effconvert.synth.checkpoint import make_checkpoint
     from effconvert.validate import input_set
@@ -125,9 +127,6 @@ def bench_model(arch: str, threads: int, runs: int, gflops: float) -> dict:
         inputs = input_set(loaded.preprocessing, samples=8)
         x = torch.from_numpy(inputs.inputs[:1])
         fused = fuse_model(unfused, inputs=torch.from_numpy(inputs.inputs)).model.eval()
-        with torch.no_grad():
-            row["latency_ms"]["torch eager unfused"] = time_calls(lambda: unfused(x), runs=runs).median_ms
-            row["latency_ms"]["torch eager fused"] = time_calls(lambda: fused(x), runs=runs).median_ms
         row["gflops"] = model_flops(fused, x) / 1e9
         row["latency_ms"]["hardware floor"] = row["gflops"] / gflops * 1000
 
@@ -141,18 +140,38 @@ def bench_model(arch: str, threads: int, runs: int, gflops: float) -> dict:
 
         for column, path in measured:
             try:
-                result = bench_artifact(path, threads=threads, runs=runs)
+                result = bench_artifact(path, threads=threads, runs=3)  # memory and size; latency below
             except EffconvertError as exc:  # a runtime that cannot run it: a finding, in the table
                 row.setdefault("failed", {})[column] = exc.message
                 print(f"  {arch} {column}: FAILED {exc.message}", flush=True)
                 continue
-            row["latency_ms"][column] = result.timing.median_ms
-            row["p90_ms"][column] = result.timing.p90_ms
             row["size_mb"][column] = result.size_bytes / 1e6
             row["added_rss_mb"][column] = result.added_rss_mb
-            print(f"  {arch} {column}: {result.timing.median_ms:.1f} ms, {result.size_bytes / 1e6:.1f} MB", flush=True)
+        # Latency: torch and every artifact that ran, opened side by side in this process and timed
+        # in turn, round by round, so that the ratios compare runs under the same machine load.
+        timed = time_alternately(
+            {
+                "torch eager unfused": torch.no_grad()(lambda: unfused(x)),
+                "torch eager fused": torch.no_grad()(lambda: fused(x)),
+                **{column: _runtime_call(path, threads) for column, path in measured if column in row["size_mb"]},
+            },
+            rounds=ROUNDS,
+            runs=max(runs // ROUNDS, 1),
+        )
+        for column, timing in timed.items():
+            row["latency_ms"][column] = timing.median_ms
+            row["p90_ms"][column] = timing.p90_ms
+            print(f"  {arch} {column}: {timing.median_ms:.1f} ms, {row['size_mb'].get(column, 0):.1f} MB", flush=True)
     print(f"{arch}: e2e {row['e2e_s']} s, inside the converters {row['toolchain_s']} s", flush=True)
     return row
+
+
+def _runtime_call(path: Path, threads: int):
+    from effconvert.runtime import noise_batch, open_runtime
+
+    runtime = open_runtime(path, threads=threads)
+    batch = noise_batch((1, *runtime.input_shape[1:]))
+    return lambda: runtime.run(batch)
 
 
 def _in_child(ckpt: Path, out: Path, validate: bool) -> tuple[dict, float]:

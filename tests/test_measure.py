@@ -10,7 +10,7 @@ import pytest
 import torch
 from torch import nn
 
-from effconvert.measure import model_flops, sgemm_gflops, time_calls
+from effconvert.measure import model_flops, sgemm_gflops, time_alternately, time_calls
 
 
 class Tiny(nn.Module):
@@ -41,6 +41,18 @@ def artifacts(tmp_path_factory):
     )
     mlmodel.save(str(folder / "tiny.mlpackage"))
     return folder
+
+
+def test_time_alternately_takes_turns_round_by_round():
+    """A ratio between two calls compares them under the same load: they alternate, round by round."""
+    order: list[str] = []
+    timed = time_alternately(
+        {"a": lambda: order.append("a"), "b": lambda: order.append("b")}, rounds=3, runs=2, warmup=1
+    )
+    assert order == ["a", "b"] + ["a", "a", "b", "b"] * 3  # warm-up, then the rounds
+    assert {name: t.runs for name, t in timed.items()} == {"a": 6, "b": 6}
+    with pytest.raises(ValueError):
+        time_alternately({"a": lambda: None}, rounds=0, runs=1)
 
 
 def test_time_calls_counts_runs_after_warmup():

@@ -6,7 +6,7 @@ returns plain dataclasses; rendering is the CLI's or the bench script's job.
 
 from .artifacts import ArtifactBench, bench_artifact, check_bench_options, mil_fixed_cost
 from .floor import model_flops, sgemm_gflops
-from .timing import Timing, time_calls
+from .timing import Timing, time_alternately, time_calls
 
 __all__ = [
     "ArtifactBench",
@@ -16,5 +16,6 @@ __all__ = [
     "mil_fixed_cost",
     "model_flops",
     "sgemm_gflops",
+    "time_alternately",
     "time_calls",
 ]

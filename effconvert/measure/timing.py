@@ -1,4 +1,5 @@
-"""Median and p90 wall time of a call, after warm-up (first calls allocate and pack weights)."""
+"""Median and p90 wall time of a call, after warm-up (first calls allocate and pack weights); and
+of several calls timed in turn, round by round, so that a busy machine weighs on each alike."""
 
 from __future__ import annotations
 
@@ -30,3 +31,24 @@ def time_calls(fn: Callable[[], object], *, runs: int, warmup: int = 3) -> Timin
         fn()
         times.append((time.perf_counter() - start) * 1000)
     return Timing(float(np.median(times)), float(np.percentile(times, 90)), runs)
+
+
+def time_alternately(
+    calls: dict[str, Callable[[], object]], *, rounds: int, runs: int, warmup: int = 3
+) -> dict[str, Timing]:
+    """Each call's median over `rounds` rounds of `runs` calls, the calls taking turns round by
+    round. One after the other, two artifacts' ratio moved between 0.70 and 1.07 on this machine
+    (ExecuTorch int8 / fp32, FastViT-S12): whichever ran during a neighbour's burst lost."""
+    if rounds < 1 or runs < 1:
+        raise ValueError(f"rounds and runs must be at least 1, got {rounds} and {runs}")
+    for fn in calls.values():
+        for _ in range(warmup):
+            fn()
+    times: dict[str, list[float]] = {name: [] for name in calls}
+    for _ in range(rounds):
+        for name, fn in calls.items():
+            for _ in range(runs):
+                start = time.perf_counter()
+                fn()
+                times[name].append((time.perf_counter() - start) * 1000)
+    return {name: Timing(float(np.median(t)), float(np.percentile(t, 90)), len(t)) for name, t in times.items()}
