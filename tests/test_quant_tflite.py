@@ -172,7 +172,7 @@ def test_int8_has_float_io_unless_asked(quantized, digits, tmp_path):
         if model.operatorCodes[op.opcodeIndex].builtinCode == schema.BuiltinOperator.GELU
     ]
     assert gelu_inputs and set(gelu_inputs) == {schema.TensorType.FLOAT32}
-    # FastViT's 7x7 depthwise convs on maps of >= 16x16 run as centred bands of <= 25 taps (XNNPACK's
+    # FastViT's 7x7 depthwise convs run as centred bands of <= 25 taps (XNNPACK's
     # slow multipass kernel avoided); not in int8-weights, where each band would quantize its input again.
     int8_taps = _depthwise_taps(path)
     weights_taps = _depthwise_taps(quantized.out_dir / _entry(quantized, "int8-weights")["path"])

@@ -80,7 +80,7 @@ def convert(
     exporter = exporter_of(target)
     banded = 0
     if TARGETS[target].xnnpack and plan.quant not in NOT_BANDED_QUANTS:  # XNNPACK's fast depthwise kernels
-        model, banded = band_large_depthwise(model, sample)
+        model, banded = band_large_depthwise(model)
     out = Path(out_dir) / artifact_name(info.arch, target, plan.quant)
     clock = Stopwatch()
     start = time.perf_counter()
