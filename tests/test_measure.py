@@ -47,9 +47,10 @@ def test_time_alternately_takes_turns_round_by_round():
     """A ratio between two calls compares them under the same load: they alternate, round by round."""
     order: list[str] = []
     timed = time_alternately(
-        {"a": lambda: order.append("a"), "b": lambda: order.append("b")}, rounds=3, runs=2, warmup=1
+        {"a": lambda: order.append("a"), "b": lambda: order.append("b")}, rounds=3, runs=2, warmup=1, settle_s=0
     )
-    assert order == ["a", "b"] + ["a", "a", "b", "b"] * 3  # warm-up, then the rounds
+    # warm-up, then the rounds: each turn an untimed call (the other's threads settle) and two timed
+    assert order == ["a", "b"] + ["a"] * 3 + ["b"] * 3 + ["a"] * 3 + ["b"] * 3 + ["a"] * 3 + ["b"] * 3
     assert {name: t.runs for name, t in timed.items()} == {"a": 6, "b": 6}
     with pytest.raises(ValueError):
         time_alternately({"a": lambda: None}, rounds=0, runs=1)

@@ -33,12 +33,19 @@ def time_calls(fn: Callable[[], object], *, runs: int, warmup: int = 3) -> Timin
     return Timing(float(np.median(times)), float(np.percentile(times, 90)), runs)
 
 
+SETTLE_S = 0.05  # before each turn: the previous runtime's spinning worker threads go to sleep
+
+
 def time_alternately(
-    calls: dict[str, Callable[[], object]], *, rounds: int, runs: int, warmup: int = 3
+    calls: dict[str, Callable[[], object]], *, rounds: int, runs: int, warmup: int = 3, settle_s: float = SETTLE_S
 ) -> dict[str, Timing]:
     """Each call's median over `rounds` rounds of `runs` calls, the calls taking turns round by
     round. One after the other, two artifacts' ratio moved between 0.70 and 1.07 on this machine
-    (ExecuTorch int8 / fp32, FastViT-S12): whichever ran during a neighbour's burst lost."""
+    (ExecuTorch int8 / fp32, FastViT-S12): whichever ran during a neighbour's burst lost.
+
+    Each turn starts with a pause and one untimed call: runtimes in one process keep their own
+    thread pools, whose workers spin a while after a run (ONNX Runtime's by default). Without it,
+    ExecuTorch fp32 timed right after ONNX Runtime fp16 took 40 ms against 33 ms on its own."""
     if rounds < 1 or runs < 1:
         raise ValueError(f"rounds and runs must be at least 1, got {rounds} and {runs}")
     for fn in calls.values():
@@ -47,6 +54,8 @@ def time_alternately(
     times: dict[str, list[float]] = {name: [] for name in calls}
     for _ in range(rounds):
         for name, fn in calls.items():
+            time.sleep(settle_s)
+            fn()
             for _ in range(runs):
                 start = time.perf_counter()
                 fn()
