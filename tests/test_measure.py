@@ -76,11 +76,13 @@ def test_sgemm_rate_is_measured():
 
 
 def test_bench_times_every_artifact_on_its_runtime(cli, artifacts):
-    paths = [artifacts / name for name in ("tiny.tflite", "tiny.onnx", "tiny.mlpackage")]
+    """Each artifact in a child of its own. The MIL executor's (a child importing torch and
+    coremltools, and its fixed-memory probe, ~15 s) is benched in the test-slow test below."""
+    paths = [artifacts / name for name in ("tiny.tflite", "tiny.onnx")]
     result = cli("bench", *paths, "--runs", "3", "--threads", "1", "--json")
     assert result.exit_code == 0, result.output
     rows = json.loads(result.output)
-    assert [r["runtime"] for r in rows] == ["litert", "onnxruntime", "coreml-mil-executor"]
+    assert [r["runtime"] for r in rows] == ["litert", "onnxruntime"]
     for row, path in zip(rows, paths):
         assert row["timing"]["runs"] == 3 and 0 < row["timing"]["median_ms"] <= row["timing"]["p90_ms"]
         assert row["threads"] == 1
@@ -104,8 +106,9 @@ def test_bench_reports_the_mil_executors_fixed_memory_apart(cli, artifacts):
     assert mil["package_rss_ratio"] == pytest.approx(mil["package_rss_mb"] * 2**20 / mil["size_bytes"])
     assert mil["library_beyond_fixed_mb"] == pytest.approx(max(mil["library_rss_mb"] - mil["fixed_library_rss_mb"], 0))
     assert ort["fixed_rss_mb"] is None and "package_rss_mb" not in ort
-    table = cli("bench", *paths, "--runs", "2")
-    assert "its fixed memory" in table.output and "kernel code" in table.output and "tiny.mlpackage" in table.output
+    assert mil["runtime"] == "coreml-mil-executor" and 0 < mil["timing"]["median_ms"] <= mil["timing"]["p90_ms"]
+    table = " ".join(cli("bench", *paths, "--runs", "2").output.split())  # as read, whatever the wrapping
+    assert "the MIL executor's fixed memory" in table and "kernel code" in table and "tiny.mlpackage" in table
 
 
 def test_library_pages_are_counted_from_shared_objects_only():
