@@ -83,7 +83,7 @@ def main() -> None:
 def bench_model(arch: str, threads: int, runs: int, gflops: float) -> dict:
     from effconvert.fuse import fuse_model
     from effconvert.load import family_of_arch, load_checkpoint
-    from effconvert.measure import bench_artifact, model_flops, time_alternately
+    from effconvert.measure import bench_artifact, model_flops, runtime_call, time_alternately
     from effconvert.pipeline import Request, run
     from effconvert.synth.checkpoint import make_checkpoint
     from effconvert.validate import input_set
@@ -153,7 +153,9 @@ def bench_model(arch: str, threads: int, runs: int, gflops: float) -> dict:
             {
                 "torch eager unfused": torch.no_grad()(lambda: unfused(x)),
                 "torch eager fused": torch.no_grad()(lambda: fused(x)),
-                **{column: _runtime_call(path, threads) for column, path in measured if column in row["size_mb"]},
+                **{
+                    column: runtime_call(path, threads=threads) for column, path in measured if column in row["size_mb"]
+                },
             },
             rounds=ROUNDS,
             runs=max(runs // ROUNDS, 1),
@@ -164,14 +166,6 @@ def bench_model(arch: str, threads: int, runs: int, gflops: float) -> dict:
             print(f"  {arch} {column}: {timing.median_ms:.1f} ms, {row['size_mb'].get(column, 0):.1f} MB", flush=True)
     print(f"{arch}: e2e {row['e2e_s']} s, inside the converters {row['toolchain_s']} s", flush=True)
     return row
-
-
-def _runtime_call(path: Path, threads: int):
-    from effconvert.runtime import noise_batch, open_runtime
-
-    runtime = open_runtime(path, threads=threads)
-    batch = noise_batch((1, *runtime.input_shape[1:]))
-    return lambda: runtime.run(batch)
 
 
 def _in_child(ckpt: Path, out: Path, validate: bool) -> tuple[dict, float]:

@@ -76,6 +76,7 @@ def test_failed_fusion_proof_removes_what_the_run_wrote(tmp_path, checkpoints, m
     assert not out.exists() or not any(out.iterdir())
 
 
+@pytest.mark.slow  # 19-30 s: in make test-slow (the default suite's budget: a fresh clone took 10:04)
 def test_death_of_the_second_process_ends_the_run_with_one_line(tmp_path, checkpoints, monkeypatch):
     """Killed once this run's first conversion is written (its checks still to come), the second process
     takes the run down with one line; nothing half-written stays, and the next run gets a fresh one."""

@@ -4,7 +4,7 @@ Numbers on a shared machine move between runs; ratios measured in one run hold. 
 returns plain dataclasses; rendering is the CLI's or the bench script's job.
 """
 
-from .artifacts import ArtifactBench, bench_artifact, check_bench_options, mil_fixed_cost
+from .artifacts import ArtifactBench, bench_artifact, check_bench_options, mil_fixed_cost, runtime_call
 from .floor import model_flops, sgemm_gflops
 from .timing import Timing, time_alternately, time_calls
 
@@ -15,6 +15,7 @@ __all__ = [
     "check_bench_options",
     "mil_fixed_cost",
     "model_flops",
+    "runtime_call",
     "sgemm_gflops",
     "time_alternately",
     "time_calls",

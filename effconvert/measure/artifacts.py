@@ -10,6 +10,7 @@ import concurrent.futures
 import multiprocessing
 import os
 import platform
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -137,11 +138,16 @@ def bench_artifact(path: Path, *, threads: int = 2, runs: int = 20, warmup: int 
 def time_artifact(path: Path, *, threads: int = 2, runs: int = 10, warmup: int = 3) -> Timing:
     """The artifact's latency on its runtime, timed in this process: no memory figures, and no
     child — the caller may be a batch worker, which multiprocessing lets have none (daemonic)."""
+    return time_calls(runtime_call(path, threads=threads), runs=runs, warmup=warmup)
+
+
+def runtime_call(path: Path, *, threads: int = 2) -> Callable[[], object]:
+    """One inference of the artifact on its runtime, opened here, on a noise batch of its input shape."""
     from ..runtime import noise_batch, open_runtime
 
     runtime = open_runtime(Path(path), threads=threads)
     batch = noise_batch((1, *runtime.input_shape[1:]))
-    return time_calls(lambda: runtime.run(batch), runs=runs, warmup=warmup)
+    return lambda: runtime.run(batch)
 
 
 def mil_fixed_cost(*, threads: int = 2) -> ArtifactBench:
