@@ -93,19 +93,15 @@ def simulated(
     calibration image (up to JUDGED_RANGE_CAP), as the artifact is built and validated; else the calibration images, whose
     ranges fit them (make-checkpoint MobileOne-S1: 35.3 dB that way against 31.0 dB on the
     validation inputs, where its Core ML artifact measured 31.2)."""
-    if judged_on is None:
-        images, layers, ranges, logits = _simulation(
-            model, calibration, batch, symmetric=symmetric, reference=reference
-        )
-    else:
-        images, layers, ranges, logits = _simulation(
-            model,
-            calibration,
-            min(len(calibration), JUDGED_RANGE_CAP),
-            symmetric=symmetric,
-            judged_on=judged_on[:batch],
-            reference=reference,
-        )
+    # Judged on other images: ranges over every calibration image (up to the cap), logits on those.
+    images, layers, ranges, logits = _simulation(
+        model,
+        calibration,
+        batch if judged_on is None else min(len(calibration), JUDGED_RANGE_CAP),
+        symmetric=symmetric,
+        judged_on=None if judged_on is None else judged_on[:batch],
+        reference=reference,
+    )
     scores = []
     for keep in float_layers:
         with contextlib.ExitStack() as stack:
