@@ -11,8 +11,8 @@ honestly: leave-one-model-out, with the model structure chosen inside each fold.
    (the graph's work, the compiler's op mix). Cached per (model, precision) under --work: the
    compiler's op mix for SM8650 and SM8750 was identical on every one of the first 11 (model,
    precision) pairs compiled for both, so one compile serves both SoCs' rows.
-2. Structure. For each (SoC, precision), every subset of the candidate features is scored by
-   leave-one-model-out error; the subset whose worse figure is nearest its bar (median 15 %, 90th
+2. Structure. For each (SoC, precision), every subset of the candidate features that at least
+   three calibration models carry is scored by leave-one-model-out error; the subset whose worse figure is nearest its bar (median 15 %, 90th
    percentile 30 %) is shipped, fitted on all rows.
 3. Honest error. The same choice is repeated inside each leave-one-model-out fold (nested), so the
    error reported — the table written to docs/results/snapdragon-latency.md — is that of the whole
@@ -221,18 +221,33 @@ CANDIDATES = (
 BAR = (0.15, 0.30)
 
 
-def _subsets() -> list[tuple[str, ...]]:
+# A feature enters the choice only where at least this many calibration models carry it (at least a
+# tenth of its largest value): a weight fitted on one or two models is their residual, not a cost.
+# Without it the int8 fit priced ShuffleNet's channel shuffles by ViT's transposes alone: +613 %.
+CARRIED_BY = 3
+
+
+def _carried(rows: list[tuple[str, dict, float]]) -> tuple[str, ...]:
+    def carriers(f: str) -> int:
+        top = max(x[f] for _, x, _ in rows)
+        return sum(x[f] >= 0.1 * top for _, x, _ in rows) if top > 0 else 0
+
+    return tuple(f for f in CANDIDATES if carriers(f) >= CARRIED_BY)
+
+
+def _subsets(candidates: tuple[str, ...]) -> list[tuple[str, ...]]:
     found = []
     for k in range(1, 5):
-        for combo in itertools.combinations(CANDIDATES, k):
+        for combo in itertools.combinations(candidates, k):
             found.append(("fixed", *combo))
             found.append(combo)
     return found
 
 
 def choose(rows: list[tuple[str, dict, float]]) -> tuple[tuple[str, ...], tuple[float, float]]:
-    """The feature subset whose leave-one-model-out (median, p90) |error| on `rows` is nearest BAR."""
-    scored = [(_score(_loo_errors(rows, s)), s) for s in _subsets()]
+    """The feature subset whose leave-one-model-out (median, p90) |error| on `rows` is nearest BAR,
+    among the features enough of `rows` carry."""
+    scored = [(_score(_loo_errors(rows, s)), s) for s in _subsets(_carried(rows))]
     (median, p90), best = min(scored, key=lambda t: (_against_bar(*t[0]), len(t[1])))
     return best, (median, p90)
 

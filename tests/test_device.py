@@ -15,6 +15,7 @@ from coreml_programs import rank_six_package
 
 from effconvert.device import device_report
 from effconvert.device.cost import Calibration
+from effconvert.device.snapdragon_cost import FEATURES, SnapdragonCalibration
 
 
 def _entry(outcome, target, quant):
@@ -26,6 +27,16 @@ def test_calibration_ships_with_its_measured_error():
     rows = calibration.loo["rows"]
     assert len(rows) == 12 and {r["arch"] for r in rows} >= {"fastvit_s12", "mobileone_s0"}
     assert calibration.band == pytest.approx(max(abs(r["loo_variant_error"]) for r in rows), abs=1e-3)
+
+
+def test_snapdragon_calibration_ships_with_its_nested_error_as_band():
+    calibration = SnapdragonCalibration.load()
+    assert {"SM8650 fp16", "SM8650 w8a16", "SM8750 fp16", "SM8750 w8a16"} <= set(calibration.fits)
+    for name, fit in calibration.fits.items():
+        errors = sorted(abs(r["error"]) for r in fit.loo["rows"])
+        assert len(errors) >= 6 and set(fit.features) <= set(FEATURES), name
+        assert fit.band == pytest.approx(errors[round(0.9 * (len(errors) - 1))], abs=1e-3), name
+        assert fit.loo["p90_abs_error"] == pytest.approx(fit.band, abs=1e-3), name
 
 
 def test_fp16_program_runs_on_the_engine_and_fp32_does_not(t8_all):

@@ -71,6 +71,9 @@ def test_residency_names_every_node_off_the_htp(qnn_small, cli):
     assert result.exit_code == 0, result.output
     report = json.loads(result.output)
     assert report["device"] == "snapdragon-sm8750-htp" and report["ops"]["htp"] == w8a16.residency.on
+    latency = report["latency_ms"]  # SM8750 w8a16 is calibrated; a 64 px model lies outside its rows
+    assert 0 < latency["low"] < latency["estimate"] < latency["high"] and "not a measurement" in report["what"]
+    assert report["calibration"]["fit"] == "SM8750 w8a16" and report["extrapolated"]
 
 
 def test_a_fresh_session_runs_the_binary_without_compiling_and_gives_the_same_logits(qnn_small, small_t8):
