@@ -12,8 +12,8 @@ honestly: leave-one-model-out, with the model structure chosen inside each fold.
    compiler's op mix for SM8650 and SM8750 was identical on every one of the first 11 (model,
    precision) pairs compiled for both, so one compile serves both SoCs' rows.
 2. Structure. For each (SoC, precision), every subset of the candidate features that at least
-   three calibration models carry is scored by leave-one-model-out error; the subset whose worse figure is nearest its bar (median 15 %, 90th
-   percentile 30 %) is shipped, fitted on all rows.
+   three calibration models carry is scored by leave-one-model-out error; the subset whose worse
+   figure is nearest its bar (median 15 %, 90th percentile 30 %) is shipped, fitted on all rows.
 3. Honest error. The same choice is repeated inside each leave-one-model-out fold (nested), so the
    error reported — the table written to docs/results/snapdragon-latency.md — is that of the whole
    procedure on a model it never saw.
