@@ -122,6 +122,8 @@ def test_coreml_no_validate_and_tensor_input(tmp_path, checkpoints, cli):
         "--ios",
         "17",
         "--no-validate",
+        "--image-size",
+        "64",  # the layout and input kind are the point, not the resolution
         "--out",
         out,
     )
@@ -148,6 +150,8 @@ def test_tflite_nchw_layout_and_onnx_dynamic_batch(tmp_path, checkpoints, cli):
         "--dynamic-batch",
         "--samples",
         "8",
+        "--image-size",
+        "64",  # the layout and input kind are the point, not the resolution
         "--out",
         out,
     )
@@ -158,6 +162,7 @@ def test_tflite_nchw_layout_and_onnx_dynamic_batch(tmp_path, checkpoints, cli):
 
     dims = onnx.load(str(out / "fastvit_t8_fp32.onnx")).graph.input[0].type.tensor_type.shape.dim
     assert dims[0].dim_param and dims[0].dim_value == 0
+    assert [d.dim_value for d in dims[1:]] == [3, 64, 64]
 
 
 def _digest(path):
